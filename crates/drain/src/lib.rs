@@ -1,0 +1,43 @@
+//! The drain model shared by every lameduck part.
+//!
+//! A drain takes a serving process to a stopped one without losing a request. It
+//! has three phases, all measured against one [`Budget`] (the grace period the
+//! orchestrator gives, counted from the first trigger):
+//!
+//! 1. [`Phase::LameDuck`]: still serving everything, but telling routers to go away
+//!    (readiness 503, registry DOWN, `Connection: close`, GOAWAY) and waiting for
+//!    them to catch up.
+//! 2. [`Phase::Drain`]: stop accepting, finish what is in flight, tell the app.
+//! 3. [`Phase::Terminate`]: at `grace − margin`, force-close what is left.
+//!
+//! This crate holds only the model: the phases, the budget arithmetic, which signal
+//! means what, and the state machine that says how a trigger moves a drain on. Each
+//! part (supervisor, proxy, …) executes the phases in its own way, so the rules are
+//! written once and every part behaves the same when a user sends it a signal.
+
+#![forbid(unsafe_code)]
+
+mod budget;
+mod duration;
+mod machine;
+mod phase;
+mod signal;
+
+pub use budget::{Budget, LameDuckWait, Plan, PlanError, Timing, DEFAULT_GRACE, GRACE_ENV};
+pub use duration::{format_duration, parse_duration, DurationError};
+pub use machine::{Drain, Step, Trigger};
+pub use phase::Phase;
+pub use signal::{Sig, SignalParseError, StopKind};
+
+/// Logs a phase change the same way in every part: timestamp (from the log
+/// subscriber), the new phase, why, and the budget left.
+pub fn log_phase(phase: Phase, reason: &str, budget_left: Option<std::time::Duration>) {
+    match budget_left {
+        Some(left) => tracing::info!(
+            phase = %phase,
+            budget_left = %format_duration(left),
+            "{reason}"
+        ),
+        None => tracing::info!(phase = %phase, "{reason}"),
+    }
+}

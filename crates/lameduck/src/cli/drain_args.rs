@@ -1,0 +1,81 @@
+//! The drain flags `run` and `prestop` share: the budget and the lame-duck phase.
+
+use std::time::Duration;
+
+use clap::Args;
+use lameduck_drain::{parse_duration, LameDuckWait, Plan, Timing};
+use lameduck_supervisor::{Hook, LameDuckWork};
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Drain budget")]
+pub(crate) struct BudgetArgs {
+    /// The whole drain budget, counted from the first trigger (preStop or stop
+    /// signal). Set it to the pod's terminationGracePeriodSeconds.
+    #[arg(long, value_name = "DURATION", env = "LAMEDUCK_GRACE_SECONDS", default_value = "30s", value_parser = parse_duration)]
+    pub(crate) grace: Duration,
+
+    /// Safety margin before the kubelet's SIGKILL: lameduck sends SIGKILL to the
+    /// app's process group itself at grace − margin, and says so in its log.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub(crate) margin: Duration,
+
+    /// Time kept for the app to finish in-flight work after its stop signal: the
+    /// lame-duck phase ends at the latest at grace − margin − stop-reserve.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub(crate) stop_reserve: Duration,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Lame-duck phase (phase 1)")]
+pub(crate) struct LameDuckArgs {
+    /// Wait this long after the hooks before the app gets its stop signal (what
+    /// `preStop: sleep N` did). With --until-quiet: the longest the quiet wait may take.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) drain_delay: Option<Duration>,
+
+    /// End the lame-duck phase as soon as no new connection to --port has been seen
+    /// for this long (read from /proc/net/tcp and tcp6), within its budget share.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "port")]
+    pub(crate) until_quiet: Option<Duration>,
+
+    /// The app's port(s) watched by --until-quiet (repeatable).
+    #[arg(long, value_name = "PORT")]
+    pub(crate) port: Vec<u16>,
+
+    /// Command run at the start of the lame-duck phase, before the wait, e.g. to
+    /// mark the instance DOWN in a registry. Split like a shell line but run
+    /// without a shell. Repeatable: hooks run in order, each bounded by the budget.
+    /// Hooks see LAMEDUCK_PHASE, LAMEDUCK_BUDGET_LEFT_MS and LAMEDUCK_APP_PID.
+    #[arg(long, value_name = "CMD", value_parser = Hook::parse)]
+    pub(crate) on_drain: Vec<Hook>,
+}
+
+impl LameDuckArgs {
+    /// True if any phase-1 work was asked for.
+    pub(crate) fn any(&self) -> bool {
+        self.drain_delay.is_some() || self.until_quiet.is_some() || !self.on_drain.is_empty()
+    }
+
+    /// The checked plan and the lame-duck work; the error names the flag to change.
+    pub(crate) fn plan(&self, budget: &BudgetArgs) -> Result<(Plan, LameDuckWork), String> {
+        let timing = Timing {
+            grace: budget.grace,
+            margin: budget.margin,
+            stop_reserve: budget.stop_reserve,
+        };
+        let wait = match (self.until_quiet, self.drain_delay) {
+            (Some(quiet), max) => LameDuckWait::UntilQuiet { quiet, max },
+            (None, Some(delay)) => LameDuckWait::Fixed(delay),
+            (None, None) => LameDuckWait::None,
+        };
+        if !self.port.is_empty() && self.until_quiet.is_none() {
+            return Err("--port is only used with --until-quiet".into());
+        }
+        let plan = Plan::new(timing, wait).map_err(|e| e.to_string())?;
+        let work = LameDuckWork {
+            hooks: self.on_drain.clone(),
+            quiet_ports: self.port.clone(),
+        };
+        Ok((plan, work))
+    }
+}

@@ -1,0 +1,19 @@
+//! The `lameduck` binary: parses the command line and calls the library of the
+//! part asked for. Nothing else lives here.
+
+mod cli;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(cli.log_format);
+    let code = match cli.command {
+        cli::Command::Run(args) => cli::run::main(args),
+        cli::Command::Prestop(args) => cli::prestop::main(args),
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}

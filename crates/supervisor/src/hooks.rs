@@ -1,0 +1,115 @@
+//! The lame-duck phase's work after readiness flips: drain hooks, then the wait.
+//!
+//! Hooks are what users put in `preStop` scripts today (`curl … status=DOWN`).
+//! They run one after another, without a shell (so they work in distroless
+//! images), each bounded by the lame-duck share of the budget: a hook that hangs
+//! is killed with its whole process group and the drain goes on.
+
+use std::{
+    process::Stdio,
+    sync::{atomic::Ordering, Arc},
+};
+
+use lameduck_drain::{format_duration, LameDuckWait};
+use nix::{
+    sys::signal::{killpg, Signal},
+    unistd::Pid,
+};
+use tokio::time::Instant;
+
+use crate::{
+    quiet,
+    reaper::{Exit, Reaper},
+    spawn::{self, Options},
+    state::Shared,
+    Hook, LameDuckWork,
+};
+
+/// Runs the hooks, then waits as `wait` says, never past `until`.
+pub(crate) async fn lame_duck(
+    work: &LameDuckWork,
+    wait: LameDuckWait,
+    until: Instant,
+    reaper: &Reaper,
+    shared: &Arc<Shared>,
+    app_pid: Option<Pid>,
+) {
+    for hook in &work.hooks {
+        run_hook(hook, until, reaper, shared, app_pid).await;
+    }
+    let left = || format_duration(until.saturating_duration_since(Instant::now()));
+    match wait {
+        LameDuckWait::None => {}
+        LameDuckWait::Fixed(delay) => {
+            let end = (Instant::now() + delay).min(until);
+            tracing::info!(delay = %format_duration(delay), share_left = %left(), "waiting the drain delay");
+            tokio::time::sleep_until(end).await;
+        }
+        LameDuckWait::UntilQuiet { quiet, max } => {
+            let end = max.map_or(until, |m| (Instant::now() + m).min(until));
+            tracing::info!(
+                quiet = %format_duration(quiet),
+                ports = ?work.quiet_ports,
+                share_left = %left(),
+                "waiting until no new connection arrives"
+            );
+            let started = Instant::now();
+            let outcome = quiet::wait_until_quiet(&work.quiet_ports, quiet, end, |n| {
+                shared.new_connections.fetch_add(n, Ordering::Relaxed);
+            })
+            .await;
+            let waited = format_duration(started.elapsed());
+            if outcome.quiet {
+                tracing::info!(waited = %waited, new_connections = outcome.new_connections, "quiet: routers have stopped sending");
+            } else {
+                tracing::warn!(waited = %waited, new_connections = outcome.new_connections, "still not quiet at the end of the lame-duck share; going on");
+            }
+        }
+    }
+}
+
+async fn run_hook(
+    hook: &Hook,
+    until: Instant,
+    reaper: &Reaper,
+    shared: &Shared,
+    app_pid: Option<Pid>,
+) {
+    let budget_left = until.saturating_duration_since(Instant::now());
+    let mut cmd = spawn::command(&hook.argv, Options { foreground: false });
+    cmd.stdin(Stdio::null())
+        .env("LAMEDUCK_PHASE", "lame-duck")
+        .env(
+            "LAMEDUCK_BUDGET_LEFT_MS",
+            budget_left.as_millis().to_string(),
+        );
+    if let Some(pid) = app_pid {
+        cmd.env("LAMEDUCK_APP_PID", pid.as_raw().to_string());
+    }
+    tracing::info!(hook = %hook.line, time_left = %format_duration(budget_left), "running drain hook");
+    let started = Instant::now();
+    let (pid, exit) = match reaper.spawn(&mut cmd) {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            shared.hook_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(hook = %hook.line, "drain hook could not start: {e}");
+            return;
+        }
+    };
+    let took = || format_duration(started.elapsed());
+    match tokio::time::timeout_at(until, exit).await {
+        Ok(Ok(Exit::Code(0))) => {
+            tracing::info!(hook = %hook.line, took = %took(), "drain hook done")
+        }
+        Ok(Ok(exit)) => {
+            shared.hook_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(hook = %hook.line, took = %took(), "drain hook failed: {exit}; going on");
+        }
+        Ok(Err(_)) => tracing::warn!(hook = %hook.line, "drain hook's status was lost"),
+        Err(_) => {
+            shared.hook_failures.fetch_add(1, Ordering::Relaxed);
+            let _ = killpg(pid, Signal::SIGKILL);
+            tracing::warn!(hook = %hook.line, took = %took(), "drain hook ran out of the lame-duck share; killed it");
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! `ld-fixture`: the app that lameduck's black-box tests supervise.
+//!
+//! ```text
+//! ld-fixture signals OUT [--ignore SIG]… [--exit-on SIG]… [--listen PORT]
+//!     writes "READY <pid>" then "<SIGNAME> <monotonic ns>" per signal to OUT;
+//!     exits 0 on an --exit-on signal (default: TERM, INT, QUIT unless ignored)
+//! ld-fixture exit CODE        exits with CODE
+//! ld-fixture raise SIG        kills itself with SIG
+//! ld-fixture orphans N OUT    leaves N orphaned grandchildren, then acts like
+//!                             `signals OUT`; each orphan writes "ORPHAN <pid> <ppid>"
+//!                             once re-parented, then exits (a zombie to reap)
+//! ```
+
+use std::{
+    fs::OpenOptions,
+    io::Write,
+    net::TcpListener,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use lameduck_drain::Sig;
+use lameduck_testkit::monotonic_ns;
+use signal_hook::iterator::Signals;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_else(|| usage());
+    match arg(0).as_str() {
+        "signals" => signals(&arg(1), &args[2..]),
+        "exit" => std::process::exit(arg(1).parse().unwrap_or_else(|_| usage())),
+        "raise" => raise(&arg(1)),
+        "orphans" => {
+            let n: usize = arg(1).parse().unwrap_or_else(|_| usage());
+            for _ in 0..n {
+                let exe = std::env::current_exe().expect("own path");
+                Command::new(exe)
+                    .args(["orphan-parent", &arg(2)])
+                    .status()
+                    .expect("spawn");
+            }
+            signals(&arg(2), &args[3..]);
+        }
+        "orphan-parent" => {
+            // Start the grandchild and exit without waiting: it becomes an orphan.
+            let exe = std::env::current_exe().expect("own path");
+            let parent = std::process::id().to_string();
+            // Dropping the handle without waiting is the point: an orphan is made.
+            #[allow(clippy::zombie_processes)]
+            let _child = Command::new(exe)
+                .args(["orphan", &arg(1), &parent])
+                .spawn()
+                .expect("spawn");
+        }
+        "orphan" => orphan(&arg(1), arg(2).parse().unwrap_or_else(|_| usage())),
+        _ => usage(),
+    }
+}
+
+fn usage() -> ! {
+    eprintln!("usage: ld-fixture signals|exit|raise|orphans … (see the source)");
+    std::process::exit(64)
+}
+
+fn append(path: &str, line: &str) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open OUT");
+    f.write_all(format!("{line}\n").as_bytes())
+        .expect("write OUT");
+}
+
+fn signals(out: &str, opts: &[String]) {
+    let (mut ignore, mut exit_on, mut listen) = (Vec::new(), Vec::new(), None);
+    let mut it = opts.iter();
+    while let Some(flag) = it.next() {
+        let val = it.next().unwrap_or_else(|| usage());
+        match flag.as_str() {
+            "--ignore" => ignore.push(Sig::parse(val).unwrap_or_else(|_| usage())),
+            "--exit-on" => exit_on.push(Sig::parse(val).unwrap_or_else(|_| usage())),
+            "--listen" => listen = Some(val.parse::<u16>().unwrap_or_else(|_| usage())),
+            _ => usage(),
+        }
+    }
+    if exit_on.is_empty() {
+        exit_on = vec![Sig::TERM, Sig::INT, Sig::QUIT];
+    }
+    exit_on.retain(|s| !ignore.contains(s));
+    let raw: Vec<i32> = Sig::forwardable().iter().map(|s| s.0).collect();
+    let mut sigs = Signals::new(&raw).expect("register signals");
+    if let Some(port) = listen {
+        let l = TcpListener::bind(("127.0.0.1", port)).expect("bind --listen");
+        std::thread::spawn(move || {
+            // Accept and hold each connection until the peer closes it.
+            for conn in l.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 64];
+                    let _ = std::io::Read::read(&mut &conn, &mut buf);
+                });
+            }
+        });
+    }
+    append(out, &format!("READY {}", std::process::id()));
+    for raw in sigs.forever() {
+        let sig = Sig(raw);
+        append(out, &format!("{} {}", sig.name(), monotonic_ns()));
+        if exit_on.contains(&sig) {
+            std::process::exit(0);
+        }
+    }
+}
+
+fn raise(sig: &str) -> ! {
+    let sig = Sig::parse(sig).unwrap_or_else(|_| usage());
+    let sig = nix::sys::signal::Signal::try_from(sig.0).unwrap_or_else(|_| usage());
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), sig);
+    // A caught or ignored signal lands here: say so with a distinct code.
+    std::process::exit(99)
+}
+
+fn orphan(out: &str, parent: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::process::parent_id() == parent && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    append(
+        out,
+        &format!(
+            "ORPHAN {} {}",
+            std::process::id(),
+            std::os::unix::process::parent_id()
+        ),
+    );
+}
