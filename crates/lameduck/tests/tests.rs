@@ -1,0 +1,10 @@
+//! Black-box tests: they run the built `lameduck` binary on real processes,
+//! real signals and real sockets on 127.0.0.1, as a user would.
+//!
+//! Run with `cargo test --workspace` (the fixture app `ld-fixture` is built by
+//! the `lameduck-testkit` package).
+
+#![allow(unreachable_pub)] // test helpers are `pub` for readability
+
+mod run;
+mod util;

@@ -1,0 +1,234 @@
+//! Small helpers for the black-box tests: start lameduck on a fixture app, send
+//! it signals, read what the fixture recorded, probe the admin endpoints.
+
+#![allow(dead_code)]
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+pub use lameduck_testkit::{monotonic_ns, proc_ppid, proc_state, wait_for};
+use nix::{
+    sys::signal::{kill, Signal},
+    unistd::Pid,
+};
+
+/// The default deadline for anything a test waits for.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+pub fn lameduck_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_lameduck"))
+}
+
+/// `ld-fixture`, built next to `lameduck` by the testkit package.
+pub fn fixture() -> PathBuf {
+    let path = lameduck_bin().with_file_name("ld-fixture");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+/// A scratch directory removed at drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("lameduck-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `lameduck` with its stderr captured to a file.
+pub struct Lameduck {
+    pub child: Child,
+    pub stderr: PathBuf,
+    status: Option<ExitStatus>,
+}
+
+impl Lameduck {
+    /// Starts `lameduck ARGS…` (stdin null, stderr to `dir/stderr`).
+    pub fn start(dir: &Scratch, args: &[&str]) -> Lameduck {
+        Lameduck::start_cmd(dir, Command::new(lameduck_bin()).args(args))
+    }
+
+    pub fn start_cmd(dir: &Scratch, cmd: &mut Command) -> Lameduck {
+        let stderr = dir.path("stderr");
+        let file = std::fs::File::create(&stderr).expect("stderr file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start lameduck");
+        Lameduck {
+            child,
+            stderr,
+            status: None,
+        }
+    }
+
+    /// Wraps a process started elsewhere (e.g. lameduck inside `script`).
+    pub fn adopt(child: Child, stderr: PathBuf) -> Lameduck {
+        Lameduck {
+            child,
+            stderr,
+            status: None,
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        kill(self.pid(), sig).expect("signal lameduck");
+    }
+
+    /// Sends a raw signal number (real-time signals included).
+    pub fn signal_raw(&self, sig: i32) {
+        let status = Command::new("kill")
+            .args([format!("-{sig}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for lameduck to exit and returns its exit code (panics after the deadline).
+    pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
+        if let Some(s) = self.status {
+            return s.code().expect("exit code");
+        }
+        let child = &mut self.child;
+        let status = wait_for("lameduck to exit", timeout, || {
+            child.try_wait().expect("try_wait")
+        });
+        self.status = Some(status);
+        status
+            .code()
+            .unwrap_or_else(|| panic!("lameduck died of a signal: {status:?}\n{}", self.log()))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str) {
+        wait_for(&format!("log line {needle:?}"), DEADLINE, || {
+            self.log().contains(needle).then_some(())
+        });
+    }
+}
+
+impl Drop for Lameduck {
+    fn drop(&mut self) {
+        if self.status.is_none() && matches!(self.child.try_wait(), Ok(None)) {
+            let _ = kill(Pid::from_raw(-(self.child.id() as i32)), Signal::SIGKILL);
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// What the fixture wrote: `READY pid`, then `SIGNAME ns` per signal.
+pub struct Record(pub PathBuf);
+
+impl Record {
+    pub fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.0)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits for `READY` and returns the fixture's PID.
+    pub fn wait_ready(&self) -> i32 {
+        wait_for("fixture READY", DEADLINE, || {
+            self.lines()
+                .iter()
+                .find_map(|l| l.strip_prefix("READY ")?.parse().ok())
+        })
+    }
+
+    /// Monotonic times at which the fixture got `name` (e.g. "TERM").
+    pub fn times(&self, name: &str) -> Vec<u64> {
+        self.lines()
+            .iter()
+            .filter_map(|l| {
+                let (sig, ns) = l.split_once(' ')?;
+                (sig == name).then(|| ns.parse().ok()).flatten()
+            })
+            .collect()
+    }
+
+    pub fn got(&self, name: &str) -> bool {
+        !self.times(name).is_empty()
+    }
+
+    /// Waits until the fixture got `name`; returns when (monotonic ns).
+    pub fn wait_signal(&self, name: &str, timeout: Duration) -> u64 {
+        wait_for(&format!("fixture to get {name}"), timeout, || {
+            self.times(name).first().copied()
+        })
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// `GET path` on 127.0.0.1:port; returns the status code, or `None` if nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let code = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((code, body))
+}
+
+/// Milliseconds between two monotonic timestamps.
+pub fn ms_between(from_ns: u64, to_ns: u64) -> f64 {
+    (to_ns as f64 - from_ns as f64) / 1e6
+}
+
+pub fn elapsed_ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
