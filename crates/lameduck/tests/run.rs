@@ -719,3 +719,68 @@ fn ctrl_z_on_a_terminal_stops_the_app_and_sigcont_resumes_it() {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(ld), Signal::SIGTERM).expect("TERM");
     assert_eq!(script.wait_exit(DEADLINE), 128 + 15, "{}", script.log());
 }
+
+#[test]
+fn drain_hooks_run_before_the_app_is_stopped_and_see_the_drain() {
+    let dir = Scratch::new("hooks");
+    let marker = dir.path("hook-ran");
+    let hook = format!(
+        "sh -c 'sleep 0.4; echo \"$LAMEDUCK_PHASE $LAMEDUCK_APP_PID\" > {}'",
+        path_str(&marker)
+    );
+    let flags = ["--on-drain", &hook, "--grace", "10s"];
+    let (mut ld, rec) = run_fixture(&dir, &flags, &[]);
+    let app_pid = rec.wait_ready();
+    let sent = monotonic_ns();
+    ld.signal(Signal::SIGTERM);
+    let got = rec.wait_signal("TERM", DEADLINE);
+    assert!(
+        ms_between(sent, got) >= 400.0,
+        "app stopped before the hook finished"
+    );
+    let seen = std::fs::read_to_string(&marker).expect("hook output");
+    assert_eq!(seen.trim(), format!("lame-duck {app_pid}"));
+    assert_eq!(ld.wait_exit(DEADLINE), 0);
+    assert!(ld.log().contains("drain hook done"), "{}", ld.log());
+}
+
+#[test]
+fn a_hanging_hook_is_killed_when_the_lame_duck_share_runs_out() {
+    let dir = Scratch::new("hook-hang");
+    let pidfile = dir.path("hook.pid");
+    let hook = format!("sh -c 'echo $$ > {}; exec sleep 30'", path_str(&pidfile));
+    // Share = 3 s − 0.5 s − 1 s = 1.5 s.
+    let flags = [
+        "--on-drain",
+        &hook,
+        "--grace",
+        "3s",
+        "--margin",
+        "500ms",
+        "--stop-reserve",
+        "1s",
+    ];
+    let (mut ld, rec) = run_fixture(&dir, &flags, &[]);
+    let sent = monotonic_ns();
+    ld.signal(Signal::SIGTERM);
+    let waited = ms_between(sent, rec.wait_signal("TERM", DEADLINE));
+    assert!(
+        (1400.0..2500.0).contains(&waited),
+        "app got SIGTERM after {waited:.0} ms"
+    );
+    assert_eq!(ld.wait_exit(DEADLINE), 0);
+    let hook_pid: i32 = std::fs::read_to_string(&pidfile)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert!(
+        proc_state(hook_pid).is_none(),
+        "the hung hook {hook_pid} is still there"
+    );
+    assert!(
+        ld.log().contains("killed it"),
+        "{}",
+        ld.log()
+    );
+}

@@ -97,7 +97,12 @@ async fn run_hook(
         }
     };
     let took = || format_duration(started.elapsed());
-    match tokio::time::timeout_at(until, exit).await {
+    // If the lame-duck phase is cut short (a second stop signal), this future is
+    // dropped mid-wait: the guard then kills the hook's group so it cannot linger.
+    let guard = KillOnDrop(Some((pid, hook.line.clone())));
+    let result = tokio::time::timeout_at(until, exit).await;
+    guard.disarm();
+    match result {
         Ok(Ok(Exit::Code(0))) => {
             tracing::info!(hook = %hook.line, took = %took(), "drain hook done")
         }
@@ -110,6 +115,24 @@ async fn run_hook(
             shared.hook_failures.fetch_add(1, Ordering::Relaxed);
             let _ = killpg(pid, Signal::SIGKILL);
             tracing::warn!(hook = %hook.line, took = %took(), "drain hook ran out of the lame-duck share; killed it");
+        }
+    }
+}
+
+/// Kills a hook's process group when dropped, unless disarmed.
+struct KillOnDrop(Option<(Pid, String)>);
+
+impl KillOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some((pid, line)) = self.0.take() {
+            let _ = killpg(pid, Signal::SIGKILL);
+            tracing::warn!(hook = %line, "drain hook still running when the lame-duck phase ended; killed it");
         }
     }
 }

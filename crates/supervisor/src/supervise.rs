@@ -91,9 +91,10 @@ pub async fn supervise(
         let local = admin::start(addr, Arc::clone(&shared), config.ready_check.clone()).await?;
         tracing::info!(addr = %local, "admin endpoints /readyz /healthz /metrics");
     }
+    let mut control_socket = None;
     if let Some(path) = &config.control {
         match control::start(path, Arc::clone(&shared), prestop_tx).await {
-            Ok(()) => tracing::debug!(path = %path.display(), "control socket ready"),
+            Ok(()) => control_socket = Some(path.clone()),
             Err(e) => tracing::warn!("{e}; `lameduck prestop` cannot reach this supervisor"),
         }
     }
@@ -122,6 +123,7 @@ pub async fn supervise(
         stop_signal: None,
         lame_duck: None,
         lame_duck_done: done_tx,
+        control_socket,
     };
     let exit = loop {
         let timer = sup.drain.next_timer();
@@ -156,6 +158,8 @@ struct Supervisor {
     stop_signal: Option<Sig>,
     lame_duck: Option<JoinHandle<()>>,
     lame_duck_done: mpsc::UnboundedSender<()>,
+    /// The control socket this supervisor created, removed when it exits.
+    control_socket: Option<std::path::PathBuf>,
 }
 
 impl Supervisor {
@@ -309,6 +313,9 @@ impl Supervisor {
             (_, None) => self.config.cleanup_timeout,
         };
         cleanup_descendants(timeout, &self.reaper).await;
+        if let Some(path) = &self.control_socket {
+            let _ = std::fs::remove_file(path);
+        }
         exit.status()
     }
 }
