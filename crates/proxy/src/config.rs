@@ -1,0 +1,543 @@
+//! The proxy's configuration: TOML in, a checked [`Config`] out.
+//!
+//! Reading happens in two stages, like the command line: serde reads the TOML
+//! into raw structs that mirror the file (unknown keys are errors, so a typo
+//! never silently does nothing), then [`Config::from_toml`] checks what serde
+//! cannot (routes naming an upstream that does not exist, durations, addresses)
+//! and reports every problem with the key and the line it is on. A reload runs
+//! the same check first: an invalid file is rejected and the old config serves on.
+
+use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
+
+use lameduck_drain::parse_duration;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A config that could not be read. `Display` gives `line N: key: problem`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{key}: {message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The line of the offending key, when known.
+    pub line: Option<usize>,
+    /// The key, as a path (`upstream[1].endpoints[0]`).
+    pub key: String,
+    /// What is wrong and, where possible, what to write instead.
+    pub message: String,
+}
+
+/// The checked configuration the proxy runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Drain and client-side settings.
+    pub proxy: ProxySettings,
+    /// Where the admin API listens, if anywhere.
+    pub admin: Option<SocketAddr>,
+    /// Listeners, in file order.
+    pub listeners: Vec<Listener>,
+    /// Routes, in file order (matching picks the most specific, see `router`).
+    pub routes: Vec<Route>,
+    /// Upstream pools by name.
+    pub upstreams: BTreeMap<String, Upstream>,
+}
+
+/// `[proxy]`: drain timing and client-side limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxySettings {
+    pub grace: Duration,
+    pub margin: Duration,
+    pub stop_reserve: Duration,
+    pub drain_delay: Option<Duration>,
+    pub until_quiet: Option<Duration>,
+    pub keepalive_timeout: Duration,
+    pub keepalive_requests: u64,
+    pub header_read_timeout: Duration,
+    pub max_body_bytes: Option<u64>,
+    pub max_connections: usize,
+}
+
+/// `[[listener]]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub listen: SocketAddr,
+}
+
+/// `[[route]]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub listener: String,
+    /// `*`, an exact host, or `*.example.com`.
+    pub host: String,
+    pub path_prefix: String,
+    pub upstream: String,
+}
+
+/// How the proxy talks to an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 with keepalive (the default).
+    Http1,
+    /// HTTP/2 over cleartext (prior knowledge), needed for gRPC.
+    Http2,
+}
+
+/// `[[upstream]]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    pub name: String,
+    pub endpoints: Vec<SocketAddr>,
+    pub protocol: UpstreamProtocol,
+    pub connect_timeout: Duration,
+    /// Time to wait for the response head after the request was sent.
+    pub response_timeout: Duration,
+    pub max_idle_per_endpoint: usize,
+    /// Consecutive failures that eject an endpoint.
+    pub eject_after: u32,
+    /// How long an ejected endpoint is skipped.
+    pub eject_for: Duration,
+}
+
+impl Config {
+    /// Reads and checks a TOML document.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            let message = e.message().trim().to_string();
+            ConfigError {
+                line,
+                key: "config".into(),
+                message,
+            }
+        })?;
+        Check { text }.config(raw)
+    }
+
+    /// The config of the quick mode: one listener, one upstream, one route.
+    pub fn quick(listen: SocketAddr, endpoints: Vec<SocketAddr>) -> Config {
+        let upstream = Upstream {
+            name: "app".into(),
+            endpoints,
+            ..Upstream::defaults()
+        };
+        Config {
+            proxy: ProxySettings::defaults(),
+            admin: None,
+            listeners: vec![Listener {
+                name: "web".into(),
+                listen,
+            }],
+            routes: vec![Route {
+                listener: "web".into(),
+                host: "*".into(),
+                path_prefix: "/".into(),
+                upstream: "app".into(),
+            }],
+            upstreams: BTreeMap::from([("app".into(), upstream)]),
+        }
+    }
+}
+
+impl ProxySettings {
+    fn defaults() -> ProxySettings {
+        ProxySettings {
+            grace: Duration::from_secs(30),
+            margin: Duration::from_secs(2),
+            stop_reserve: Duration::from_secs(5),
+            drain_delay: None,
+            until_quiet: None,
+            keepalive_timeout: Duration::from_secs(75),
+            keepalive_requests: 1000,
+            header_read_timeout: Duration::from_secs(10),
+            max_body_bytes: None,
+            max_connections: 10_000,
+        }
+    }
+}
+
+impl Upstream {
+    fn defaults() -> Upstream {
+        Upstream {
+            name: String::new(),
+            endpoints: Vec::new(),
+            protocol: UpstreamProtocol::Http1,
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(60),
+            max_idle_per_endpoint: 64,
+            eject_after: 3,
+            eject_for: Duration::from_secs(10),
+        }
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+// ---- raw structs: exactly the file's shape ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    proxy: Option<RawProxy>,
+    #[serde(default)]
+    admin: Option<RawAdmin>,
+    #[serde(default)]
+    listener: Vec<RawListener>,
+    #[serde(default)]
+    route: Vec<RawRoute>,
+    #[serde(default)]
+    upstream: Vec<RawUpstream>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    grace: Option<Spanned<String>>,
+    margin: Option<Spanned<String>>,
+    stop_reserve: Option<Spanned<String>>,
+    drain_delay: Option<Spanned<String>>,
+    until_quiet: Option<Spanned<String>>,
+    keepalive_timeout: Option<Spanned<String>>,
+    keepalive_requests: Option<u64>,
+    header_read_timeout: Option<Spanned<String>>,
+    max_body_bytes: Option<u64>,
+    max_connections: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    name: Spanned<String>,
+    listen: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    listener: Option<Spanned<String>>,
+    #[serde(default)]
+    host: Option<Spanned<String>>,
+    #[serde(default)]
+    path_prefix: Option<Spanned<String>>,
+    upstream: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    name: Spanned<String>,
+    endpoints: Spanned<Vec<Spanned<String>>>,
+    protocol: Option<UpstreamProtocol>,
+    connect_timeout: Option<Spanned<String>>,
+    response_timeout: Option<Spanned<String>>,
+    max_idle_per_endpoint: Option<usize>,
+    eject_after: Option<u32>,
+    eject_for: Option<Spanned<String>>,
+}
+
+// ---- checks: what serde cannot know ----
+
+struct Check<'a> {
+    text: &'a str,
+}
+
+impl Check<'_> {
+    fn err<T>(
+        &self,
+        key: impl Into<String>,
+        at: &Spanned<T>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError {
+            line: Some(line_of(self.text, at.span().start)),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn duration(
+        &self,
+        key: &str,
+        v: &Option<Spanned<String>>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) => parse_duration(s.get_ref()).map_err(|e| self.err(key, s, e.to_string())),
+        }
+    }
+
+    fn addr(&self, key: &str, v: &Spanned<String>) -> Result<SocketAddr, ConfigError> {
+        v.get_ref().parse().map_err(|_| {
+            self.err(
+                key,
+                v,
+                format!(
+                    "{:?} is not an IP:port address (e.g. 127.0.0.1:8080)",
+                    v.get_ref()
+                ),
+            )
+        })
+    }
+
+    fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let proxy = self.proxy(raw.proxy.unwrap_or_default())?;
+        let admin = raw
+            .admin
+            .map(|a| self.addr("admin.listen", &a.listen))
+            .transpose()?;
+        let listeners = self.listeners(&raw.listener)?;
+        let upstreams = self.upstreams(&raw.upstream)?;
+        let routes = self.routes(&raw.route, &listeners, &upstreams)?;
+        Ok(Config {
+            proxy,
+            admin,
+            listeners,
+            routes,
+            upstreams,
+        })
+    }
+
+    fn proxy(&self, p: RawProxy) -> Result<ProxySettings, ConfigError> {
+        let d = ProxySettings::defaults();
+        let opt = |key: &str,
+                   v: &Option<Spanned<String>>|
+         -> Result<Option<Duration>, ConfigError> {
+            v.as_ref()
+                .map(|s| parse_duration(s.get_ref()).map_err(|e| self.err(key, s, e.to_string())))
+                .transpose()
+        };
+        Ok(ProxySettings {
+            grace: self.duration("proxy.grace", &p.grace, d.grace)?,
+            margin: self.duration("proxy.margin", &p.margin, d.margin)?,
+            stop_reserve: self.duration("proxy.stop_reserve", &p.stop_reserve, d.stop_reserve)?,
+            drain_delay: opt("proxy.drain_delay", &p.drain_delay)?,
+            until_quiet: opt("proxy.until_quiet", &p.until_quiet)?,
+            keepalive_timeout: self.duration(
+                "proxy.keepalive_timeout",
+                &p.keepalive_timeout,
+                d.keepalive_timeout,
+            )?,
+            keepalive_requests: p.keepalive_requests.unwrap_or(d.keepalive_requests),
+            header_read_timeout: self.duration(
+                "proxy.header_read_timeout",
+                &p.header_read_timeout,
+                d.header_read_timeout,
+            )?,
+            max_body_bytes: p.max_body_bytes,
+            max_connections: p.max_connections.unwrap_or(d.max_connections),
+        })
+    }
+
+    fn listeners(&self, raw: &[RawListener]) -> Result<Vec<Listener>, ConfigError> {
+        let mut out: Vec<Listener> = Vec::new();
+        for (i, l) in raw.iter().enumerate() {
+            let name = l.name.get_ref().clone();
+            if out.iter().any(|o| o.name == name) {
+                return Err(self.err(
+                    format!("listener[{i}].name"),
+                    &l.name,
+                    format!("duplicate listener name {name:?}"),
+                ));
+            }
+            let listen = self.addr(&format!("listener[{i}].listen"), &l.listen)?;
+            out.push(Listener { name, listen });
+        }
+        if out.is_empty() {
+            return Err(ConfigError {
+                line: None,
+                key: "listener".into(),
+                message: "no [[listener]]: the proxy needs at least one address to listen on"
+                    .into(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn upstreams(&self, raw: &[RawUpstream]) -> Result<BTreeMap<String, Upstream>, ConfigError> {
+        let mut out = BTreeMap::new();
+        for (i, u) in raw.iter().enumerate() {
+            let name = u.name.get_ref().clone();
+            let key = |k: &str| format!("upstream[{i}].{k}");
+            if out.contains_key(&name) {
+                return Err(self.err(
+                    key("name"),
+                    &u.name,
+                    format!("duplicate upstream name {name:?}"),
+                ));
+            }
+            let endpoints = u
+                .endpoints
+                .get_ref()
+                .iter()
+                .enumerate()
+                .map(|(j, e)| self.addr(&key(&format!("endpoints[{j}]")), e))
+                .collect::<Result<Vec<_>, _>>()?;
+            let d = Upstream::defaults();
+            let upstream = Upstream {
+                name: name.clone(),
+                endpoints,
+                protocol: u.protocol.unwrap_or(d.protocol),
+                connect_timeout: self.duration(
+                    &key("connect_timeout"),
+                    &u.connect_timeout,
+                    d.connect_timeout,
+                )?,
+                response_timeout: self.duration(
+                    &key("response_timeout"),
+                    &u.response_timeout,
+                    d.response_timeout,
+                )?,
+                max_idle_per_endpoint: u.max_idle_per_endpoint.unwrap_or(d.max_idle_per_endpoint),
+                eject_after: u.eject_after.unwrap_or(d.eject_after).max(1),
+                eject_for: self.duration(&key("eject_for"), &u.eject_for, d.eject_for)?,
+            };
+            out.insert(name, upstream);
+        }
+        Ok(out)
+    }
+
+    fn routes(
+        &self,
+        raw: &[RawRoute],
+        listeners: &[Listener],
+        upstreams: &BTreeMap<String, Upstream>,
+    ) -> Result<Vec<Route>, ConfigError> {
+        let mut out = Vec::new();
+        for (i, r) in raw.iter().enumerate() {
+            let key = |k: &str| format!("route[{i}].{k}");
+            let listener = match &r.listener {
+                Some(l) if listeners.iter().any(|x| &x.name == l.get_ref()) => l.get_ref().clone(),
+                Some(l) => {
+                    let known: Vec<_> = listeners.iter().map(|x| x.name.as_str()).collect();
+                    return Err(self.err(
+                        key("listener"),
+                        l,
+                        format!("no listener named {:?} (known: {known:?})", l.get_ref()),
+                    ));
+                }
+                None if listeners.len() == 1 => listeners[0].name.clone(),
+                None => {
+                    return Err(self.err(
+                        key("upstream"),
+                        &r.upstream,
+                        "several listeners exist: say which with `listener = \"…\"`",
+                    ))
+                }
+            };
+            if !upstreams.contains_key(r.upstream.get_ref()) {
+                let known: Vec<_> = upstreams.keys().collect();
+                return Err(self.err(
+                    key("upstream"),
+                    &r.upstream,
+                    format!(
+                        "no [[upstream]] named {:?} (known: {known:?})",
+                        r.upstream.get_ref()
+                    ),
+                ));
+            }
+            let path_prefix = r
+                .path_prefix
+                .as_ref()
+                .map_or("/".to_string(), |p| p.get_ref().clone());
+            if let Some(p) = &r.path_prefix {
+                if !p.get_ref().starts_with('/') {
+                    return Err(self.err(key("path_prefix"), p, "must start with '/'"));
+                }
+            }
+            let host = r
+                .host
+                .as_ref()
+                .map_or("*".to_string(), |h| h.get_ref().to_ascii_lowercase());
+            out.push(Route {
+                listener,
+                host,
+                path_prefix,
+                upstream: r.upstream.get_ref().clone(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[admin]
+listen = "127.0.0.1:9901"
+
+[[listener]]
+name = "web"
+listen = "127.0.0.1:8080"
+
+[[route]]
+listener = "web"
+host = "*"
+path_prefix = "/"
+upstream = "app"
+
+[[upstream]]
+name = "app"
+endpoints = ["127.0.0.1:18081", "127.0.0.1:18082"]
+"#;
+
+    #[test]
+    fn reads_the_documented_example() {
+        let c = Config::from_toml(EXAMPLE).unwrap();
+        assert_eq!(c.admin, Some("127.0.0.1:9901".parse().unwrap()));
+        assert_eq!(c.upstreams["app"].endpoints.len(), 2);
+        assert_eq!(c.routes[0].upstream, "app");
+        assert_eq!(c.proxy.keepalive_requests, 1000);
+    }
+
+    #[test]
+    fn a_route_to_an_unknown_upstream_names_key_and_line() {
+        let bad = EXAMPLE.replace("upstream = \"app\"", "upstream = \"nope\"");
+        let e = Config::from_toml(&bad).unwrap_err();
+        assert_eq!(e.line, Some(13), "{e}");
+        assert_eq!(e.key, "route[0].upstream");
+        assert!(
+            e.to_string()
+                .starts_with("line 13: route[0].upstream: no [[upstream]] named \"nope\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_bad_endpoint_names_its_index() {
+        let bad = EXAMPLE.replace("127.0.0.1:18082", "localhost");
+        let e = Config::from_toml(&bad).unwrap_err();
+        assert_eq!(e.key, "upstream[0].endpoints[1]");
+        assert_eq!(e.line, Some(17));
+    }
+
+    #[test]
+    fn unknown_keys_and_syntax_errors_have_lines() {
+        let e = Config::from_toml(&EXAMPLE.replace("path_prefix", "path_prefx")).unwrap_err();
+        assert_eq!(e.line, Some(12), "{e}");
+        assert!(e.message.contains("path_prefx"), "{e}");
+        let e = Config::from_toml("[[listener]\nname=").unwrap_err();
+        assert_eq!(e.line, Some(1), "{e}");
+    }
+
+    #[test]
+    fn durations_are_checked() {
+        let e =
+            Config::from_toml(&format!("[proxy]\ndrain_delay = \"soon\"\n{EXAMPLE}")).unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("proxy.drain_delay", Some(2)));
+    }
+}

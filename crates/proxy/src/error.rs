@@ -1,0 +1,86 @@
+//! Why a proxied request failed, where it failed, and whether a retry is safe.
+//!
+//! Every failure the proxy answers itself carries a `lameduck-error` header with
+//! the cause, so a user reading a 502 in a load test knows at once whether the
+//! upstream refused the connection, reset it, or timed out.
+
+use hyper::StatusCode;
+
+/// The cause of a failed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// No route matches the request's host and path.
+    NoRoute,
+    /// The upstream pool has no endpoints.
+    NoEndpoints,
+    /// Every endpoint is ejected or failed to connect.
+    NoHealthyEndpoint,
+    /// The upstream refused the connection.
+    UpstreamConnectRefused,
+    /// Connecting to the upstream took longer than `connect_timeout`.
+    UpstreamConnectTimeout,
+    /// Connecting failed for another reason (unreachable, reset).
+    UpstreamConnectFailed,
+    /// The upstream closed or reset the connection before a response.
+    UpstreamReset,
+    /// The response head did not come within `response_timeout`.
+    UpstreamTimeout,
+    /// The upstream answered something that is not HTTP.
+    UpstreamProtocol,
+    /// The request body is larger than `max_body_bytes`.
+    BodyTooLarge,
+    /// The proxy is shutting down and no longer takes this request.
+    ShuttingDown,
+}
+
+impl Cause {
+    /// The value of the `lameduck-error` header.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::NoRoute => "no-route",
+            Cause::NoEndpoints => "no-endpoints",
+            Cause::NoHealthyEndpoint => "no-healthy-endpoint",
+            Cause::UpstreamConnectRefused => "upstream-connect-refused",
+            Cause::UpstreamConnectTimeout => "upstream-connect-timeout",
+            Cause::UpstreamConnectFailed => "upstream-connect-failed",
+            Cause::UpstreamReset => "upstream-reset",
+            Cause::UpstreamTimeout => "upstream-timeout",
+            Cause::UpstreamProtocol => "upstream-protocol-error",
+            Cause::BodyTooLarge => "body-too-large",
+            Cause::ShuttingDown => "shutting-down",
+        }
+    }
+
+    /// The status the client gets.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Cause::NoRoute => StatusCode::NOT_FOUND,
+            Cause::NoEndpoints | Cause::NoHealthyEndpoint | Cause::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Cause::UpstreamConnectTimeout | Cause::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Cause::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Cause::UpstreamConnectRefused
+            | Cause::UpstreamConnectFailed
+            | Cause::UpstreamReset
+            | Cause::UpstreamProtocol => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// True when nothing reached the app, so another endpoint may be tried for
+    /// any method, POST included.
+    pub fn nothing_sent(self) -> bool {
+        matches!(
+            self,
+            Cause::UpstreamConnectRefused
+                | Cause::UpstreamConnectTimeout
+                | Cause::UpstreamConnectFailed
+        )
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

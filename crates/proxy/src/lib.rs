@@ -1,0 +1,411 @@
+//! `lameduck proxy`: a graceful L7 reverse proxy whose reloads, upstream changes
+//! and shutdowns lose no request.
+//!
+//! - [`config`]: the TOML config and its checks (errors name key and line);
+//! - `router`: host and path-prefix routing;
+//! - `upstream`: endpoint pools with keepalive connections and ejection;
+//! - `forward`: one request to an upstream, with the retries that are safe;
+//! - `server`: listeners and client connections, and how each drain phase
+//!   ends them gracefully;
+//! - `state`: the running config, swapped atomically on reload;
+//! - `admin`: probes, metrics, `PUT /config`, `PUT /upstreams/NAME`.
+//!
+//! [`bind`] binds every socket (so a bad address fails at start) and returns a
+//! [`Bound`] proxy; [`Bound::run`] serves until the drain it is told to do by
+//! [`Control`] messages is over, so tests drive it without signals.
+
+mod admin;
+mod body;
+pub mod config;
+mod error;
+mod forward;
+mod router;
+mod server;
+mod state;
+mod upstream;
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
+
+use lameduck_drain::{
+    log_phase, Drain, LameDuckWait, Phase, Plan, PlanError, Step, StopKind, Timing, Trigger,
+};
+use tokio::{net::TcpListener, sync::mpsc, time::Instant};
+
+pub use config::{Config, ConfigError};
+pub use error::Cause;
+use server::Activity;
+use state::State;
+
+/// Where the config comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A TOML file, reloaded on SIGHUP and when its content changes.
+    File(PathBuf),
+    /// A config built in memory (quick mode, tests).
+    Inline(Box<Config>),
+}
+
+/// What the proxy is told while it runs (the binary maps signals to these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// SIGTERM (graceful) or SIGINT/SIGQUIT (fast).
+    Stop(StopKind),
+    /// SIGHUP: read the config file again.
+    Reload,
+}
+
+/// How the proxy ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Every connection finished before the deadline.
+    Clean,
+    /// The deadline came with connections still open; they were closed.
+    Forced { connections: usize },
+}
+
+impl Exit {
+    /// 0 for a clean drain, 3 when connections had to be closed at the deadline.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Clean => 0,
+            Exit::Forced { .. } => 3,
+        }
+    }
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config file could not be read.
+    #[error("cannot read the config file {path}: {source}")]
+    ReadConfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The config is invalid.
+    #[error("{path}: {source}")]
+    Config { path: String, source: ConfigError },
+    /// The drain settings do not fit together.
+    #[error("[proxy] drain settings: {0}")]
+    Plan(#[from] PlanError),
+    /// A socket could not be bound.
+    #[error("cannot listen on {what} {addr}: {source}")]
+    Bind {
+        what: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A proxy whose sockets are bound, ready to [`run`](Bound::run).
+#[derive(Debug)]
+pub struct Bound {
+    source: Source,
+    state: Arc<State>,
+    plan: Plan,
+    listeners: Vec<(Arc<str>, TcpListener)>,
+    admin: Option<TcpListener>,
+}
+
+/// Reads the config, checks the drain plan, and binds every socket.
+pub async fn bind(source: Source) -> Result<Bound, Error> {
+    let (config, text) = load(&source)?;
+    let p = &config.proxy;
+    let timing = Timing {
+        grace: p.grace,
+        margin: p.margin,
+        stop_reserve: p.stop_reserve,
+    };
+    let wait = match (p.until_quiet, p.drain_delay) {
+        (Some(quiet), max) => LameDuckWait::UntilQuiet { quiet, max },
+        (None, Some(d)) => LameDuckWait::Fixed(d),
+        (None, None) => LameDuckWait::None,
+    };
+    let plan = Plan::new(timing, wait)?;
+    let mut listeners = Vec::new();
+    for l in &config.listeners {
+        let what = format!("listener {:?}", l.name);
+        let socket = TcpListener::bind(l.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                what,
+                addr: l.listen,
+                source,
+            })?;
+        listeners.push((Arc::from(l.name.as_str()), socket));
+    }
+    let admin = match config.admin {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Bind {
+                    what: "admin".into(),
+                    addr,
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let state = State::new(config, text);
+    Ok(Bound {
+        source,
+        state,
+        plan,
+        listeners,
+        admin,
+    })
+}
+
+fn load(source: &Source) -> Result<(Config, Option<String>), Error> {
+    match source {
+        Source::Inline(c) => Ok(((**c).clone(), None)),
+        Source::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::ReadConfig {
+                path: path.clone(),
+                source,
+            })?;
+            let config = Config::from_toml(&text).map_err(|source| Error::Config {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Ok((config, Some(text)))
+        }
+    }
+}
+
+impl Bound {
+    /// The listeners' bound addresses, by name (useful with port 0).
+    pub fn listener_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners
+            .iter()
+            .filter_map(|(n, l)| Some((n.to_string(), l.local_addr().ok()?)))
+            .collect()
+    }
+
+    /// The admin API's bound address.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until a drain is over.
+    pub async fn run(self, mut control: mpsc::UnboundedReceiver<Control>) -> Exit {
+        let Bound {
+            source,
+            state,
+            plan,
+            listeners,
+            admin,
+        } = self;
+        let activity = Arc::new(Activity::new());
+        for (name, l) in listeners {
+            if let Ok(addr) = l.local_addr() {
+                tracing::info!(listener = %name, %addr, "listening");
+            }
+            tokio::spawn(server::accept_loop(
+                l,
+                name,
+                Arc::clone(&state),
+                Arc::clone(&activity),
+            ));
+        }
+        if let Some(l) = admin {
+            if let Ok(addr) = l.local_addr() {
+                tracing::info!(%addr, "admin API /healthz /readyz /metrics /config /upstreams/NAME");
+            }
+            tokio::spawn(admin::serve(l, Arc::clone(&state)));
+        }
+        if let Source::File(path) = &source {
+            tokio::spawn(watch_file(path.clone(), Arc::clone(&state)));
+        }
+        let mut orchestrator = Orchestrator::new(state, plan, activity);
+        orchestrator.run(&source, &mut control).await
+    }
+}
+
+/// Reloads the config file when its content changes (polled once a second:
+/// simple, and it sees Kubernetes ConfigMap updates, which swap a symlink).
+async fn watch_file(path: PathBuf, state: Arc<State>) {
+    let mut last = std::fs::read_to_string(&path).ok();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = std::fs::read_to_string(&path).ok();
+        if now.is_some() && now != last {
+            reload_file(&path, &state);
+            last = now;
+        }
+    }
+}
+
+fn reload_file(path: &std::path::Path, state: &State) {
+    match load(&Source::File(path.to_path_buf())) {
+        Ok((config, text)) => match state.reload(config, text) {
+            Ok(()) => tracing::info!(path = %path.display(), "config reloaded"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "reload rejected, the old config keeps serving: {e}")
+            }
+        },
+        Err(e) => {
+            state
+                .metrics
+                .reloads_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("reload rejected, the old config keeps serving: {e}");
+        }
+    }
+}
+
+/// Runs the shared drain model for the proxy.
+struct Orchestrator {
+    state: Arc<State>,
+    plan: Plan,
+    activity: Arc<Activity>,
+    drain: Drain,
+    done_tx: mpsc::UnboundedSender<()>,
+    done_rx: mpsc::UnboundedReceiver<()>,
+}
+
+impl Orchestrator {
+    fn new(state: Arc<State>, plan: Plan, activity: Arc<Activity>) -> Orchestrator {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        Orchestrator {
+            state,
+            drain: Drain::new(plan.timing()),
+            plan,
+            activity,
+            done_tx,
+            done_rx,
+        }
+    }
+
+    async fn run(
+        &mut self,
+        source: &Source,
+        control: &mut mpsc::UnboundedReceiver<Control>,
+    ) -> Exit {
+        loop {
+            if self.drain.phase() == Phase::Terminate {
+                return self.terminate().await;
+            }
+            let timer = self.drain.next_timer();
+            let draining = self.drain.phase() == Phase::Drain;
+            let closed = self.activity.closed.notified();
+            if draining
+                && self
+                    .state
+                    .metrics
+                    .active_connections
+                    .load(Ordering::Relaxed)
+                    == 0
+            {
+                log_phase(Phase::Drain, "every connection finished", self.left());
+                return Exit::Clean;
+            }
+            tokio::select! {
+                c = control.recv() => match c {
+                    Some(Control::Reload) => match source {
+                        Source::File(path) => reload_file(path, &self.state),
+                        Source::Inline(_) => tracing::info!("SIGHUP ignored: no config file to reload"),
+                    },
+                    Some(Control::Stop(kind)) => self.apply(Trigger::Signal(kind), match kind {
+                        StopKind::Graceful => "stop requested (graceful)",
+                        StopKind::Fast => "stop requested (fast)",
+                    }),
+                    None => std::future::pending::<()>().await,
+                },
+                Some(()) = self.done_rx.recv() => self.apply(Trigger::LameDuckDone, "routers have caught up"),
+                () = sleep_until(timer) => self.apply(Trigger::Timer, "the phase's share of the budget is used up"),
+                () = closed, if draining => {}
+            }
+        }
+    }
+
+    fn left(&self) -> Option<Duration> {
+        self.drain
+            .budget()
+            .map(|b| b.left(std::time::Instant::now()))
+    }
+
+    fn apply(&mut self, trigger: Trigger, reason: &str) {
+        if let Step::Enter(phase) = self.drain.on(trigger, std::time::Instant::now()) {
+            log_phase(phase, reason, self.left());
+            self.state.phase.send_replace(phase);
+            if phase == Phase::LameDuck {
+                self.start_lame_duck();
+            }
+        }
+    }
+
+    fn start_lame_duck(&self) {
+        let Some(budget) = self.drain.budget() else {
+            return;
+        };
+        let until = Instant::from_std(budget.lame_duck_until());
+        let (wait, activity, done) = (
+            self.plan.wait(),
+            Arc::clone(&self.activity),
+            self.done_tx.clone(),
+        );
+        tokio::spawn(async move {
+            match wait {
+                LameDuckWait::None => {}
+                LameDuckWait::Fixed(d) => {
+                    tokio::time::sleep_until((Instant::now() + d).min(until)).await
+                }
+                LameDuckWait::UntilQuiet { quiet, max } => {
+                    let end = max.map_or(until, |m| (Instant::now() + m).min(until));
+                    // Quiet is measured from the start of the phase at the earliest.
+                    let started = Instant::now();
+                    loop {
+                        let last = Instant::from_std(activity.last()).max(started);
+                        let quiet_at = last + quiet;
+                        if Instant::now() >= quiet_at || Instant::now() >= end {
+                            break;
+                        }
+                        tokio::time::sleep_until(quiet_at.min(end)).await;
+                    }
+                }
+            }
+            let _ = done.send(());
+        });
+    }
+
+    async fn terminate(&self) -> Exit {
+        let open = self
+            .state
+            .metrics
+            .active_connections
+            .load(Ordering::Relaxed);
+        if open == 0 {
+            return Exit::Clean;
+        }
+        // Connection tasks drop their sockets when they see the phase; give them a moment.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while self
+            .state
+            .metrics
+            .active_connections
+            .load(Ordering::Relaxed)
+            > 0
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::warn!(
+            connections = open,
+            "deadline: closed the connections that were still open"
+        );
+        Exit::Forced { connections: open }
+    }
+}
+
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}

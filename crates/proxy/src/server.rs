@@ -1,0 +1,398 @@
+//! Client side: listeners, connections, and the per-request handler.
+//!
+//! Each accepted connection runs hyper's automatic HTTP/1.1 + h2c server and
+//! watches the drain phase:
+//!
+//! - lame duck: HTTP/1.1 responses carry `Connection: close` (the client closes
+//!   after reading it, so no idle connection is ever closed under its feet);
+//!   HTTP/2 connections get a graceful GOAWAY (hyper sends the two-step form);
+//!   new connections are still accepted;
+//! - drain: listeners stop accepting; every connection shuts down gracefully
+//!   (idle HTTP/1.1 connections close, in-flight requests finish);
+//! - terminate: what is left is dropped.
+//!
+//! `keepalive_requests` and `keepalive_timeout` end a connection the same
+//! graceful way, never with a silent close while a request may be on its way.
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use hyper::{
+    body::Incoming,
+    header::{self, HeaderValue},
+    Request, Response, StatusCode, Version,
+};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+};
+use lameduck_drain::Phase;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::Notify,
+};
+
+use crate::{
+    body::{self, Body},
+    error::Cause,
+    forward::{self, Peer},
+    router::request_host,
+    state::State,
+};
+
+/// Activity the drain watches: accepted connections and requests.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+    pub(crate) closed: Notify,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            closed: Notify::new(),
+        }
+    }
+
+    fn touch(&self) {
+        self.last_ms
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// When the last connection or request arrived.
+    pub(crate) fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Accepts on one listener until the drain phase.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    name: Arc<str>,
+    state: Arc<State>,
+    activity: Arc<Activity>,
+) {
+    let mut phase = state.phase.subscribe();
+    loop {
+        if *phase.borrow() >= Phase::Drain {
+            tracing::info!(listener = %name, "stopped accepting");
+            return;
+        }
+        let max = state.snapshot().config.proxy.max_connections;
+        if state.metrics.active_connections.load(Ordering::Relaxed) >= max {
+            // Backpressure: leave new connections in the kernel's queue.
+            let closed = activity.closed.notified();
+            tokio::select! {
+                () = closed => {},
+                _ = phase.changed() => {},
+            }
+            continue;
+        }
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    activity.touch();
+                    let (name, state, activity) = (Arc::clone(&name), Arc::clone(&state), Arc::clone(&activity));
+                    tokio::spawn(serve_connection(stream, peer, name, state, activity));
+                }
+                Err(e) => {
+                    tracing::warn!(listener = %name, "accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            _ = phase.changed() => {}
+        }
+    }
+}
+
+/// Per-connection facts the handler and the connection task share.
+struct Conn {
+    listener: Arc<str>,
+    peer: SocketAddr,
+    state: Arc<State>,
+    activity: Arc<Activity>,
+    requests: AtomicU64,
+    in_flight: AtomicUsize,
+    is_h2: AtomicBool,
+    last_request: std::sync::Mutex<Instant>,
+    /// Set when the handler wants this connection ended gracefully (HTTP/2).
+    goaway: Notify,
+}
+
+/// Decrements the active-connection gauge however the task ends.
+struct Active(Arc<State>, Arc<Activity>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0
+            .metrics
+            .active_connections
+            .fetch_sub(1, Ordering::Relaxed);
+        self.1.closed.notify_waiters();
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<str>,
+    state: Arc<State>,
+    activity: Arc<Activity>,
+) {
+    state
+        .metrics
+        .active_connections
+        .fetch_add(1, Ordering::Relaxed);
+    state
+        .metrics
+        .connections_total
+        .fetch_add(1, Ordering::Relaxed);
+    let _active = Active(Arc::clone(&state), Arc::clone(&activity));
+    let _ = stream.set_nodelay(true);
+    let settings = state.snapshot().config.proxy.clone();
+    let conn = Arc::new(Conn {
+        listener,
+        peer,
+        state: Arc::clone(&state),
+        activity,
+        requests: AtomicU64::new(0),
+        in_flight: AtomicUsize::new(0),
+        is_h2: AtomicBool::new(false),
+        last_request: std::sync::Mutex::new(Instant::now()),
+        goaway: Notify::new(),
+    });
+    let c = Arc::clone(&conn);
+    let service = hyper::service::service_fn(move |req| handle(req, Arc::clone(&c)));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let server = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(server);
+    let mut phase = state.phase.subscribe();
+    let mut ending = false;
+    let idle_check = Duration::from_millis(500).min(settings.keepalive_timeout);
+    loop {
+        let current = *phase.borrow_and_update();
+        if current == Phase::Terminate {
+            return; // dropping the connection closes it
+        }
+        let h2 = conn.is_h2.load(Ordering::Relaxed);
+        if !ending && (current >= Phase::Drain || (current == Phase::LameDuck && h2)) {
+            server.as_mut().graceful_shutdown();
+            ending = true;
+        }
+        tokio::select! {
+            _ = server.as_mut() => return,
+            _ = phase.changed() => {}
+            () = conn.goaway.notified(), if !ending => {
+                server.as_mut().graceful_shutdown();
+                ending = true;
+            }
+            () = tokio::time::sleep(idle_check), if !ending => {
+                if conn.idle_for() >= settings.keepalive_timeout {
+                    server.as_mut().graceful_shutdown();
+                    ending = true;
+                }
+            }
+        }
+    }
+}
+
+impl Conn {
+    fn idle_for(&self) -> Duration {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Duration::ZERO;
+        }
+        self.last_request
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
+    }
+}
+
+/// Counts a request in flight for the connection's idle timer.
+struct InFlight(Arc<Conn>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        *self
+            .0
+            .last_request
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Result<Response<Body>, Infallible> {
+    conn.in_flight.fetch_add(1, Ordering::Relaxed);
+    let _in_flight = InFlight(Arc::clone(&conn));
+    conn.activity.touch();
+    let n = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let h2 = req.version() == Version::HTTP_2;
+    conn.is_h2.store(h2, Ordering::Relaxed);
+    let snapshot = conn.state.snapshot();
+    let settings = &snapshot.config.proxy;
+    let (upstream, mut response) = proxy(req, &conn, &snapshot).await;
+    conn.state.metrics.count_request(
+        &conn.listener,
+        upstream.as_deref().unwrap_or("-"),
+        response.status().as_u16(),
+    );
+    let closing = conn.state.phase() >= Phase::LameDuck || n >= settings.keepalive_requests;
+    if closing && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        if h2 {
+            conn.goaway.notify_one();
+        } else {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+    Ok(response)
+}
+
+/// Routes and forwards; returns the upstream's name (if routed) and the response.
+async fn proxy(
+    mut req: Request<Incoming>,
+    conn: &Conn,
+    snapshot: &crate::state::Snapshot,
+) -> (Option<String>, Response<Body>) {
+    let host = request_host(&req);
+    let version = req.version();
+    let router = snapshot.routers.get(&*conn.listener);
+    let Some(name) = router
+        .and_then(|r| r.pick(&host, req.uri().path()))
+        .map(str::to_string)
+    else {
+        return (None, error_response(conn, Cause::NoRoute));
+    };
+    let Some(pool) = snapshot.pools.get(&name).cloned() else {
+        return (Some(name), error_response(conn, Cause::NoRoute));
+    };
+    if let Some(max) = snapshot.config.proxy.max_body_bytes {
+        if content_length(&req).is_some_and(|len| len > max) {
+            return (Some(name), error_response(conn, Cause::BodyTooLarge));
+        }
+    }
+    let upgrade = is_upgrade(&req);
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, incoming) = req.into_parts();
+    forward::strip_hop_by_hop(&mut parts.headers, upgrade);
+    if upgrade {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    forward::add_forwarded(
+        &mut parts.headers,
+        Peer {
+            addr: conn.peer,
+            tls: false,
+        },
+        &host,
+    );
+    let req = Request::from_parts(parts, body::boxed(incoming));
+    match forward::send(&pool, req, upgrade).await {
+        Ok(mut fwd) => {
+            conn.state
+                .metrics
+                .upstream_retries
+                .fetch_add(u64::from(fwd.retries), Ordering::Relaxed);
+            let switching = fwd.response.status() == StatusCode::SWITCHING_PROTOCOLS;
+            if let (true, Some(client)) = (switching, client_upgrade) {
+                let upstream = hyper::upgrade::on(&mut fwd.response);
+                tokio::spawn(tunnel(client, upstream, Arc::clone(&conn.state)));
+            } else {
+                forward::strip_hop_by_hop(fwd.response.headers_mut(), false);
+            }
+            // The client's protocol, not the upstream's, says how to answer it.
+            *fwd.response.version_mut() = version;
+            (Some(name), fwd.response)
+        }
+        Err((cause, retries)) => {
+            conn.state
+                .metrics
+                .upstream_retries
+                .fetch_add(u64::from(retries), Ordering::Relaxed);
+            tracing::debug!(upstream = %name, %cause, retries, "request failed");
+            (Some(name), error_response(conn, cause))
+        }
+    }
+}
+
+fn content_length<B>(req: &Request<B>) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn is_upgrade<B>(req: &Request<B>) -> bool {
+    req.version() == Version::HTTP_11
+        && req.headers().contains_key(header::UPGRADE)
+        && req
+            .headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+}
+
+/// Copies bytes both ways between an upgraded client and upstream connection
+/// until either side closes or the drain reaches its deadline.
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    state: Arc<State>,
+) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!("upgrade failed: {e}");
+            return;
+        }
+    };
+    let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+    let mut phase = state.phase.subscribe();
+    let terminated = phase.wait_for(|p| *p == Phase::Terminate);
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+        _ = terminated => tracing::debug!("upgraded connection closed at the drain deadline"),
+    }
+}
+
+fn error_response(conn: &Conn, cause: Cause) -> Response<Body> {
+    conn.state.metrics.count_error(cause);
+    let mut resp = Response::new(body::full(format!(
+        "{} {}\n",
+        cause.status().as_u16(),
+        cause.name()
+    )));
+    *resp.status_mut() = cause.status();
+    resp.headers_mut()
+        .insert("lameduck-error", HeaderValue::from_static(cause.name()));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}

@@ -1,0 +1,252 @@
+//! The running configuration, swapped atomically on reload.
+//!
+//! A request loads the current [`Snapshot`] once and uses it to the end, so a
+//! reload never changes a request half-way; the next request sees the new one.
+//! Upstream pools are carried over by name (see `upstream`), so a reload keeps
+//! warm connections and the ejection state of endpoints that stay.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+};
+
+use arc_swap::ArcSwap;
+use lameduck_drain::Phase;
+use tokio::sync::watch;
+
+use crate::{config::Config, router::Router, upstream::Pool, ConfigError};
+
+/// One consistent view of the config.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) config: Config,
+    /// The TOML it came from (for `GET /config`), if it came from TOML.
+    pub(crate) source: Option<String>,
+    pub(crate) routers: HashMap<String, Router>,
+    pub(crate) pools: HashMap<String, Arc<Pool>>,
+}
+
+/// Everything shared by the listeners, the admin API and the drain.
+#[derive(Debug)]
+pub(crate) struct State {
+    current: ArcSwap<Snapshot>,
+    reload_lock: Mutex<()>,
+    pub(crate) phase: watch::Sender<Phase>,
+    pub(crate) metrics: Metrics,
+}
+
+impl State {
+    pub(crate) fn new(config: Config, source: Option<String>) -> Arc<State> {
+        let snapshot = build(config, source, &HashMap::new());
+        Arc::new(State {
+            current: ArcSwap::from_pointee(snapshot),
+            reload_lock: Mutex::new(()),
+            phase: watch::Sender::new(Phase::Serving),
+            metrics: Metrics::default(),
+        })
+    }
+
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        *self.phase.borrow()
+    }
+
+    /// Swaps in a new config. Listeners cannot change without a restart (their
+    /// sockets are bound once); anything else can.
+    pub(crate) fn reload(&self, config: Config, source: Option<String>) -> Result<(), ConfigError> {
+        let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.snapshot();
+        if old.config.listeners != config.listeners {
+            self.metrics
+                .reloads_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(ConfigError {
+                line: None,
+                key: "listener".into(),
+                message: "listeners cannot change on reload (their sockets stay bound); restart the proxy to change them".into(),
+            });
+        }
+        if old.config.admin != config.admin {
+            tracing::warn!("admin.listen changed: it takes effect at the next restart");
+        }
+        let snapshot = build(config, source, &old.pools);
+        self.current.store(Arc::new(snapshot));
+        self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Replaces the endpoints of one upstream (`PUT /upstreams/NAME`).
+    pub(crate) fn set_endpoints(
+        &self,
+        name: &str,
+        endpoints: Vec<std::net::SocketAddr>,
+    ) -> Result<(), String> {
+        let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.snapshot();
+        let mut config = old.config.clone();
+        let upstream = config.upstreams.get_mut(name).ok_or_else(|| {
+            let known: Vec<_> = old.config.upstreams.keys().collect();
+            format!("no upstream named {name:?} (known: {known:?})")
+        })?;
+        upstream.endpoints = endpoints;
+        let snapshot = build(config, old.source.clone(), &old.pools);
+        self.current.store(Arc::new(snapshot));
+        self.metrics
+            .upstream_updates
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn build(
+    config: Config,
+    source: Option<String>,
+    old_pools: &HashMap<String, Arc<Pool>>,
+) -> Snapshot {
+    let routers = config
+        .listeners
+        .iter()
+        .map(|l| (l.name.clone(), Router::new(&config.routes, &l.name)))
+        .collect();
+    let pools = config
+        .upstreams
+        .iter()
+        .map(|(name, u)| {
+            let pool = match old_pools.get(name) {
+                Some(p) => {
+                    p.update(u.clone());
+                    Arc::clone(p)
+                }
+                None => Pool::new(u.clone()),
+            };
+            (name.clone(), pool)
+        })
+        .collect();
+    Snapshot {
+        config,
+        source,
+        routers,
+        pools,
+    }
+}
+
+/// Counters behind `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    /// Requests by (listener, upstream, status).
+    pub(crate) requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    pub(crate) active_connections: AtomicUsize,
+    pub(crate) connections_total: AtomicU64,
+    pub(crate) reloads: AtomicU64,
+    pub(crate) reloads_rejected: AtomicU64,
+    pub(crate) upstream_updates: AtomicU64,
+    pub(crate) upstream_retries: AtomicU64,
+    pub(crate) errors: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Metrics {
+    pub(crate) fn count_request(&self, listener: &str, upstream: &str, status: u16) {
+        let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry((listener.to_string(), upstream.to_string(), status))
+            .or_default() += 1;
+    }
+
+    pub(crate) fn count_error(&self, cause: crate::Cause) {
+        let mut map = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry(cause.name()).or_default() += 1;
+    }
+
+    /// Prometheus text exposition.
+    pub(crate) fn render(&self, phase: Phase) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let requests = "lameduck_proxy_requests_total";
+        header(
+            &mut out,
+            requests,
+            "counter",
+            "Requests answered, by listener, upstream and status.",
+        );
+        for ((l, u, s), v) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "{requests}{{listener=\"{l}\",upstream=\"{u}\",status=\"{s}\"}} {v}"
+            );
+        }
+        let errors = "lameduck_proxy_errors_total";
+        header(
+            &mut out,
+            errors,
+            "counter",
+            "Requests the proxy answered itself, by cause.",
+        );
+        for (c, v) in self.errors.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(out, "{errors}{{cause=\"{c}\"}} {v}");
+        }
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let active = self.active_connections.load(Ordering::Relaxed) as u64;
+        for (name, kind, help, v) in [
+            (
+                "lameduck_proxy_active_connections",
+                "gauge",
+                "Client connections open now.",
+                active,
+            ),
+            (
+                "lameduck_proxy_connections_total",
+                "counter",
+                "Client connections accepted.",
+                get(&self.connections_total),
+            ),
+            (
+                "lameduck_proxy_reloads_total",
+                "counter",
+                "Configs swapped in.",
+                get(&self.reloads),
+            ),
+            (
+                "lameduck_proxy_reloads_rejected_total",
+                "counter",
+                "Configs rejected as invalid.",
+                get(&self.reloads_rejected),
+            ),
+            (
+                "lameduck_proxy_upstream_updates_total",
+                "counter",
+                "PUT /upstreams/NAME applied.",
+                get(&self.upstream_updates),
+            ),
+            (
+                "lameduck_proxy_upstream_retries_total",
+                "counter",
+                "Upstream attempts retried (connect failures, dead keepalive connections).",
+                get(&self.upstream_retries),
+            ),
+        ] {
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {v}");
+        }
+        let name = "lameduck_proxy_drain_phase";
+        header(&mut out, name, "gauge", "1 for the current drain phase.");
+        for p in Phase::ALL {
+            let _ = writeln!(out, "{name}{{phase=\"{p}\"}} {}", u8::from(p == phase));
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}

@@ -1,0 +1,283 @@
+//! Upstream pools: endpoints, their connections, and ejection.
+//!
+//! A [`Pool`] lives as long as its upstream's *name* exists in the config: a
+//! reload that changes its endpoints updates the pool in place, so connections
+//! to endpoints that stay are kept, and requests already sent to an endpoint
+//! that was removed finish (they hold an `Arc` to it). Endpoints that keep
+//! failing are skipped for `eject_for`; when every endpoint is ejected they are
+//! all tried anyway, since refusing everything helps nobody.
+//!
+//! Connections are hyper's client connections, one task each. HTTP/1.1
+//! connections are checked out for one request and come back to the idle list
+//! when the response body has been read to the end; an HTTP/2 connection is
+//! shared by all requests to the endpoint.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicU32, AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::Instant,
+};
+
+use arc_swap::ArcSwap;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+
+use crate::{
+    body::Body,
+    config::{Upstream, UpstreamProtocol},
+    error::Cause,
+};
+
+/// A connection that can carry a request.
+pub(crate) enum Conn {
+    H1(http1::SendRequest<Body>),
+    H2(http2::SendRequest<Body>),
+}
+
+/// One upstream address and its connections.
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    pub(crate) addr: SocketAddr,
+    idle: Mutex<Vec<http1::SendRequest<Body>>>,
+    h2: Mutex<Option<http2::SendRequest<Body>>>,
+    failures: AtomicU32,
+    ejected_until: Mutex<Option<Instant>>,
+}
+
+impl Endpoint {
+    fn new(addr: SocketAddr) -> Endpoint {
+        Endpoint {
+            addr,
+            idle: Mutex::default(),
+            h2: Mutex::default(),
+            failures: AtomicU32::new(0),
+            ejected_until: Mutex::default(),
+        }
+    }
+
+    fn is_ejected(&self, now: Instant) -> bool {
+        lock(&self.ejected_until).is_some_and(|until| until > now)
+    }
+
+    /// An idle connection that is still open, if any.
+    pub(crate) fn take_idle(&self, protocol: UpstreamProtocol) -> Option<Conn> {
+        match protocol {
+            UpstreamProtocol::Http1 => {
+                let mut idle = lock(&self.idle);
+                while let Some(c) = idle.pop() {
+                    if !c.is_closed() {
+                        return Some(Conn::H1(c));
+                    }
+                }
+                None
+            }
+            UpstreamProtocol::Http2 => {
+                let mut h2 = lock(&self.h2);
+                match h2.as_ref() {
+                    Some(c) if !c.is_closed() => Some(Conn::H2(c.clone())),
+                    _ => {
+                        *h2 = None;
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives an HTTP/1.1 connection back after its response was read whole.
+    pub(crate) fn put_idle(&self, conn: http1::SendRequest<Body>, max_idle: usize) {
+        let mut idle = lock(&self.idle);
+        if idle.len() < max_idle && !conn.is_closed() {
+            idle.push(conn);
+        }
+    }
+
+    /// Opens a new connection.
+    pub(crate) async fn connect(&self, settings: &Upstream) -> Result<Conn, Cause> {
+        let stream =
+            match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(self.addr))
+                .await
+            {
+                Err(_) => return Err(Cause::UpstreamConnectTimeout),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    return Err(Cause::UpstreamConnectRefused)
+                }
+                Ok(Err(_)) => return Err(Cause::UpstreamConnectFailed),
+                Ok(Ok(s)) => s,
+            };
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(stream);
+        match settings.protocol {
+            UpstreamProtocol::Http1 => {
+                let (send, conn) = http1::Builder::new()
+                    .handshake(io)
+                    .await
+                    .map_err(|_| Cause::UpstreamConnectFailed)?;
+                tokio::spawn(conn.with_upgrades());
+                Ok(Conn::H1(send))
+            }
+            UpstreamProtocol::Http2 => {
+                let (send, conn) = http2::Builder::new(TokioExecutor::new())
+                    .handshake(io)
+                    .await
+                    .map_err(|_| Cause::UpstreamConnectFailed)?;
+                tokio::spawn(conn);
+                *lock(&self.h2) = Some(send.clone());
+                Ok(Conn::H2(send))
+            }
+        }
+    }
+
+    /// Counts a failure; ejects the endpoint after `eject_after` in a row.
+    pub(crate) fn failed(&self, settings: &Upstream, cause: Cause) {
+        let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= settings.eject_after {
+            let mut until = lock(&self.ejected_until);
+            if until.is_none_or(|u| u <= Instant::now()) {
+                tracing::warn!(
+                    upstream = %settings.name, endpoint = %self.addr, failures = n, cause = %cause,
+                    "ejecting endpoint for {:?}", settings.eject_for
+                );
+                *until = Some(Instant::now() + settings.eject_for);
+            }
+        }
+    }
+
+    /// Clears the failure count after a success.
+    pub(crate) fn succeeded(&self) {
+        if self.failures.swap(0, Ordering::Relaxed) > 0 {
+            *lock(&self.ejected_until) = None;
+        }
+    }
+}
+
+/// The endpoints of one upstream, with round-robin choice.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    settings: ArcSwap<Upstream>,
+    endpoints: Mutex<Vec<Arc<Endpoint>>>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    pub(crate) fn new(settings: Upstream) -> Arc<Pool> {
+        let endpoints = settings
+            .endpoints
+            .iter()
+            .map(|a| Arc::new(Endpoint::new(*a)))
+            .collect();
+        Arc::new(Pool {
+            settings: ArcSwap::from_pointee(settings),
+            endpoints: Mutex::new(endpoints),
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    pub(crate) fn settings(&self) -> Arc<Upstream> {
+        self.settings.load_full()
+    }
+
+    /// Takes new settings; endpoints that stay keep their connections and state.
+    pub(crate) fn update(&self, settings: Upstream) {
+        let mut endpoints = lock(&self.endpoints);
+        let old: HashMap<SocketAddr, Arc<Endpoint>> =
+            endpoints.drain(..).map(|e| (e.addr, e)).collect();
+        *endpoints = settings
+            .endpoints
+            .iter()
+            .map(|a| {
+                old.get(a)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(Endpoint::new(*a)))
+            })
+            .collect();
+        self.settings.store(Arc::new(settings));
+    }
+
+    /// The endpoints to try, in order: round-robin over those not ejected, then
+    /// the ejected ones (so that an all-ejected pool is still tried).
+    pub(crate) fn candidates(&self) -> Vec<Arc<Endpoint>> {
+        let endpoints = lock(&self.endpoints).clone();
+        if endpoints.is_empty() {
+            return endpoints;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % endpoints.len();
+        let now = Instant::now();
+        let rotated = endpoints.iter().cycle().skip(start).take(endpoints.len());
+        let (healthy, ejected): (Vec<_>, Vec<_>) =
+            rotated.cloned().partition(|e| !e.is_ejected(now));
+        healthy.into_iter().chain(ejected).collect()
+    }
+
+    /// The current endpoint addresses.
+    #[cfg(test)]
+    pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
+        lock(&self.endpoints).iter().map(|e| e.addr).collect()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(addrs: &[&str]) -> Upstream {
+        let mut u = crate::config::Config::quick("127.0.0.1:1".parse().unwrap(), vec![]).upstreams
+            ["app"]
+            .clone();
+        u.endpoints = addrs.iter().map(|a| a.parse().unwrap()).collect();
+        u
+    }
+
+    #[test]
+    fn round_robin_and_ejection() {
+        let pool = Pool::new(upstream(&["127.0.0.1:1", "127.0.0.1:2"]));
+        let first: Vec<_> = (0..4).map(|_| pool.candidates()[0].addr.port()).collect();
+        assert_eq!(first, [1, 2, 1, 2]);
+        let settings = pool.settings();
+        let one = pool
+            .candidates()
+            .into_iter()
+            .find(|e| e.addr.port() == 1)
+            .unwrap();
+        for _ in 0..settings.eject_after {
+            one.failed(&settings, Cause::UpstreamConnectRefused);
+        }
+        for _ in 0..4 {
+            let c = pool.candidates();
+            assert_eq!(c[0].addr.port(), 2, "ejected endpoint comes last");
+            assert_eq!(c.len(), 2, "but is still there to try");
+        }
+        one.succeeded();
+        assert!(!one.is_ejected(Instant::now()));
+    }
+
+    #[test]
+    fn update_keeps_endpoints_that_stay() {
+        let pool = Pool::new(upstream(&["127.0.0.1:1", "127.0.0.1:2"]));
+        let kept = pool
+            .candidates()
+            .into_iter()
+            .find(|e| e.addr.port() == 2)
+            .unwrap();
+        pool.update(upstream(&["127.0.0.1:2", "127.0.0.1:3"]));
+        assert_eq!(
+            pool.addrs().iter().map(|a| a.port()).collect::<Vec<_>>(),
+            [2, 3]
+        );
+        let after = pool
+            .candidates()
+            .into_iter()
+            .find(|e| e.addr.port() == 2)
+            .unwrap();
+        assert!(Arc::ptr_eq(&kept, &after));
+    }
+}
