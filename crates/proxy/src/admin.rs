@@ -95,16 +95,19 @@ async fn put_config(req: Request<Incoming>, state: &State) -> Reply {
         Ok(b) => b,
         Err(reply) => return reply,
     };
-    match Config::from_toml(&body).and_then(|c| state.reload(c, Some(body))) {
+    let parsed = Config::from_toml(&body).inspect_err(|_| {
+        state
+            .metrics
+            .reloads_rejected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    // `reload` counts its own rejections (a listener change).
+    match parsed.and_then(|c| state.reload(c, Some(body))) {
         Ok(()) => {
             tracing::info!("config reloaded from PUT /config");
             text(StatusCode::OK, "reloaded\n")
         }
         Err(e) => {
-            state
-                .metrics
-                .reloads_rejected
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!("PUT /config rejected, the old config keeps serving: {e}");
             text(
                 StatusCode::BAD_REQUEST,

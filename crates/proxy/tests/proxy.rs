@@ -1,0 +1,269 @@
+//! `lameduck proxy` end to end, in-process: protocols, retries, reloads, drain.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use lameduck_drain::StopKind;
+use lameduck_proxy::{Control, Exit};
+use support::*;
+
+#[tokio::test]
+async fn http1_is_forwarded_with_forwarded_headers_and_without_hop_by_hop() {
+    let app = upstream("a").await;
+    let p = proxy_toml(&config(&[app.addr], "")).await;
+    let mut c = h1(p.addr).await;
+    let req = Request::get("/headers")
+        .header("host", "shop.test")
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "secret")
+        .header("keep-alive", "timeout=5")
+        .body(Full::default())
+        .unwrap();
+    let r = c.send(req).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("x-forwarded-for: 127.0.0.1"), "{}", r.body);
+    assert!(r.body.contains("x-forwarded-proto: http"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("forwarded: for=127.0.0.1;proto=http;host=\"shop.test\""),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("host: shop.test"), "{}", r.body);
+    for hop in ["x-hop", "keep-alive", "connection"] {
+        assert!(
+            !r.body.contains(&format!("{hop}:")),
+            "{hop} was forwarded: {}",
+            r.body
+        );
+    }
+    // The same client connection keeps working (keepalive).
+    assert_eq!(c.get("/x").await.unwrap().body, "a /x");
+}
+
+#[tokio::test]
+async fn h2c_clients_and_http2_upstreams() {
+    let app = upstream("a").await;
+    for protocol in ["http1", "http2"] {
+        let toml = config(&[app.addr], "").replace(
+            "endpoints =",
+            &format!("protocol = \"{protocol}\"\nendpoints ="),
+        );
+        let p = proxy_toml(&toml).await;
+        let mut c = h2(p.addr).await;
+        for i in 0..3 {
+            let r = c.get(&format!("/h2/{i}")).await.unwrap();
+            assert_eq!(
+                (r.status, r.body.as_str()),
+                (200, format!("a /h2/{i}").as_str()),
+                "{protocol}"
+            );
+        }
+        let mut c = h1(p.addr).await;
+        assert_eq!(c.get("/h1").await.unwrap().body, "a /h1", "{protocol}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_connect_is_retried_on_another_endpoint_even_for_post() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let app = upstream("a").await;
+    let p = proxy_toml(&config(&[dead, app.addr], "")).await;
+    let mut c = h1(p.addr).await;
+    for i in 0..4 {
+        let req = Request::post("/echo")
+            .header("host", "t")
+            .body(Full::new(Bytes::from(format!("order {i}"))))
+            .unwrap();
+        let r = c.send(req).await.unwrap();
+        assert_eq!((r.status, r.body.clone()), (200, format!("order {i}")));
+    }
+    assert_eq!(
+        app.requests.load(std::sync::atomic::Ordering::SeqCst),
+        4,
+        "each POST reached the app once"
+    );
+    let metrics = admin(p.admin, "GET", "/metrics", "").await.body;
+    assert!(
+        !metrics.contains("lameduck_proxy_upstream_retries_total 0"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn errors_name_their_cause() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let p = proxy_toml(&config(&[dead], "")).await;
+    let mut c = h1(p.addr).await;
+    let r = c.get("/").await.unwrap();
+    assert_eq!(r.status, 502);
+    assert_eq!(r.headers["lameduck-error"], "upstream-connect-refused");
+    admin(p.admin, "PUT", "/upstreams/app", r#"{"endpoints": []}"#).await;
+    let r = c.get("/").await.unwrap();
+    assert_eq!(
+        (r.status, r.headers["lameduck-error"].to_str().unwrap()),
+        (503, "no-endpoints")
+    );
+}
+
+#[tokio::test]
+async fn a_bad_config_is_rejected_and_the_old_one_keeps_serving() {
+    let (a, b) = (upstream("a").await, upstream("b").await);
+    let toml = config(&[a.addr], "");
+    let p = proxy_toml(&toml).await;
+    let mut c = h1(p.addr).await;
+    assert_eq!(c.get("/").await.unwrap().body, "a /");
+    let bad = toml.replace("upstream = \"app\"", "upstream = \"missing\"");
+    let r = admin(p.admin, "PUT", "/config", &bad).await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body
+            .contains("line 10: route[0].upstream: no [[upstream]] named \"missing\""),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        c.get("/").await.unwrap().body,
+        "a /",
+        "old config still serves"
+    );
+    let good = config(&[b.addr], "");
+    assert_eq!(admin(p.admin, "PUT", "/config", &good).await.status, 200);
+    // The same client connection survives the reload and now reaches b.
+    assert_eq!(c.get("/").await.unwrap().body, "b /");
+    assert!(!c.closed.is_finished());
+    let metrics = admin(p.admin, "GET", "/metrics", "").await.body;
+    assert!(
+        metrics.contains("lameduck_proxy_reloads_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lameduck_proxy_reloads_rejected_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_in_flight_to_a_removed_endpoint_finishes() {
+    let (a, b) = (upstream("a").await, upstream("b").await);
+    let p = proxy_toml(&config(&[a.addr], "")).await;
+    let mut slow = h1(p.addr).await;
+    let in_flight = tokio::spawn(async move { slow.get("/slow?ms=400").await });
+    eventually("request reached a", 5, || async {
+        a.requests.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
+    let body = format!(r#"{{"endpoints": ["{}"]}}"#, b.addr);
+    assert_eq!(
+        admin(p.admin, "PUT", "/upstreams/app", &body).await.status,
+        200
+    );
+    let mut c = h1(p.addr).await;
+    assert_eq!(
+        c.get("/").await.unwrap().body,
+        "b /",
+        "new requests go to the new endpoint"
+    );
+    let r = in_flight.await.unwrap().unwrap();
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "a slow"),
+        "the request to the removed endpoint finished"
+    );
+}
+
+#[tokio::test]
+async fn drain_lame_duck_then_stop_accepting_then_exit_clean() {
+    let app = upstream("a").await;
+    let p = proxy_toml(&config(&[app.addr], "[proxy]\ndrain_delay = \"600ms\"\n")).await;
+    let mut h1c = h1(p.addr).await;
+    let mut h2c = h2(p.addr).await;
+    assert_eq!(h1c.get("/").await.unwrap().status, 200);
+    assert_eq!(h2c.get("/").await.unwrap().status, 200);
+    // A slow request in flight on HTTP/2 when the drain starts.
+    let mut h2_slow = h2(p.addr).await;
+    let slow = tokio::spawn(async move { (h2_slow.get("/slow?ms=300").await, h2_slow.closed) });
+    eventually("slow request arrived", 5, || async {
+        app.requests.load(std::sync::atomic::Ordering::SeqCst) >= 3
+    })
+    .await;
+    p.control.send(Control::Stop(StopKind::Graceful)).unwrap();
+    eventually("readyz 503", 5, || async {
+        admin(p.admin, "GET", "/readyz", "").await.status == 503
+    })
+    .await;
+    // Lame duck: HTTP/1.1 responses say Connection: close; new connections still work.
+    let r = h1c.get("/").await.unwrap();
+    assert_eq!(
+        (
+            r.status,
+            r.headers.get("connection").map(|v| v.to_str().unwrap())
+        ),
+        (200, Some("close"))
+    );
+    let mut late = h1(p.addr).await;
+    assert_eq!(
+        late.get("/").await.unwrap().status,
+        200,
+        "still accepting in the lame-duck phase"
+    );
+    // HTTP/2: GOAWAY ends the connection gracefully; the in-flight request finishes.
+    let (r, closed) = slow.await.unwrap();
+    assert_eq!(r.unwrap().body, "a slow");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), closed)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_ok(),
+        "no reset"
+    );
+    assert!(tokio::time::timeout(Duration::from_secs(5), h2c.closed)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_ok());
+    // After the delay: stop accepting, exit once connections are done.
+    let exit = tokio::time::timeout(Duration::from_secs(5), p.task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit, Exit::Clean);
+    assert!(
+        tokio::net::TcpStream::connect(p.addr).await.is_err(),
+        "listener closed after the drain"
+    );
+}
+
+#[tokio::test]
+async fn the_deadline_closes_what_is_left() {
+    let app = upstream("a").await;
+    let extra = "[proxy]\ngrace = \"1s\"\nmargin = \"200ms\"\nstop_reserve = \"0s\"\n";
+    let p = proxy_toml(&config(&[app.addr], extra)).await;
+    let mut c = h1(p.addr).await;
+    let stuck = tokio::spawn(async move { c.get("/slow?ms=5000").await });
+    eventually("slow request arrived", 5, || async {
+        app.requests.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
+    p.control.send(Control::Stop(StopKind::Fast)).unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(5), p.task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit, Exit::Forced { connections: 1 });
+    assert!(
+        stuck.await.unwrap().is_err(),
+        "the stuck request was cut at the deadline"
+    );
+}
