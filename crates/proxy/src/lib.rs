@@ -23,6 +23,7 @@ mod router;
 mod server;
 mod state;
 mod upstream;
+mod websocket;
 
 use std::{
     net::SocketAddr,
@@ -293,15 +294,8 @@ impl Orchestrator {
             }
             let timer = self.drain.next_timer();
             let draining = self.drain.phase() == Phase::Drain;
-            let closed = self.activity.closed.notified();
-            if draining
-                && self
-                    .state
-                    .metrics
-                    .active_connections
-                    .load(Ordering::Relaxed)
-                    == 0
-            {
+            let closed = self.state.closed.notified();
+            if draining && self.state.open() == 0 {
                 log_phase(Phase::Drain, "every connection finished", self.left());
                 return Exit::Clean;
             }
@@ -375,24 +369,13 @@ impl Orchestrator {
     }
 
     async fn terminate(&self) -> Exit {
-        let open = self
-            .state
-            .metrics
-            .active_connections
-            .load(Ordering::Relaxed);
+        let open = self.state.open();
         if open == 0 {
             return Exit::Clean;
         }
         // Connection tasks drop their sockets when they see the phase; give them a moment.
         let deadline = Instant::now() + Duration::from_millis(500);
-        while self
-            .state
-            .metrics
-            .active_connections
-            .load(Ordering::Relaxed)
-            > 0
-            && Instant::now() < deadline
-        {
+        while self.state.open() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         tracing::warn!(

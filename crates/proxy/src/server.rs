@@ -45,6 +45,7 @@ use crate::{
     forward::{self, Peer},
     router::request_host,
     state::State,
+    websocket,
 };
 
 /// Activity the drain watches: accepted connections and requests.
@@ -52,7 +53,6 @@ use crate::{
 pub(crate) struct Activity {
     start: Instant,
     last_ms: AtomicU64,
-    pub(crate) closed: Notify,
 }
 
 impl Activity {
@@ -60,7 +60,6 @@ impl Activity {
         Activity {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
-            closed: Notify::new(),
         }
     }
 
@@ -91,7 +90,7 @@ pub(crate) async fn accept_loop(
         let max = state.snapshot().config.proxy.max_connections;
         if state.metrics.active_connections.load(Ordering::Relaxed) >= max {
             // Backpressure: leave new connections in the kernel's queue.
-            let closed = activity.closed.notified();
+            let closed = state.closed.notified();
             tokio::select! {
                 () = closed => {},
                 _ = phase.changed() => {},
@@ -130,7 +129,7 @@ struct Conn {
 }
 
 /// Decrements the active-connection gauge however the task ends.
-struct Active(Arc<State>, Arc<Activity>);
+struct Active(Arc<State>);
 
 impl Drop for Active {
     fn drop(&mut self) {
@@ -138,7 +137,7 @@ impl Drop for Active {
             .metrics
             .active_connections
             .fetch_sub(1, Ordering::Relaxed);
-        self.1.closed.notify_waiters();
+        self.0.closed.notify_waiters();
     }
 }
 
@@ -157,7 +156,7 @@ async fn serve_connection(
         .metrics
         .connections_total
         .fetch_add(1, Ordering::Relaxed);
-    let _active = Active(Arc::clone(&state), Arc::clone(&activity));
+    let _active = Active(Arc::clone(&state));
     let _ = stream.set_nodelay(true);
     let settings = state.snapshot().config.proxy.clone();
     let conn = Arc::new(Conn {
@@ -289,6 +288,11 @@ async fn proxy(
         }
     }
     let upgrade = is_upgrade(&req);
+    let websocket = upgrade
+        && req
+            .headers()
+            .get(header::UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, incoming) = req.into_parts();
     forward::strip_hop_by_hop(&mut parts.headers, upgrade);
@@ -315,7 +319,12 @@ async fn proxy(
             let switching = fwd.response.status() == StatusCode::SWITCHING_PROTOCOLS;
             if let (true, Some(client)) = (switching, client_upgrade) {
                 let upstream = hyper::upgrade::on(&mut fwd.response);
-                tokio::spawn(tunnel(client, upstream, Arc::clone(&conn.state)));
+                tokio::spawn(websocket::tunnel(
+                    client,
+                    upstream,
+                    websocket,
+                    Arc::clone(&conn.state),
+                ));
             } else {
                 forward::strip_hop_by_hop(fwd.response.headers_mut(), false);
             }
@@ -355,29 +364,6 @@ fn is_upgrade<B>(req: &Request<B>) -> bool {
                 v.split(',')
                     .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
             })
-}
-
-/// Copies bytes both ways between an upgraded client and upstream connection
-/// until either side closes or the drain reaches its deadline.
-async fn tunnel(
-    client: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
-    state: Arc<State>,
-) {
-    let (client, upstream) = match tokio::try_join!(client, upstream) {
-        Ok(pair) => pair,
-        Err(e) => {
-            tracing::debug!("upgrade failed: {e}");
-            return;
-        }
-    };
-    let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-    let mut phase = state.phase.subscribe();
-    let terminated = phase.wait_for(|p| *p == Phase::Terminate);
-    tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
-        _ = terminated => tracing::debug!("upgraded connection closed at the drain deadline"),
-    }
 }
 
 fn error_response(conn: &Conn, cause: Cause) -> Response<Body> {

@@ -36,6 +36,8 @@ pub(crate) struct State {
     reload_lock: Mutex<()>,
     pub(crate) phase: watch::Sender<Phase>,
     pub(crate) metrics: Metrics,
+    /// Notified whenever a client connection or an upgraded stream ends.
+    pub(crate) closed: tokio::sync::Notify,
 }
 
 impl State {
@@ -46,6 +48,7 @@ impl State {
             reload_lock: Mutex::new(()),
             phase: watch::Sender::new(Phase::Serving),
             metrics: Metrics::default(),
+            closed: tokio::sync::Notify::new(),
         })
     }
 
@@ -55,6 +58,12 @@ impl State {
 
     pub(crate) fn phase(&self) -> Phase {
         *self.phase.borrow()
+    }
+
+    /// Client connections plus upgraded streams still open.
+    pub(crate) fn open(&self) -> usize {
+        self.metrics.active_connections.load(Ordering::Relaxed)
+            + self.metrics.active_upgrades.load(Ordering::Relaxed)
     }
 
     /// Swaps in a new config. Listeners cannot change without a restart (their
@@ -142,6 +151,7 @@ pub(crate) struct Metrics {
     /// Requests by (listener, upstream, status).
     pub(crate) requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     pub(crate) active_connections: AtomicUsize,
+    pub(crate) active_upgrades: AtomicUsize,
     pub(crate) connections_total: AtomicU64,
     pub(crate) reloads: AtomicU64,
     pub(crate) reloads_rejected: AtomicU64,

@@ -267,3 +267,88 @@ async fn the_deadline_closes_what_is_left() {
         "the stuck request was cut at the deadline"
     );
 }
+
+/// A WebSocket echo upstream; reports each close code it receives.
+async fn ws_upstream() -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<u16>,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    match msg {
+                        Message::Close(frame) => {
+                            let _ = tx.send(frame.map_or(0, |f| u16::from(f.code)));
+                        }
+                        Message::Text(_) | Message::Binary(_) => {
+                            let _ = ws.send(msg).await;
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn websockets_survive_reloads_and_get_1001_when_the_drain_starts() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{protocol::frame::coding::CloseCode, Message};
+    let (ws_addr, mut upstream_closes) = ws_upstream().await;
+    let toml = config(&[ws_addr], "[proxy]\ndrain_delay = \"100ms\"\n");
+    let p = proxy_toml(&toml).await;
+    let stream = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async("ws://test/ws", stream)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 101);
+    let big = "x".repeat(70_000); // a frame with a 64-bit length, split across reads
+    for text in ["hello", big.as_str()] {
+        ws.send(Message::text(text)).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(text));
+    }
+    // A reload that changes the route's upstream settings keeps the stream.
+    let reloaded = toml.replace("endpoints =", "connect_timeout = \"2s\"\nendpoints =");
+    assert_eq!(
+        admin(p.admin, "PUT", "/config", &reloaded).await.status,
+        200
+    );
+    ws.send(Message::text("after reload")).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::text("after reload")
+    );
+    // The drain: the client gets a Close with 1001 Going Away, not a reset.
+    p.control.send(Control::Stop(StopKind::Graceful)).unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match msg {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
+        other => panic!("expected Close 1001, got {other:?}"),
+    }
+    let code = tokio::time::timeout(Duration::from_secs(5), upstream_closes.recv())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1001), "the upstream app was told too");
+    drop(ws);
+    let exit = tokio::time::timeout(Duration::from_secs(5), p.task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit, Exit::Clean);
+}
