@@ -352,3 +352,34 @@ async fn websockets_survive_reloads_and_get_1001_when_the_drain_starts() {
         .unwrap();
     assert_eq!(exit, Exit::Clean);
 }
+
+#[tokio::test]
+async fn grpc_unary_and_streaming_through_the_proxy() {
+    use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest};
+    // A real gRPC server: tonic's standard health service.
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter.set_service_status("shop", tonic_health::ServingStatus::Serving).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc_addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let toml = config(&[grpc_addr], "").replace("endpoints =", "protocol = \"http2\"\nendpoints =");
+    let p = proxy_toml(&toml).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", p.addr)).unwrap().connect().await.unwrap();
+    let mut client = HealthClient::new(channel);
+    // Unary: the status comes back, and grpc-status travels in the trailers.
+    let status = client.check(HealthCheckRequest { service: "shop".into() }).await.unwrap().into_inner().status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+    let err = client.check(HealthCheckRequest { service: "nope".into() }).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "an error status in the trailers reaches the client");
+    // Server streaming: each change arrives as a message on the open stream.
+    let mut stream = client.watch(HealthCheckRequest { service: "shop".into() }).await.unwrap().into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    reporter.set_service_status("shop", tonic_health::ServingStatus::NotServing).await;
+    let next = tokio::time::timeout(Duration::from_secs(5), stream.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+}
