@@ -11,6 +11,8 @@ use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
 use lameduck_drain::parse_duration;
 use serde::Deserialize;
+
+pub use crate::tls::Tls;
 use toml::Spanned;
 
 /// A config that could not be read. `Display` gives `line N: key: problem`.
@@ -60,6 +62,8 @@ pub struct ProxySettings {
 pub struct Listener {
     pub name: String,
     pub listen: SocketAddr,
+    /// HTTPS with ALPN `h2`/`http/1.1` when set; plain HTTP/1.1 and h2c otherwise.
+    pub tls: Option<Tls>,
 }
 
 /// `[[route]]`
@@ -126,6 +130,7 @@ impl Config {
             listeners: vec![Listener {
                 name: "web".into(),
                 listen,
+                tls: None,
             }],
             routes: vec![Route {
                 listener: "web".into(),
@@ -221,6 +226,14 @@ struct RawAdmin {
 struct RawListener {
     name: Spanned<String>,
     listen: Spanned<String>,
+    tls: Option<RawTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Spanned<String>,
+    key: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -353,7 +366,15 @@ impl Check<'_> {
                 ));
             }
             let listen = self.addr(&format!("listener[{i}].listen"), &l.listen)?;
-            out.push(Listener { name, listen });
+            let tls = l
+                .tls
+                .as_ref()
+                .map(|t| {
+                    Tls::load(t.cert.get_ref().into(), t.key.get_ref().into())
+                        .map_err(|e| self.err(format!("listener[{i}].tls"), &t.cert, e))
+                })
+                .transpose()?;
+            out.push(Listener { name, listen, tls });
         }
         if out.is_empty() {
             return Err(ConfigError {

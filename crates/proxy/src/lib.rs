@@ -22,6 +22,7 @@ mod forward;
 mod router;
 mod server;
 mod state;
+mod tls;
 mod upstream;
 mod websocket;
 

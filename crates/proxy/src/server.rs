@@ -118,6 +118,7 @@ pub(crate) async fn accept_loop(
 struct Conn {
     listener: Arc<str>,
     peer: SocketAddr,
+    tls: bool,
     state: Arc<State>,
     activity: Arc<Activity>,
     requests: AtomicU64,
@@ -158,10 +159,45 @@ async fn serve_connection(
         .fetch_add(1, Ordering::Relaxed);
     let _active = Active(Arc::clone(&state));
     let _ = stream.set_nodelay(true);
+    let snapshot = state.snapshot();
+    let tls = snapshot
+        .config
+        .listeners
+        .iter()
+        .find(|l| *l.name == *listener)
+        .and_then(|l| l.tls.as_ref())
+        .map(|t| Arc::clone(&t.server));
+    let handshake_timeout = snapshot.config.proxy.header_read_timeout;
+    drop(snapshot);
+    let Some(server) = tls else {
+        return serve_http(TokioIo::new(stream), peer, false, listener, state, activity).await;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(server);
+    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => {
+            serve_http(TokioIo::new(stream), peer, true, listener, state, activity).await
+        }
+        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+/// Serves HTTP/1.1 and HTTP/2 on one client connection until it ends.
+async fn serve_http<I>(
+    io: I,
+    peer: SocketAddr,
+    tls: bool,
+    listener: Arc<str>,
+    state: Arc<State>,
+    activity: Arc<Activity>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let settings = state.snapshot().config.proxy.clone();
     let conn = Arc::new(Conn {
         listener,
         peer,
+        tls,
         state: Arc::clone(&state),
         activity,
         requests: AtomicU64::new(0),
@@ -178,7 +214,7 @@ async fn serve_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout);
     builder.http2().timer(TokioTimer::new());
-    let server = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let server = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(server);
     let mut phase = state.phase.subscribe();
     let mut ending = false;
@@ -305,7 +341,7 @@ async fn proxy(
         &mut parts.headers,
         Peer {
             addr: conn.peer,
-            tls: false,
+            tls: conn.tls,
         },
         &host,
     );

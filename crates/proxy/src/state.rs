@@ -71,7 +71,13 @@ impl State {
     pub(crate) fn reload(&self, config: Config, source: Option<String>) -> Result<(), ConfigError> {
         let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.snapshot();
-        if old.config.listeners != config.listeners {
+        let addrs = |c: &Config| {
+            c.listeners
+                .iter()
+                .map(|l| (l.name.clone(), l.listen))
+                .collect::<Vec<_>>()
+        };
+        if addrs(&old.config) != addrs(&config) {
             self.metrics
                 .reloads_rejected
                 .fetch_add(1, Ordering::Relaxed);

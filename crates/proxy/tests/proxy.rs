@@ -355,10 +355,14 @@ async fn websockets_survive_reloads_and_get_1001_when_the_drain_starts() {
 
 #[tokio::test]
 async fn grpc_unary_and_streaming_through_the_proxy() {
-    use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest};
+    use tonic_health::pb::{
+        health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+    };
     // A real gRPC server: tonic's standard health service.
     let (reporter, service) = tonic_health::server::health_reporter();
-    reporter.set_service_status("shop", tonic_health::ServingStatus::Serving).await;
+    reporter
+        .set_service_status("shop", tonic_health::ServingStatus::Serving)
+        .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc_addr = listener.local_addr().unwrap();
     tokio::spawn(
@@ -368,18 +372,164 @@ async fn grpc_unary_and_streaming_through_the_proxy() {
     );
     let toml = config(&[grpc_addr], "").replace("endpoints =", "protocol = \"http2\"\nendpoints =");
     let p = proxy_toml(&toml).await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", p.addr)).unwrap().connect().await.unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", p.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut client = HealthClient::new(channel);
     // Unary: the status comes back, and grpc-status travels in the trailers.
-    let status = client.check(HealthCheckRequest { service: "shop".into() }).await.unwrap().into_inner().status;
+    let status = client
+        .check(HealthCheckRequest {
+            service: "shop".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
     assert_eq!(status, ServingStatus::Serving as i32);
-    let err = client.check(HealthCheckRequest { service: "nope".into() }).await.unwrap_err();
-    assert_eq!(err.code(), tonic::Code::NotFound, "an error status in the trailers reaches the client");
+    let err = client
+        .check(HealthCheckRequest {
+            service: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        tonic::Code::NotFound,
+        "an error status in the trailers reaches the client"
+    );
     // Server streaming: each change arrives as a message on the open stream.
-    let mut stream = client.watch(HealthCheckRequest { service: "shop".into() }).await.unwrap().into_inner();
+    let mut stream = client
+        .watch(HealthCheckRequest {
+            service: "shop".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let first = stream.message().await.unwrap().unwrap();
     assert_eq!(first.status, ServingStatus::Serving as i32);
-    reporter.set_service_status("shop", tonic_health::ServingStatus::NotServing).await;
-    let next = tokio::time::timeout(Duration::from_secs(5), stream.message()).await.unwrap().unwrap().unwrap();
+    reporter
+        .set_service_status("shop", tonic_health::ServingStatus::NotServing)
+        .await;
+    let next = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(next.status, ServingStatus::NotServing as i32);
+}
+
+/// A self-signed certificate for `localhost`, written as PEM files in `dir`.
+fn self_signed(
+    dir: &std::path::Path,
+    name: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    (cert, key, ck.cert.der().to_vec())
+}
+
+/// Connects over TLS trusting `der`, offering `alpn`; returns the stream and
+/// the certificate the server showed.
+async fn tls_connect(
+    addr: std::net::SocketAddr,
+    der: &[u8],
+    alpn: &[u8],
+) -> (
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    Vec<u8>,
+) {
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(der.to_vec())).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let stream = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let shown = stream.get_ref().1.peer_certificates().unwrap()[0].to_vec();
+    assert_eq!(
+        stream.get_ref().1.alpn_protocol(),
+        Some(alpn),
+        "ALPN negotiated"
+    );
+    (stream, shown)
+}
+
+#[tokio::test]
+async fn https_with_alpn_and_certificate_reload_without_restart() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let dir = std::env::temp_dir().join(format!("lameduck-proxy-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key, der1) = self_signed(&dir, "one");
+    let app = upstream("a").await;
+    let tls_line = format!(
+        "tls = {{ cert = \"{}\", key = \"{}\" }}\n",
+        cert.display(),
+        key.display()
+    );
+    let toml = config(&[app.addr], "").replace(
+        "listen = \"127.0.0.1:0\"\n\n[[route]]",
+        &format!("listen = \"127.0.0.1:0\"\n{tls_line}\n[[route]]"),
+    );
+    let p = proxy_toml(&toml).await;
+    // HTTP/2 over TLS.
+    let (stream, shown) = tls_connect(p.addr, &der1, b"h2").await;
+    assert_eq!(shown, der1);
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("https://localhost/headers")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let r = read(send.send_request(req).await.unwrap()).await.unwrap();
+    assert!(r.body.contains("x-forwarded-proto: https"), "{}", r.body);
+    // HTTP/1.1 over TLS.
+    let (stream, _) = tls_connect(p.addr, &der1, b"http/1.1").await;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("/x")
+        .header("host", "localhost")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    assert_eq!(
+        read(send.send_request(req).await.unwrap())
+            .await
+            .unwrap()
+            .body,
+        "a /x"
+    );
+    // A new certificate in the same files: reloaded in memory, new connections see it.
+    let (_, _, der2) = self_signed(&dir, "one");
+    assert_eq!(admin(p.admin, "PUT", "/config", &toml).await.status, 200);
+    let (_, shown) = tls_connect(p.addr, &der2, b"h2").await;
+    assert_eq!(shown, der2);
+    // A key that does not exist is rejected, naming the listener's tls and line.
+    let bad = toml.replace(&key.display().to_string(), "/nonexistent/key.pem");
+    let r = admin(p.admin, "PUT", "/config", &bad).await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("listener[0].tls") && r.body.contains("/nonexistent/key.pem"),
+        "{}",
+        r.body
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
