@@ -6,5 +6,6 @@
 
 #![allow(unreachable_pub)] // test helpers are `pub` for readability
 
+mod proxy;
 mod run;
 mod util;

@@ -533,3 +533,49 @@ async fn https_with_alpn_and_certificate_reload_without_restart() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn keepalive_limits_end_connections_gracefully() {
+    let app = upstream("a").await;
+    let extra = "[proxy]\nkeepalive_requests = 3\nkeepalive_timeout = \"300ms\"\n";
+    let p = proxy_toml(&config(&[app.addr], extra)).await;
+    // HTTP/1.1: the third response says Connection: close, then the connection ends.
+    let mut c = h1(p.addr).await;
+    for i in 1..=3 {
+        let r = c.get("/").await.unwrap();
+        let close = r.headers.get("connection").is_some_and(|v| v == "close");
+        assert_eq!(close, i == 3, "request {i}");
+    }
+    assert!(tokio::time::timeout(Duration::from_secs(5), c.closed)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_ok());
+    // HTTP/2: GOAWAY after the third request, a graceful end.
+    let mut c = h2(p.addr).await;
+    for _ in 0..3 {
+        assert_eq!(c.get("/").await.unwrap().status, 200);
+    }
+    assert!(tokio::time::timeout(Duration::from_secs(5), c.closed)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_ok());
+    // An idle connection is closed after keepalive_timeout, never mid-request.
+    let mut c = h1(p.addr).await;
+    assert_eq!(
+        c.get("/slow?ms=500").await.unwrap().status,
+        200,
+        "a request longer than the idle timeout"
+    );
+    let started = tokio::time::Instant::now();
+    assert!(tokio::time::timeout(Duration::from_secs(5), c.closed)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_ok());
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "closed before the idle timeout"
+    );
+}

@@ -1,0 +1,95 @@
+//! `lameduck proxy`, black-box: config checks, reloads by signal and by file
+//! change, and the drain on SIGTERM.
+
+use std::process::Command;
+
+use nix::sys::signal::Signal;
+
+use crate::util::*;
+
+fn proxy_toml(listen: u16, admin: u16, upstream: u16) -> String {
+    format!(
+        "[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:{listen}\"\n\n\
+         [[route]]\nupstream = \"app\"\n\n[[upstream]]\nname = \"app\"\nendpoints = [\"127.0.0.1:{upstream}\"]\n"
+    )
+}
+
+#[test]
+fn check_names_the_key_and_line_of_a_bad_config() {
+    let dir = Scratch::new("proxy-check");
+    let file = dir.path("proxy.toml");
+    std::fs::write(
+        &file,
+        proxy_toml(1, 2, 3).replace("upstream = \"app\"", "upstream = \"ap\""),
+    )
+    .expect("write");
+    let out = Command::new(lameduck_bin())
+        .args(["proxy", "-c", path_str(&file), "--check"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 9: route[0].upstream: no [[upstream]] named \"ap\""),
+        "{err}"
+    );
+    std::fs::write(&file, proxy_toml(1, 2, 3)).expect("write");
+    let out = Command::new(lameduck_bin())
+        .args(["proxy", "-c", path_str(&file), "--check"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn reloads_on_sighup_and_file_change_and_drains_on_sigterm() {
+    let dir = Scratch::new("proxy-reload");
+    let (a, b, c) = (http_upstream("A"), http_upstream("B"), http_upstream("C"));
+    let (listen, admin) = (free_port(), free_port());
+    let file = dir.path("proxy.toml");
+    std::fs::write(&file, proxy_toml(listen, admin, a)).expect("write");
+    let mut ld = Lameduck::start(&dir, &["proxy", "-c", path_str(&file)]);
+    let body = || http_get(listen, "/").map(|(_, b)| b);
+    wait_for("proxy up", DEADLINE, || (body()? == "A").then_some(()));
+    // SIGHUP reloads at once.
+    std::fs::write(&file, proxy_toml(listen, admin, b)).expect("write");
+    ld.signal(Signal::SIGHUP);
+    wait_for("reload to B", DEADLINE, || (body()? == "B").then_some(()));
+    // A change of the file is picked up by itself.
+    std::fs::write(&file, proxy_toml(listen, admin, c)).expect("write");
+    wait_for("reload to C", DEADLINE, || (body()? == "C").then_some(()));
+    // A broken file is rejected; C keeps serving.
+    std::fs::write(&file, "[[listener]\n").expect("write");
+    ld.wait_log("reload rejected");
+    assert_eq!(body().as_deref(), Some("C"));
+    assert!(http_get(admin, "/metrics")
+        .expect("metrics")
+        .1
+        .contains("lameduck_proxy_reloads_rejected_total 1"));
+    ld.signal(Signal::SIGTERM);
+    assert_eq!(ld.wait_exit(DEADLINE), 0, "{}", ld.log());
+    let log = ld.log();
+    assert!(
+        log.contains("phase=lame-duck") && log.contains("phase=drain"),
+        "{log}"
+    );
+}
+
+#[test]
+fn quick_mode_proxies_to_the_upstreams_given() {
+    let dir = Scratch::new("proxy-quick");
+    let up = http_upstream("quick");
+    let listen = free_port();
+    let (l, u) = (format!("127.0.0.1:{listen}"), format!("127.0.0.1:{up}"));
+    let mut ld = Lameduck::start(&dir, &["proxy", "--listen", &l, "--upstream", &u]);
+    wait_for("proxy up", DEADLINE, || {
+        (http_get(listen, "/")?.1 == "quick").then_some(())
+    });
+    ld.signal(Signal::SIGINT);
+    assert_eq!(ld.wait_exit(DEADLINE), 0, "{}", ld.log());
+}
