@@ -209,16 +209,18 @@ async fn serve_http<I>(
     let c = Arc::clone(&conn);
     let service = hyper::service::service_fn(move |req| handle(req, Arc::clone(&c)));
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's own header-read timer also runs while a kept-alive connection
+    // waits for its next request, which would close idle connections early;
+    // both limits are enforced below instead.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout);
+        .header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
     let server = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(server);
     let mut phase = state.phase.subscribe();
     let mut ending = false;
-    let idle_check = Duration::from_millis(500).min(settings.keepalive_timeout);
     loop {
         let current = *phase.borrow_and_update();
         if current == Phase::Terminate {
@@ -236,7 +238,12 @@ async fn serve_http<I>(
                 server.as_mut().graceful_shutdown();
                 ending = true;
             }
-            () = tokio::time::sleep(idle_check), if !ending => {
+            () = tokio::time::sleep_until(conn.idle_deadline(&settings).into()), if !ending => {
+                if conn.requests.load(Ordering::Relaxed) == 0 && conn.in_flight.load(Ordering::Relaxed) == 0 {
+                    // No complete request within header_read_timeout: nothing to lose.
+                    tracing::debug!(peer = %conn.peer, "no request head within header_read_timeout; closing");
+                    return;
+                }
                 if conn.idle_for() >= settings.keepalive_timeout {
                     server.as_mut().graceful_shutdown();
                     ending = true;
@@ -247,6 +254,21 @@ async fn serve_http<I>(
 }
 
 impl Conn {
+    /// When the connection's next idle check is due: `header_read_timeout`
+    /// after it opened until a first request arrives, then `keepalive_timeout`
+    /// after the last request ended.
+    fn idle_deadline(&self, s: &crate::config::ProxySettings) -> Instant {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Instant::now() + s.keepalive_timeout;
+        }
+        let last = *self.last_request.lock().unwrap_or_else(|e| e.into_inner());
+        if self.requests.load(Ordering::Relaxed) == 0 {
+            last + s.header_read_timeout
+        } else {
+            last + s.keepalive_timeout
+        }
+    }
+
     fn idle_for(&self) -> Duration {
         if self.in_flight.load(Ordering::Relaxed) > 0 {
             return Duration::ZERO;

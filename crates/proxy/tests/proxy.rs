@@ -579,3 +579,36 @@ async fn keepalive_limits_end_connections_gracefully() {
         "closed before the idle timeout"
     );
 }
+
+#[tokio::test]
+async fn header_read_timeout_bounds_the_first_request_only() {
+    let app = upstream("a").await;
+    let extra = "[proxy]\nheader_read_timeout = \"200ms\"\nkeepalive_timeout = \"5s\"\n";
+    let p = proxy_toml(&config(&[app.addr], extra)).await;
+    // A kept-alive connection idle for longer than header_read_timeout stays open.
+    let mut c = h1(p.addr).await;
+    assert_eq!(c.get("/").await.unwrap().status, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await; // idle time under test, not synchronisation
+    assert_eq!(
+        c.get("/").await.unwrap().status,
+        200,
+        "idle keepalive connection was closed early"
+    );
+    // A connection that never sends a request is closed after header_read_timeout.
+    let mut silent = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut silent, &mut buf),
+    )
+    .await
+    .unwrap()
+    .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "closed after {:?}",
+        started.elapsed()
+    );
+}
