@@ -5,16 +5,25 @@ use std::time::{Duration, Instant};
 
 /// Polls `cond` every few milliseconds until it returns `Some`, or panics with
 /// `what` after `timeout`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(what: &str, timeout: Duration, cond: impl FnMut() -> Option<T>) -> T {
+    try_wait_for(what, timeout, cond).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Like [`wait_for`], for tools rather than tests: returns an error naming
+/// `what` after `timeout` instead of panicking.
+pub fn try_wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut cond: impl FnMut() -> Option<T>,
+) -> Result<T, String> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = cond() {
-            return v;
+            return Ok(v);
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            return Err(format!("timed out after {timeout:?} waiting for {what}"));
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -1,9 +1,11 @@
 //! `ld-fixture`: the app that lameduck's black-box tests supervise.
 //!
 //! ```text
-//! ld-fixture signals OUT [--ignore SIG]… [--exit-on SIG]… [--listen PORT]
+//! ld-fixture signals OUT [--ignore SIG]… [--exit-on SIG]… [--listen PORT] [--notify FIFO]
 //!     writes "READY <pid>" then "<SIGNAME> <monotonic ns>" per signal to OUT;
-//!     exits 0 on an --exit-on signal (default: TERM, INT, QUIT unless ignored)
+//!     exits 0 on an --exit-on signal (default: TERM, INT, QUIT unless ignored);
+//!     with --notify, writes the same lines to FIFO too, so a reader can block on
+//!     it instead of polling OUT (ld-sigbench does)
 //! ld-fixture exit CODE        exits with CODE
 //! ld-fixture raise SIG        kills itself with SIG
 //! ld-fixture orphans N OUT    leaves N orphaned grandchildren, then acts like
@@ -12,7 +14,7 @@
 //! ```
 
 use std::{
-    fs::OpenOptions,
+    fs::{File, OpenOptions},
     io::Write,
     net::TcpListener,
     process::Command,
@@ -74,6 +76,7 @@ fn append(path: &str, line: &str) {
 
 fn signals(out: &str, opts: &[String]) {
     let (mut ignore, mut exit_on, mut listen) = (Vec::new(), Vec::new(), None);
+    let mut notify = None;
     let mut it = opts.iter();
     while let Some(flag) = it.next() {
         let val = it.next().unwrap_or_else(|| usage());
@@ -81,6 +84,7 @@ fn signals(out: &str, opts: &[String]) {
             "--ignore" => ignore.push(Sig::parse(val).unwrap_or_else(|_| usage())),
             "--exit-on" => exit_on.push(Sig::parse(val).unwrap_or_else(|_| usage())),
             "--listen" => listen = Some(val.parse::<u16>().unwrap_or_else(|_| usage())),
+            "--notify" => notify = Some(val.clone()),
             _ => usage(),
         }
     }
@@ -102,13 +106,35 @@ fn signals(out: &str, opts: &[String]) {
             }
         });
     }
-    append(out, &format!("READY {}", std::process::id()));
+    // Opened after the handlers are in place: a reader that sees READY may signal.
+    let mut notify = notify.map(|path| {
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .expect("open --notify FIFO")
+    });
+    record(
+        out,
+        notify.as_mut(),
+        &format!("READY {}", std::process::id()),
+    );
     for raw in sigs.forever() {
         let sig = Sig(raw);
-        append(out, &format!("{} {}", sig.name(), monotonic_ns()));
+        let line = format!("{} {}", sig.name(), monotonic_ns());
+        record(out, notify.as_mut(), &line);
         if exit_on.contains(&sig) {
             std::process::exit(0);
         }
+    }
+}
+
+/// Appends `line` to OUT, and to the --notify FIFO if there is one.
+fn record(out: &str, notify: Option<&mut File>, line: &str) {
+    append(out, line);
+    if let Some(fifo) = notify {
+        // One short write is atomic on a pipe. A reader that went away is not
+        // this fixture's concern: OUT still has every line.
+        let _ = fifo.write_all(format!("{line}\n").as_bytes());
     }
 }
 
