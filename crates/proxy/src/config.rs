@@ -562,3 +562,14 @@ endpoints = ["127.0.0.1:18081", "127.0.0.1:18082"]
         assert_eq!((e.key.as_str(), e.line), ("proxy.drain_delay", Some(2)));
     }
 }
+
+#[cfg(test)]
+mod example {
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let text = include_str!("../../../examples/proxy.toml");
+        let c = super::Config::from_toml(text).unwrap();
+        assert_eq!(c.upstreams.len(), 2);
+        assert_eq!(c.proxy.until_quiet, Some(std::time::Duration::from_secs(2)));
+    }
+}
