@@ -120,38 +120,44 @@ pub(crate) fn for_upstream(
     protocol: UpstreamProtocol,
     endpoint: SocketAddr,
 ) {
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    let authority = req.uri().authority().map(|a| a.to_string());
-    if !req.headers().contains_key(header::HOST) {
-        if let Some(a) = authority
-            .as_deref()
-            .and_then(|a| HeaderValue::from_str(a).ok())
-        {
-            req.headers_mut().insert(header::HOST, a);
+    let absolute = req.uri().authority().is_some();
+    if absolute && !req.headers().contains_key(header::HOST) {
+        let host = req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+        if let Some(host) = host {
+            req.headers_mut().insert(header::HOST, host);
         }
     }
+    let origin_form = || {
+        req.uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string()
+    };
     match protocol {
         UpstreamProtocol::Http1 => {
+            // HTTP/1.1 clients already send origin-form: nothing to rebuild.
+            if absolute {
+                let path = origin_form();
+                *req.uri_mut() = path.parse().unwrap_or_else(|_| Uri::from_static("/"));
+            }
             *req.version_mut() = Version::HTTP_11;
-            *req.uri_mut() = path.parse().unwrap_or_else(|_| Uri::from_static("/"));
         }
         UpstreamProtocol::Http2 => {
-            *req.version_mut() = Version::HTTP_2;
+            let path = origin_form();
             let host = req
                 .headers()
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_string)
-                .or(authority)
                 .unwrap_or_else(|| endpoint.to_string());
             if let Ok(uri) = format!("http://{host}{path}").parse() {
                 *req.uri_mut() = uri;
             }
             req.headers_mut().remove(header::HOST);
+            *req.version_mut() = Version::HTTP_2;
         }
     }
 }

@@ -127,6 +127,8 @@ struct Conn {
     last_request: std::sync::Mutex<Instant>,
     /// Set when the handler wants this connection ended gracefully (HTTP/2).
     goaway: Notify,
+    /// Set when a request ends, so the idle deadline is computed again.
+    rearm: Notify,
 }
 
 /// Decrements the active-connection gauge however the task ends.
@@ -205,6 +207,7 @@ async fn serve_http<I>(
         is_h2: AtomicBool::new(false),
         last_request: std::sync::Mutex::new(Instant::now()),
         goaway: Notify::new(),
+        rearm: Notify::new(),
     });
     let c = Arc::clone(&conn);
     let service = hyper::service::service_fn(move |req| handle(req, Arc::clone(&c)));
@@ -234,6 +237,7 @@ async fn serve_http<I>(
         tokio::select! {
             _ = server.as_mut() => return,
             _ = phase.changed() => {}
+            () = conn.rearm.notified() => {}
             () = conn.goaway.notified(), if !ending => {
                 server.as_mut().graceful_shutdown();
                 ending = true;
@@ -285,6 +289,7 @@ struct InFlight(Arc<Conn>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        self.0.rearm.notify_one();
         *self
             .0
             .last_request
@@ -306,7 +311,7 @@ async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Result<Response<Body
     let (upstream, mut response) = proxy(req, &conn, &snapshot).await;
     conn.state.metrics.count_request(
         &conn.listener,
-        upstream.as_deref().unwrap_or("-"),
+        upstream.as_ref(),
         response.status().as_u16(),
     );
     let closing = conn.state.phase() >= Phase::LameDuck || n >= settings.keepalive_requests;
@@ -327,19 +332,18 @@ async fn proxy(
     mut req: Request<Incoming>,
     conn: &Conn,
     snapshot: &crate::state::Snapshot,
-) -> (Option<String>, Response<Body>) {
+) -> (Option<Arc<str>>, Response<Body>) {
     let host = request_host(&req);
     let version = req.version();
     let router = snapshot.routers.get(&*conn.listener);
-    let Some(name) = router
+    let pool = router
         .and_then(|r| r.pick(&host, req.uri().path()))
-        .map(str::to_string)
-    else {
+        .and_then(|name| snapshot.pools.get(name))
+        .cloned();
+    let Some(pool) = pool else {
         return (None, error_response(conn, Cause::NoRoute));
     };
-    let Some(pool) = snapshot.pools.get(&name).cloned() else {
-        return (Some(name), error_response(conn, Cause::NoRoute));
-    };
+    let name = pool.name();
     if let Some(max) = snapshot.config.proxy.max_body_bytes {
         if content_length(&req).is_some_and(|len| len > max) {
             return (Some(name), error_response(conn, Cause::BodyTooLarge));

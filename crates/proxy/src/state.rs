@@ -151,11 +151,14 @@ fn build(
     }
 }
 
+/// Listener, upstream (none when no route matched), status.
+type RequestKey = (Arc<str>, Option<Arc<str>>, u16);
+
 /// Counters behind `/metrics`.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
     /// Requests by (listener, upstream, status).
-    pub(crate) requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    pub(crate) requests: Mutex<HashMap<RequestKey, u64>>,
     pub(crate) active_connections: AtomicUsize,
     pub(crate) active_upgrades: AtomicUsize,
     pub(crate) connections_total: AtomicU64,
@@ -167,9 +170,14 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn count_request(&self, listener: &str, upstream: &str, status: u16) {
+    pub(crate) fn count_request(
+        &self,
+        listener: &Arc<str>,
+        upstream: Option<&Arc<str>>,
+        status: u16,
+    ) {
         let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        *map.entry((listener.to_string(), upstream.to_string(), status))
+        *map.entry((Arc::clone(listener), upstream.cloned(), status))
             .or_default() += 1;
     }
 
@@ -189,12 +197,21 @@ impl Metrics {
             "counter",
             "Requests answered, by listener, upstream and status.",
         );
-        for ((l, u, s), v) in self
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
+        let mut rows: Vec<_> = {
+            let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+            map.iter()
+                .map(|((l, u, s), v)| {
+                    (
+                        l.to_string(),
+                        u.as_deref().unwrap_or("-").to_string(),
+                        *s,
+                        *v,
+                    )
+                })
+                .collect()
+        };
+        rows.sort();
+        for (l, u, s, v) in rows {
             let _ = writeln!(
                 out,
                 "{requests}{{listener=\"{l}\",upstream=\"{u}\",status=\"{s}\"}} {v}"

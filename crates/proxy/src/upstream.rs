@@ -159,8 +159,10 @@ impl Endpoint {
 /// The endpoints of one upstream, with round-robin choice.
 #[derive(Debug)]
 pub(crate) struct Pool {
+    name: Arc<str>,
     settings: ArcSwap<Upstream>,
-    endpoints: Mutex<Vec<Arc<Endpoint>>>,
+    endpoints: ArcSwap<Vec<Arc<Endpoint>>>,
+    update_lock: Mutex<()>,
     next: AtomicUsize,
 }
 
@@ -172,10 +174,17 @@ impl Pool {
             .map(|a| Arc::new(Endpoint::new(*a)))
             .collect();
         Arc::new(Pool {
+            name: Arc::from(settings.name.as_str()),
             settings: ArcSwap::from_pointee(settings),
-            endpoints: Mutex::new(endpoints),
+            endpoints: ArcSwap::from_pointee(endpoints),
+            update_lock: Mutex::new(()),
             next: AtomicUsize::new(0),
         })
+    }
+
+    /// The upstream's name, which a pool keeps for life.
+    pub(crate) fn name(&self) -> Arc<str> {
+        Arc::clone(&self.name)
     }
 
     pub(crate) fn settings(&self) -> Arc<Upstream> {
@@ -184,10 +193,14 @@ impl Pool {
 
     /// Takes new settings; endpoints that stay keep their connections and state.
     pub(crate) fn update(&self, settings: Upstream) {
-        let mut endpoints = lock(&self.endpoints);
-        let old: HashMap<SocketAddr, Arc<Endpoint>> =
-            endpoints.drain(..).map(|e| (e.addr, e)).collect();
-        *endpoints = settings
+        let _one_at_a_time = lock(&self.update_lock);
+        let old: HashMap<SocketAddr, Arc<Endpoint>> = self
+            .endpoints
+            .load()
+            .iter()
+            .map(|e| (e.addr, Arc::clone(e)))
+            .collect();
+        let endpoints = settings
             .endpoints
             .iter()
             .map(|a| {
@@ -196,28 +209,63 @@ impl Pool {
                     .unwrap_or_else(|| Arc::new(Endpoint::new(*a)))
             })
             .collect();
+        self.endpoints.store(Arc::new(endpoints));
         self.settings.store(Arc::new(settings));
     }
 
     /// The endpoints to try, in order: round-robin over those not ejected, then
-    /// the ejected ones (so that an all-ejected pool is still tried).
-    pub(crate) fn candidates(&self) -> Vec<Arc<Endpoint>> {
-        let endpoints = lock(&self.endpoints).clone();
-        if endpoints.is_empty() {
-            return endpoints;
+    /// the ejected ones (so that an all-ejected pool is still tried). Lazy: the
+    /// common case looks at one endpoint and allocates nothing.
+    pub(crate) fn candidates(&self) -> Candidates {
+        let list = self.endpoints.load_full();
+        let start = if list.is_empty() {
+            0
+        } else {
+            self.next.fetch_add(1, Ordering::Relaxed) % list.len()
+        };
+        Candidates {
+            list,
+            start,
+            i: 0,
+            now: Instant::now(),
         }
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % endpoints.len();
-        let now = Instant::now();
-        let rotated = endpoints.iter().cycle().skip(start).take(endpoints.len());
-        let (healthy, ejected): (Vec<_>, Vec<_>) =
-            rotated.cloned().partition(|e| !e.is_ejected(now));
-        healthy.into_iter().chain(ejected).collect()
     }
 
     /// The current endpoint addresses.
     #[cfg(test)]
     pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
-        lock(&self.endpoints).iter().map(|e| e.addr).collect()
+        self.endpoints.load().iter().map(|e| e.addr).collect()
+    }
+}
+
+/// Endpoints in the order to try them (see [`Pool::candidates`]).
+pub(crate) struct Candidates {
+    list: Arc<Vec<Arc<Endpoint>>>,
+    start: usize,
+    i: usize,
+    now: Instant,
+}
+
+impl Candidates {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
+impl Iterator for Candidates {
+    type Item = Arc<Endpoint>;
+
+    fn next(&mut self) -> Option<Arc<Endpoint>> {
+        let n = self.list.len();
+        while self.i < 2 * n {
+            let healthy_pass = self.i < n;
+            let e = &self.list[(self.start + self.i) % n];
+            self.i += 1;
+            if healthy_pass != e.is_ejected(self.now) {
+                return Some(Arc::clone(e));
+            }
+        }
+        None
     }
 }
 
@@ -240,7 +288,9 @@ mod tests {
     #[test]
     fn round_robin_and_ejection() {
         let pool = Pool::new(upstream(&["127.0.0.1:1", "127.0.0.1:2"]));
-        let first: Vec<_> = (0..4).map(|_| pool.candidates()[0].addr.port()).collect();
+        let first: Vec<_> = (0..4)
+            .map(|_| pool.candidates().next().unwrap().addr.port())
+            .collect();
         assert_eq!(first, [1, 2, 1, 2]);
         let settings = pool.settings();
         let one = pool
@@ -252,7 +302,7 @@ mod tests {
             one.failed(&settings, Cause::UpstreamConnectRefused);
         }
         for _ in 0..4 {
-            let c = pool.candidates();
+            let c: Vec<_> = pool.candidates().collect();
             assert_eq!(c[0].addr.port(), 2, "ejected endpoint comes last");
             assert_eq!(c.len(), 2, "but is still there to try");
         }
