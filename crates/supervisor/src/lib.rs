@@ -25,6 +25,7 @@ mod descendants;
 mod error;
 mod hooks;
 mod jobctl;
+mod memory;
 mod quiet;
 mod reaper;
 mod spawn;

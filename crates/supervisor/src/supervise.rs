@@ -111,6 +111,17 @@ pub async fn supervise(
         .child_running
         .store(true, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(pid = pid.as_raw(), command = ?config.command, "app started");
+    // Start-up code is not needed any more: hand its pages back, now and once
+    // the loop below has settled into waiting.
+    crate::memory::page_out_own_executable();
+    tokio::spawn(async {
+        tokio::time::sleep(crate::memory::SETTLE).await;
+        let advised = crate::memory::page_out_own_executable();
+        tracing::debug!(
+            bytes = advised,
+            "start-up pages of the binary handed back to the kernel"
+        );
+    });
 
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut sup = Supervisor {

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Memory with many idle client keepalive connections: RSS of lameduck proxy (one
+# worker thread) vs nginx (one worker), each holding N idle connections that
+# have had one request answered. Loopback only; stops by itself.
+#
+#   bench/proxy-idle-memory.sh [CONNECTIONS]   (default 10000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-10000}
+OUT=bench/out/idle
+mkdir -p "$OUT"
+ulimit -n "$(ulimit -Hn)"
+command -v nginx >/dev/null || apt-get install -y -qq nginx-light >/dev/null
+cargo build --release -q -p lameduck
+NGINX_BIN=$(command -v nginx)
+PIDS=()
+cleanup() {
+  for d in backend front; do
+    [ -f "$OUT/$d/nginx.pid" ] && $NGINX_BIN -p "$PWD/$OUT/$d" -c nginx.conf -s stop 2>/dev/null || true
+  done
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; exit 1; }
+nginx_conf() {
+  mkdir -p "$1/logs"
+  cat > "$1/nginx.conf" <<CONF
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid $PWD/$1/nginx.pid;
+error_log $PWD/$1/logs/error.log warn;
+events { worker_connections 19000; }
+http {
+  access_log off;
+  keepalive_timeout 300s;
+  client_body_temp_path $PWD/$1/tmp; proxy_temp_path $PWD/$1/tmp;
+  fastcgi_temp_path $PWD/$1/tmp; uwsgi_temp_path $PWD/$1/tmp; scgi_temp_path $PWD/$1/tmp;
+  $2
+}
+CONF
+}
+nginx_conf "$OUT/backend" "server { listen 127.0.0.1:19201; location / { return 200 'hello\n'; } }"
+$NGINX_BIN -p "$PWD/$OUT/backend" -c nginx.conf
+nginx_conf "$OUT/front" "upstream app { server 127.0.0.1:19201; keepalive 64; }
+  server { listen 127.0.0.1:19210; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+$NGINX_BIN -p "$PWD/$OUT/front" -c nginx.conf
+cat > "$OUT/lameduck.toml" <<CONF
+[proxy]
+keepalive_timeout = "300s"
+max_connections = 19000
+[[listener]]
+name = "web"
+listen = "127.0.0.1:19220"
+[[route]]
+upstream = "app"
+[[upstream]]
+name = "app"
+endpoints = ["127.0.0.1:19201"]
+CONF
+target/release/lameduck proxy --threads 1 -c "$OUT/lameduck.toml" 2> "$OUT/lameduck.log" &
+LD=$!
+PIDS+=("$LD")
+for p in 19201 19210 19220; do wait_port $p; done
+
+rss_kib() { awk '/VmRSS/ { s += $2 } END { print s }' $(for p in "$@"; do echo /proc/$p/status; done); }
+measure() { # $1 port, $2.. pids; prints "before after"
+  local port=$1; shift
+  local before; before=$(rss_kib "$@")
+  coproc CLIENTS { python3 bench/idle_clients.py "$port" "$N"; }
+  read -r ready count <&"${CLIENTS[0]}"
+  [ "$ready" = READY ] || { echo "clients failed" >&2; exit 1; }
+  sleep 1
+  local after; after=$(rss_kib "$@")
+  kill "$CLIENTS_PID" 2>/dev/null || true; wait "$CLIENTS_PID" 2>/dev/null || true
+  echo "$before $after $count"
+}
+NGINX_WORKER=$(pgrep -P "$(cat "$OUT/front/nginx.pid")")
+read -r nb na nc < <(measure 19210 "$NGINX_WORKER")
+read -r lb la lc < <(measure 19220 "$LD")
+printf "%-22s %12s %12s %14s\n" "$N idle connections" "RSS before" "RSS after" "per connection"
+printf "%-22s %9s KiB %9s KiB %10s B\n" "nginx worker" "$nb" "$na" "$(( (na - nb) * 1024 / nc ))"
+printf "%-22s %9s KiB %9s KiB %10s B\n" "lameduck (1 thread)" "$lb" "$la" "$(( (la - lb) * 1024 / lc ))"
+awk -v l="$la" -v n="$na" 'BEGIN { printf "RSS lameduck/nginx with connections: %.2fx (goal <= 2.00)\n", l / n }'
