@@ -4,6 +4,7 @@
 
 pub(crate) mod drain_args;
 pub(crate) mod prestop;
+pub(crate) mod registry;
 pub(crate) mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -44,4 +45,5 @@ pub(crate) enum LogFormat {
 pub(crate) enum Command {
     Run(run::RunArgs),
     Prestop(prestop::PrestopArgs),
+    Registry(registry::RegistryArgs),
 }

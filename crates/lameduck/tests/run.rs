@@ -778,9 +778,5 @@ fn a_hanging_hook_is_killed_when_the_lame_duck_share_runs_out() {
         proc_state(hook_pid).is_none(),
         "the hung hook {hook_pid} is still there"
     );
-    assert!(
-        ld.log().contains("killed it"),
-        "{}",
-        ld.log()
-    );
+    assert!(ld.log().contains("killed it"), "{}", ld.log());
 }
