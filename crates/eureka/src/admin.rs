@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use hyper::{body::Incoming, header, Request, StatusCode};
@@ -64,89 +64,108 @@ fn route(req: &Request<Incoming>, state: &State) -> Reply {
     }
 }
 
+/// One metric: name (after `lameduck_registry_`), type, help, value.
+type Metric = (&'static str, &'static str, &'static str, u64);
+
 fn metrics(state: &State) -> String {
-    let stats = state.with(|r, now| r.stats(now));
-    let c = &state.counters;
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let rows: [(&str, &str, &str, u64); 12] = [
-        (
-            "instances",
-            "gauge",
-            "Registered instances.",
-            stats.instances,
-        ),
-        (
-            "applications",
-            "gauge",
-            "Registered applications.",
-            stats.applications,
-        ),
-        (
-            "renews_last_minute",
-            "gauge",
-            "Renewals in the last full minute.",
-            stats.renews_last_min,
-        ),
-        (
-            "self_preservation_threshold",
-            "gauge",
-            "Renewals per minute needed for eviction to run.",
-            stats.threshold,
-        ),
-        (
-            "self_preservation_active",
-            "gauge",
-            "1 while self-preservation stops eviction.",
-            stats.self_preservation_active as u64,
-        ),
-        (
-            "version",
-            "gauge",
-            "Sequence number of the latest change (versions__delta).",
-            stats.version,
-        ),
-        (
-            "registrations_total",
-            "counter",
-            "Registrations accepted.",
-            load(&c.registrations),
-        ),
-        (
-            "renewals_total",
-            "counter",
-            "Renewal requests.",
-            load(&c.renewals),
-        ),
-        (
-            "renewals_not_found_total",
-            "counter",
-            "Renewals answered 404 (the client re-registers).",
-            load(&c.renewals_not_found),
-        ),
-        (
-            "cancels_total",
-            "counter",
-            "Cancellations.",
-            load(&c.cancels),
-        ),
-        (
-            "evictions_total",
-            "counter",
-            "Instances evicted for an expired lease.",
-            load(&c.evictions),
-        ),
-        (
-            "bad_requests_total",
-            "counter",
-            "Requests refused with 400.",
-            load(&c.bad_requests),
-        ),
-    ];
     let mut out = String::new();
-    for (name, kind, help, value) in rows {
+    for (name, kind, help, value) in gauges(state).into_iter().chain(counters(state)) {
         let _ = writeln!(out, "# HELP lameduck_registry_{name} {help}");
         let _ = writeln!(out, "# TYPE lameduck_registry_{name} {kind}");
         let _ = writeln!(out, "lameduck_registry_{name} {value}");
     }
     out
+}
+
+fn gauges(state: &State) -> Vec<Metric> {
+    let s = state.with(|r, now| r.stats(now));
+    let c = &state.counters;
+    let g = |name, help, value| (name, "gauge", help, value);
+    vec![
+        g("instances", "Registered instances.", s.instances),
+        g("applications", "Registered applications.", s.applications),
+        g(
+            "renews_last_minute",
+            "Renewals in the last full minute.",
+            s.renews_last_min,
+        ),
+        g(
+            "self_preservation_threshold",
+            "Renewals a minute needed for eviction.",
+            s.threshold,
+        ),
+        g(
+            "self_preservation_active",
+            "1 while self-preservation stops eviction.",
+            s.self_preservation_active as u64,
+        ),
+        g(
+            "version",
+            "Sequence number of the latest change (versions__delta).",
+            s.version,
+        ),
+        g(
+            "open_connections",
+            "API connections being served.",
+            load(&c.open_connections),
+        ),
+        g(
+            "requests_in_flight",
+            "API requests being handled.",
+            load(&c.requests_in_flight),
+        ),
+        g(
+            "feed_waiters",
+            "Change-feed requests waiting for a change.",
+            load(&c.feed_waiters),
+        ),
+    ]
+}
+
+fn counters(state: &State) -> Vec<Metric> {
+    let c = &state.counters;
+    let t = |name, help, value| (name, "counter", help, value);
+    vec![
+        t(
+            "registrations_total",
+            "Registrations accepted.",
+            load(&c.registrations),
+        ),
+        t("renewals_total", "Renewal requests.", load(&c.renewals)),
+        t(
+            "renewals_not_found_total",
+            "Renewals answered 404 (the client registers again).",
+            load(&c.renewals_not_found),
+        ),
+        t("cancels_total", "Cancellations.", load(&c.cancels)),
+        t(
+            "evictions_total",
+            "Instances evicted for an expired lease.",
+            load(&c.evictions),
+        ),
+        t(
+            "eviction_passes_total",
+            "Eviction passes run.",
+            load(&c.eviction_passes),
+        ),
+        t(
+            "full_fetches_total",
+            "GET /apps requests.",
+            load(&c.full_fetches),
+        ),
+        t(
+            "delta_fetches_total",
+            "GET /apps/delta requests.",
+            load(&c.delta_fetches),
+        ),
+        t(
+            "bad_requests_total",
+            "Requests refused with 400.",
+            load(&c.bad_requests),
+        ),
+    ]
+}
+
+fn load(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
 }

@@ -65,7 +65,31 @@ pub(crate) struct Counters {
     pub(crate) renewals_not_found: AtomicU64,
     pub(crate) cancels: AtomicU64,
     pub(crate) evictions: AtomicU64,
+    pub(crate) eviction_passes: AtomicU64,
+    pub(crate) full_fetches: AtomicU64,
+    pub(crate) delta_fetches: AtomicU64,
     pub(crate) bad_requests: AtomicU64,
+    /// Gauges: connections being served, change-feed requests waiting,
+    /// requests being handled.
+    pub(crate) open_connections: AtomicU64,
+    pub(crate) feed_waiters: AtomicU64,
+    pub(crate) requests_in_flight: AtomicU64,
+}
+
+/// Adds one to a gauge for as long as it lives.
+struct Gauge<'a>(&'a AtomicU64);
+
+impl<'a> Gauge<'a> {
+    fn up(gauge: &'a AtomicU64) -> Gauge<'a> {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Gauge(gauge)
+    }
+}
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl State {
@@ -156,15 +180,17 @@ async fn accept_until_drain(
                 Ok((stream, _)) => {
                     while connections.try_join_next().is_some() {}
                     let _ = stream.set_nodelay(true);
-                    let state = Arc::clone(state);
+                    let for_requests = Arc::clone(state);
                     let service = hyper::service::service_fn(move |req| {
-                        let state = Arc::clone(&state);
+                        let state = Arc::clone(&for_requests);
                         async move { Ok::<_, Infallible>(handle(&state, req).await) }
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service);
                     let conn = graceful.watch(conn);
+                    let state = Arc::clone(state);
                     connections.spawn(async move {
+                        let _open = Gauge::up(&state.counters.open_connections);
                         let _ = conn.await;
                     });
                 }
@@ -211,7 +237,12 @@ async fn evict_loop(state: Arc<State>) {
     let mut protecting = false;
     loop {
         tick.tick().await;
-        match state.with(|r, now| r.evict(now)) {
+        let outcome = state.with(|r, now| r.evict(now));
+        state
+            .counters
+            .eviction_passes
+            .fetch_add(1, Ordering::Relaxed);
+        match outcome {
             Eviction::Evicted(gone) => {
                 if protecting {
                     tracing::info!("self-preservation off: renewals are back above the threshold");
@@ -305,6 +336,7 @@ fn empty(status: StatusCode) -> Reply {
 }
 
 async fn handle(state: &State, req: Request<Incoming>) -> Reply {
+    let _in_flight = Gauge::up(&state.counters.requests_in_flight);
     let mut resp = dispatch(state, req).await;
     if resp.status() == StatusCode::BAD_REQUEST {
         state.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
@@ -351,8 +383,14 @@ async fn dispatch(state: &State, req: Request<Incoming>) -> Reply {
         Route::SetStatus(app, id) => set_status(state, &app, &id, q),
         Route::DeleteStatus(app, id) => delete_status(state, &app, &id, q),
         Route::Metadata(app, id) => metadata(state, &app, &id, q),
-        Route::Apps => ask.document(&state.with(|r, _| r.applications()), true),
-        Route::Delta => ask.document(&state.with(|r, now| r.delta(now)), true),
+        Route::Apps => {
+            state.counters.full_fetches.fetch_add(1, Ordering::Relaxed);
+            ask.document(&state.with(|r, _| r.applications()), true)
+        }
+        Route::Delta => {
+            state.counters.delta_fetches.fetch_add(1, Ordering::Relaxed);
+            ask.document(&state.with(|r, now| r.delta(now)), true)
+        }
         Route::Vip(vip) => ask.document(&state.with(|r, _| r.by_vip(&vip, false)), true),
         Route::SecureVip(vip) => ask.document(&state.with(|r, _| r.by_vip(&vip, true)), true),
         Route::App(app) => match state.with(|r, _| r.application(&app)) {
@@ -558,6 +596,7 @@ async fn changes(state: &State, q: Option<&str>, ask: Ask) -> Reply {
     let deadline = tokio::time::Instant::now() + wait;
     let mut version = state.version.subscribe();
     let mut phase = state.phase.clone();
+    let _waiting = Gauge::up(&state.counters.feed_waiters);
     loop {
         let doc = match state.with(|r, now| r.changes_since(after, now)) {
             ChangesSince::Gone => {

@@ -6,5 +6,6 @@
 
 #![allow(unreachable_pub)] // test helpers are `pub` for readability
 
+mod registry;
 mod run;
 mod util;

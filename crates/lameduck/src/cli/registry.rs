@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use clap::Args;
-use lameduck_drain::{parse_duration, LameDuckWait, Plan, Timing};
+use lameduck_drain::{format_duration, parse_duration, LameDuckWait, Plan, Timing};
 use lameduck_eureka::{registry::Rules, BasicAuth, Config, Stopped, SystemClock};
 
 /// Run a Eureka-compatible service registry (in memory), with an instant change feed.
@@ -131,6 +131,16 @@ impl RegistryArgs {
             margin: self.margin,
             stop_reserve: Duration::from_secs(1),
         };
+        if self.drain_delay > timing.lame_duck_share() {
+            return Err(format!(
+                "--drain-delay {} does not fit: --grace {} − --margin {} − 1s kept for \
+                 in-flight requests leaves {}; shorten --drain-delay or raise --grace",
+                format_duration(self.drain_delay),
+                format_duration(self.grace),
+                format_duration(self.margin),
+                format_duration(timing.lame_duck_share()),
+            ));
+        }
         let plan =
             Plan::new(timing, LameDuckWait::Fixed(self.drain_delay)).map_err(|e| e.to_string())?;
         let config = Config {
