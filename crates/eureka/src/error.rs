@@ -8,6 +8,9 @@ pub enum Error {
     /// The listening socket failed.
     #[error("reading the local address of the listener: {0}")]
     Listener(#[source] std::io::Error),
+    /// Installing the stop-signal handlers failed.
+    #[error("listening for stop signals: {0}")]
+    Signals(#[source] std::io::Error),
     /// A Eureka server could not be reached or did not answer.
     #[error("{url}: {reason}")]
     Request {

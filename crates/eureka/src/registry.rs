@@ -30,6 +30,7 @@
 //!   problem rather than mass death, as Eureka does.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -111,9 +112,13 @@ pub enum ChangesSince {
 }
 
 /// A registered instance and its lease.
+///
+/// The instance is shared (`Arc`) with the delta queue, so a registration is
+/// stored once, not twice, while its ADDED entry is kept; a renewal touches only
+/// the lease, and a change copies the instance only if the queue still holds it.
 #[derive(Debug, Clone)]
 struct Lease {
-    instance: Instance,
+    instance: Arc<Instance>,
     last_renewal: Millis,
     duration_ms: u64,
 }
@@ -122,14 +127,30 @@ impl Lease {
     fn expired(&self, now: Millis) -> bool {
         now > self.last_renewal + self.duration_ms
     }
+
+    /// The instance as written, with the lease's own renewal time.
+    fn value(&self) -> Value {
+        let mut v = self.instance.to_value();
+        v["leaseInfo"]["lastRenewalTimestamp"] = json!(self.last_renewal);
+        v
+    }
 }
 
-/// One entry of the delta queue.
+/// One entry of the delta queue: the instance as it was after the change.
 #[derive(Debug, Clone)]
 struct Change {
     seq: u64,
     at: Millis,
-    instance: Instance,
+    action: Action,
+    instance: Arc<Instance>,
+}
+
+impl Change {
+    fn value(&self) -> Value {
+        let mut v = self.instance.to_value();
+        v["actionType"] = json!(self.action.as_str());
+        v
+    }
 }
 
 /// Renewals counted per whole minute, as Eureka's `MeasuredRate` does.
@@ -224,7 +245,7 @@ impl Registry {
         if let Some(old) = &existing {
             // Eureka keeps the record the client changed last.
             if instance.last_dirty != 0 && old.instance.last_dirty > instance.last_dirty {
-                instance = old.instance.clone();
+                instance = Instance::clone(&old.instance);
             }
         } else {
             self.expected_clients += 1;
@@ -240,7 +261,7 @@ impl Registry {
         self.stamp_registration(&mut instance, existing.as_ref(), now);
         let lease = Lease {
             duration_ms: instance.lease.duration_secs * 1000,
-            instance,
+            instance: Arc::new(instance),
             last_renewal: now,
         };
         self.record(Action::Added, &lease.instance, now);
@@ -285,12 +306,12 @@ impl Registry {
             return Renewal::StatusUnknown;
         }
         lease.last_renewal = now;
-        lease.instance.stamps.last_renewal = now;
-        let changed = lease.instance.status != status;
-        lease.instance.status = status;
         let server_dirty = lease.instance.last_dirty;
-        if changed {
-            let snapshot = lease.instance.clone();
+        if lease.instance.status != status {
+            let instance = Arc::make_mut(&mut lease.instance);
+            instance.status = status;
+            instance.stamps.last_renewal = now;
+            let snapshot = Arc::clone(&lease.instance);
             self.record(Action::Modified, &snapshot, now);
         }
         match client_dirty {
@@ -343,9 +364,12 @@ impl Registry {
         let Some(lease) = self.lease_mut(app, id) else {
             return false;
         };
-        f(&mut lease.instance);
-        lease.instance.last_updated = now;
-        let snapshot = lease.instance.clone();
+        let last_renewal = lease.last_renewal;
+        let instance = Arc::make_mut(&mut lease.instance);
+        f(instance);
+        instance.last_updated = now;
+        instance.stamps.last_renewal = last_renewal;
+        let snapshot = Arc::clone(&lease.instance);
         self.record(Action::Modified, &snapshot, now);
         true
     }
@@ -371,8 +395,11 @@ impl Registry {
             self.apps.remove(&app);
         }
         self.overrides.remove(id);
-        lease.instance.stamps.eviction = now;
-        lease.instance.last_updated = now;
+        let last_renewal = lease.last_renewal;
+        let instance = Arc::make_mut(&mut lease.instance);
+        instance.stamps.eviction = now;
+        instance.stamps.last_renewal = last_renewal;
+        instance.last_updated = now;
         self.record(Action::Deleted, &lease.instance, now);
         true
     }
@@ -442,14 +469,13 @@ impl Registry {
         self.apps.get_mut(&app.to_ascii_uppercase())?.get_mut(id)
     }
 
-    fn record(&mut self, action: Action, instance: &Instance, now: Millis) {
+    fn record(&mut self, action: Action, instance: &Arc<Instance>, now: Millis) {
         self.seq += 1;
-        let mut instance = instance.clone();
-        instance.action = Some(action);
         self.changes.push_back(Change {
             seq: self.seq,
             at: now,
-            instance,
+            action,
+            instance: Arc::clone(instance),
         });
         self.prune(now);
     }
@@ -477,9 +503,10 @@ impl Registry {
 
     /// `GET /apps`: the full registry document.
     pub fn applications(&self) -> Value {
-        let apps = self.apps.iter().map(|(name, instances)| {
-            application_value(name, instances.values().map(|l| &l.instance))
-        });
+        let apps = self
+            .apps
+            .iter()
+            .map(|(name, instances)| application_value(name, instances.values().map(Lease::value)));
         self.applications_doc(apps.collect())
     }
 
@@ -507,14 +534,14 @@ impl Registry {
     }
 
     fn changes_doc(&self, after: u64) -> Value {
-        let mut latest: BTreeMap<&str, BTreeMap<&str, &Instance>> = BTreeMap::new();
+        let mut latest: BTreeMap<&str, BTreeMap<&str, &Change>> = BTreeMap::new();
         for change in self.changes.iter().filter(|c| c.seq > after) {
             let i = &change.instance;
-            latest.entry(&i.app).or_default().insert(&i.id, i);
+            latest.entry(&i.app).or_default().insert(&i.id, change);
         }
         let apps = latest
             .iter()
-            .map(|(name, instances)| application_value(name, instances.values().copied()));
+            .map(|(name, changes)| application_value(name, changes.values().map(|c| c.value())));
         self.applications_doc(apps.collect())
     }
 
@@ -523,20 +550,20 @@ impl Registry {
         let name = app.to_ascii_uppercase();
         let instances = self.apps.get(&name)?;
         Some(json!({
-            "application": application_value(&name, instances.values().map(|l| &l.instance))
+            "application": application_value(&name, instances.values().map(Lease::value))
         }))
     }
 
     /// `GET /apps/APP/ID`, if registered.
     pub fn instance(&self, app: &str, id: &str) -> Option<Value> {
         let lease = self.lease(app, id)?;
-        Some(json!({"instance": lease.instance.to_value()}))
+        Some(json!({"instance": lease.value()}))
     }
 
     /// `GET /instances/ID`: the instance in whichever app holds it.
     pub fn instance_by_id(&self, id: &str) -> Option<Value> {
         let lease = self.apps.values().find_map(|i| i.get(id))?;
-        Some(json!({"instance": lease.instance.to_value()}))
+        Some(json!({"instance": lease.value()}))
     }
 
     /// `GET /vips/VIP` (`secure` = `/svips/SVIP`): the instances with that VIP.
@@ -544,8 +571,8 @@ impl Registry {
         let apps = self.apps.iter().filter_map(|(name, instances)| {
             let matching: Vec<_> = instances
                 .values()
-                .map(|l| &l.instance)
-                .filter(|i| i.has_vip(vip, secure))
+                .filter(|l| l.instance.has_vip(vip, secure))
+                .map(Lease::value)
                 .collect();
             (!matching.is_empty()).then(|| application_value(name, matching.into_iter()))
         });
@@ -586,13 +613,10 @@ pub fn hashcode(statuses: impl Iterator<Item = Status>) -> String {
         .collect()
 }
 
-fn application_value<'a>(name: &str, instances: impl Iterator<Item = &'a Instance>) -> Value {
+fn application_value(name: &str, instances: impl Iterator<Item = Value>) -> Value {
     let mut app = Map::new();
     app.insert("name".into(), json!(name));
-    app.insert(
-        "instance".into(),
-        Value::Array(instances.map(Instance::to_value).collect()),
-    );
+    app.insert("instance".into(), Value::Array(instances.collect()));
     Value::Object(app)
 }
 

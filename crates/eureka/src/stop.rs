@@ -34,9 +34,9 @@ pub async fn serve_until_stopped(
     admin: Option<TcpListener>,
     plan: Plan,
 ) -> Result<Stopped, Error> {
-    let mut term = signal(SignalKind::terminate()).map_err(Error::Listener)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(Error::Listener)?;
-    let mut quit = signal(SignalKind::quit()).map_err(Error::Listener)?;
+    let mut term = signal(SignalKind::terminate()).map_err(Error::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signals)?;
+    let mut quit = signal(SignalKind::quit()).map_err(Error::Signals)?;
     let (stop_tx, stops) = mpsc::channel(4);
     let listening = tokio::spawn(async move {
         loop {
