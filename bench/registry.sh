@@ -7,6 +7,10 @@
 #      the same requests in the same run: the ratio says how close the registry
 #      gets to the cheapest HTTP answer this machine can give.
 #
+#   3. time from PUT …/status?value=DOWN to a subscriber's copy, through the
+#      change feed and, as the peer, through delta polling every 250 ms
+#      (crates/eureka/examples/feed_latency.rs).
+#
 # Usage: bench/registry.sh [SECONDS]   (default 10 s per load run)
 # Knobs: BENCH_INSTANCES (10000), BENCH_CONNECTIONS (64), BENCH_THREADS (2).
 # Needs: wrk, python3, and nginx for the peer (skipped with a note if absent).
@@ -107,3 +111,6 @@ if [ -n "$peer_rps" ]; then
 else
     echo "nginx not installed: no peer figure"
 fi
+
+echo
+cargo run --release --quiet -p lameduck-eureka --example feed_latency 200

@@ -293,6 +293,37 @@ impl Client {
         self.applications(&path, &body).map(Changes::Delta)
     }
 
+    /// `GET /apps/APP`: the app's instances, or `None` when it is not registered.
+    pub async fn fetch_app(&self, app: &str) -> Result<Option<Vec<Instance>>, Error> {
+        let path = format!("apps/{}", enc(app));
+        let ok = [StatusCode::OK, StatusCode::NOT_FOUND];
+        let (status, body) = self.expect(Method::GET, &path, None, &ok).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let wrapped: Value = serde_json::from_slice(&body).map_err(|e| Error::Body {
+            url: self.base.url(&path),
+            reason: e.to_string(),
+        })?;
+        let doc = json!({"applications": {"application": wrapped["application"].clone()}});
+        let apps = self.applications_from(&path, &doc)?;
+        Ok(Some(apps.instances))
+    }
+
+    /// The instance of `app` registered for `ip:port`, if any: how a drain finds
+    /// the id of an app that registered itself (Spring's ids vary by setup).
+    pub async fn find_instance(
+        &self,
+        app: &str,
+        ip: &str,
+        port: u16,
+    ) -> Result<Option<Instance>, Error> {
+        let instances = self.fetch_app(app).await?.unwrap_or_default();
+        Ok(instances
+            .into_iter()
+            .find(|i| i.ip_addr == ip && i.port.port == port))
+    }
+
     async fn fetch_applications(&self, path: &str) -> Result<Applications, Error> {
         let (_, body) = self
             .expect(Method::GET, path, None, &[StatusCode::OK])
@@ -301,12 +332,18 @@ impl Client {
     }
 
     fn applications(&self, path: &str, body: &[u8]) -> Result<Applications, Error> {
-        let unreadable = |reason: String| Error::Body {
+        let doc: Value = serde_json::from_slice(body).map_err(|e| Error::Body {
+            url: self.base.url(path),
+            reason: e.to_string(),
+        })?;
+        self.applications_from(path, &doc)
+    }
+
+    fn applications_from(&self, path: &str, doc: &Value) -> Result<Applications, Error> {
+        Applications::from_value(doc).map_err(|reason| Error::Body {
             url: self.base.url(path),
             reason,
-        };
-        let doc: Value = serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()))?;
-        Applications::from_value(&doc).map_err(unreadable)
+        })
     }
 
     async fn expect(
@@ -387,6 +424,37 @@ impl Client {
     }
 }
 
+/// Runs `op` until it succeeds, fails in a way a retry cannot fix, or
+/// `deadline` passes (each try is cut at the deadline too). Between tries it
+/// waits `backoff`, doubling up to one second. This is how a drain talks to a
+/// registry that is slow or down without ever holding the drain past its share
+/// of the budget: the last error comes back, and the drain goes on.
+pub async fn retry<T, F, Fut>(
+    deadline: tokio::time::Instant,
+    mut backoff: Duration,
+    mut op: F,
+) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    loop {
+        let err = match tokio::time::timeout_at(deadline, op()).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) if !e.is_retryable() => return Err(e),
+            Ok(Err(e)) => e,
+            Err(_) => return Err(Error::Deadline),
+        };
+        let next = tokio::time::Instant::now() + backoff;
+        if next >= deadline {
+            return Err(err);
+        }
+        tracing::debug!("{err}; retrying in {backoff:?}");
+        tokio::time::sleep_until(next).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
 /// Percent-encodes a path segment (ids such as `host:app:8080` are safe, `/` is not).
 fn enc(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
@@ -415,6 +483,54 @@ mod tests {
         assert_eq!(root.url("apps/"), "http://h:1/apps/");
         assert!(BaseUrl::parse("https://h/eureka/").is_err());
         assert!(BaseUrl::parse("http:///eureka/").is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_gives_up_at_the_deadline_with_the_last_error() {
+        let start = tokio::time::Instant::now();
+        let mut tries = 0;
+        let result: Result<(), Error> = retry(
+            start + Duration::from_secs(2),
+            Duration::from_millis(100),
+            || {
+                tries += 1;
+                async {
+                    Err(Error::Status {
+                        url: "u".into(),
+                        status: 503,
+                        body: String::new(),
+                    })
+                }
+            },
+        )
+        .await;
+        assert!(matches!(result, Err(Error::Status { status: 503, .. })));
+        // 0, 0.1, 0.3, 0.7, 1.5 s: the next try would start after the deadline.
+        assert_eq!(tries, 5);
+        assert!(start.elapsed() <= Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_stops_at_an_error_a_retry_cannot_fix() {
+        let start = tokio::time::Instant::now();
+        let mut tries = 0;
+        let result: Result<(), Error> = retry(
+            start + Duration::from_secs(2),
+            Duration::from_millis(100),
+            || {
+                tries += 1;
+                async {
+                    Err(Error::Status {
+                        url: "u".into(),
+                        status: 400,
+                        body: String::new(),
+                    })
+                }
+            },
+        )
+        .await;
+        assert!(result.is_err());
+        assert_eq!(tries, 1);
     }
 
     #[test]

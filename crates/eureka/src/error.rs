@@ -37,6 +37,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A retried call ran out of time.
+    #[error("no answer before the deadline")]
+    Deadline,
     /// A base URL that is not `http://host:port/path`.
     #[error("bad Eureka URL {0:?}: use http://HOST:PORT/eureka/ (https is not supported)")]
     BadUrl(String),
@@ -49,4 +52,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// True for failures a retry may fix: no connection, no answer, or a 5xx.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Request { .. } | Error::Deadline => true,
+            Error::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
 }

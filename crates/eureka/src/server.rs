@@ -135,9 +135,7 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let addr = listener.local_addr().map_err(Error::Listener)?;
     let state = Arc::new(State::new(config, shutdown.clone()));
-    if let Some(admin) = admin {
-        tokio::spawn(crate::admin::serve(admin, Arc::clone(&state)));
-    }
+    let admin = admin.map(|a| tokio::spawn(crate::admin::serve(a, Arc::clone(&state))));
     let evictor = tokio::spawn(evict_loop(Arc::clone(&state)));
     tracing::info!(%addr, "registry serving the Eureka API under /eureka/ and /eureka/v2/");
     let graceful = GracefulShutdown::new();
@@ -163,6 +161,9 @@ pub async fn serve(
             tracing::warn!(left = connections.len(), "terminate: dropping the connections left");
             connections.abort_all();
         }
+    }
+    if let Some(admin) = admin {
+        admin.abort();
     }
     Ok(())
 }

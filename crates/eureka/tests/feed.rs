@@ -121,6 +121,15 @@ fn the_client_registers_renews_and_reconciles_with_deltas() {
         );
         let up: Vec<_> = copy.up("WEB").map(|i| i.id.clone()).collect();
         assert_eq!(up, ["web-2"]);
+        // A drain finds an instance by the pod's IP and port.
+        let found = c.find_instance("web", "127.0.0.1", 8082).await.unwrap();
+        assert_eq!(found.map(|i| i.id).as_deref(), Some("web-2"));
+        assert!(c
+            .find_instance("web", "127.0.0.1", 9)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(c.fetch_app("nope").await.unwrap().is_none());
         c.delete_status_override("WEB", "web-1", Some(Status::Up))
             .await
             .unwrap();
