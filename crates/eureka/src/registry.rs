@@ -22,7 +22,8 @@
 //!   `/apps/delta` lists the latest change per instance in that window, with the
 //!   reconcile hashcode of the *full* registry so a client can check its merge.
 //!   Each change also gets a sequence number (`versions__delta`), which the
-//!   change feed uses.
+//!   change feed uses. Numbering starts at the registry's start time in
+//!   milliseconds, so a version from an earlier run is recognisably too old.
 //! - **Eviction and self-preservation.** The eviction pass removes expired leases,
 //!   at most 15 % of the registry per pass, and none at all while renewals in the
 //!   last minute are at or below 85 % of those expected (each registered instance
@@ -204,15 +205,15 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// An empty registry whose minute counter starts at `now`.
+    /// An empty registry whose minute counter and version numbers start at `now`.
     pub fn new(rules: Rules, now: Millis) -> Registry {
         Registry {
             rules,
             apps: BTreeMap::new(),
             overrides: HashMap::new(),
             changes: VecDeque::new(),
-            seq: 0,
-            pruned_through: 0,
+            seq: now,
+            pruned_through: now,
             expected_clients: 0,
             renews: RenewRate {
                 minute_start: now,

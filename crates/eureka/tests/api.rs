@@ -301,6 +301,14 @@ fn every_read_endpoint_under_both_prefixes() {
 #[test]
 fn delta_carries_actions_and_the_full_registrys_hashcode() {
     let s = server();
+    let version_of = |doc: &serde_json::Value| -> u64 {
+        doc["applications"]["versions__delta"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let v0 = version_of(&get_json(s.addr, "/eureka/apps").json());
     register(s.addr, "WEB", "web-1", 8081);
     register(s.addr, "WEB", "web-2", 8082);
     register(s.addr, "WEB", "web-3", 8083);
@@ -333,14 +341,17 @@ fn delta_carries_actions_and_the_full_registrys_hashcode() {
         ]
     );
     assert_eq!(delta["applications"]["apps__hashcode"], "DOWN_1_UP_1_");
-    assert_eq!(delta["applications"]["versions__delta"], "5");
+    // Five changes, five versions; the full registry is at the same version.
+    let version = version_of(&delta);
+    assert_eq!(version, v0 + 5);
     let full = get_json(s.addr, "/eureka/apps").json();
+    assert_eq!(version_of(&full), version);
     assert_eq!(full["applications"]["apps__hashcode"], "DOWN_1_UP_1_");
     // XML spells the same keys the same way.
     let xml = get(s.addr, "/eureka/apps/delta", &[]).text();
     assert!(
         xml.contains(
-            "<versions__delta>5</versions__delta><apps__hashcode>DOWN_1_UP_1_</apps__hashcode>"
+            &format!("<versions__delta>{version}</versions__delta><apps__hashcode>DOWN_1_UP_1_</apps__hashcode>")
         ),
         "{xml}"
     );

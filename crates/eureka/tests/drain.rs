@@ -48,9 +48,17 @@ fn lame_duck_flips_readiness_and_closes_keepalive_connections() {
 fn a_waiting_feed_request_returns_when_the_drain_starts_and_the_listener_closes() {
     let s = Server::start(Config::default());
     let addr = s.addr;
+    let full = get_json(addr, "/eureka/apps").json();
+    let version = full["applications"]["versions__delta"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let waiting = std::thread::spawn(move || {
         let start = Instant::now();
-        let r = get_json(addr, "/eureka/lameduck/changes?after=0&wait=20");
+        let r = get_json(
+            addr,
+            &format!("/eureka/lameduck/changes?after={version}&wait=20"),
+        );
         (start.elapsed(), r.status)
     });
     wait_for("the request to wait", DEADLINE, || {

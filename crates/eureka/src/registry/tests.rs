@@ -199,7 +199,7 @@ fn delta_lists_the_latest_change_per_instance_for_three_minutes() {
     let doc = r.delta(T0 + 2 * SEC);
     // The hashcode is over the full registry (only `a`, DOWN), not the delta.
     assert_eq!(doc["applications"]["apps__hashcode"], "DOWN_1_");
-    assert_eq!(doc["applications"]["versions__delta"], "4");
+    assert_eq!(doc["applications"]["versions__delta"], (T0 + 4).to_string());
     assert_eq!(delta_actions(&mut r, T0 + 2 * SEC + 3 * MIN + 1), []);
 }
 
@@ -231,7 +231,10 @@ fn the_change_feed_answers_from_a_version_or_says_gone() {
         "DOWN"
     );
     assert_eq!(r.changes_since(v + 100, T0 + SEC), ChangesSince::Gone);
-    assert_eq!(r.changes_since(0, T0 + 4 * MIN), ChangesSince::Gone);
+    assert_eq!(r.changes_since(v, T0 + 4 * MIN), ChangesSince::Gone);
+    // A version from an earlier run of the registry is older than any of this one.
+    let mut restarted = Registry::new(Rules::default(), T0 + MIN);
+    assert_eq!(restarted.changes_since(v, T0 + MIN), ChangesSince::Gone);
 }
 
 #[test]
