@@ -424,6 +424,45 @@ impl Client {
     }
 }
 
+/// Keeps `instance` registered with `client` until `stop` resolves: registers,
+/// renews every `interval`, and registers again whenever a renewal is answered
+/// 404 (the registry restarted, evicted it, or wants fresher data). Failures are
+/// logged and retried at the next tick. It does not cancel: the caller decides
+/// when (after marking the instance DOWN and waiting for routers, in a drain).
+/// This is the sidecar loop for apps that do not speak Eureka themselves.
+pub async fn keep_registered(
+    client: &Client,
+    instance: &Instance,
+    interval: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut registered = false;
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        let result = if registered {
+            client
+                .renew(&instance.app, &instance.id, Some(instance.last_dirty))
+                .await
+                .map(|r| r == Renewed::Yes)
+        } else {
+            client.register(instance).await.map(|()| true)
+        };
+        registered = match result {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::warn!(app = %instance.app, id = %instance.id, "{e}");
+                registered
+            }
+        };
+    }
+}
+
 /// Runs `op` until it succeeds, fails in a way a retry cannot fix, or
 /// `deadline` passes (each try is cut at the deadline too). Between tries it
 /// waits `backoff`, doubling up to one second. This is how a drain talks to a

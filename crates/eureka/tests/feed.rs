@@ -153,3 +153,42 @@ fn the_client_sends_basic_auth_from_the_url() {
     let err = block_on(client(&s).fetch_full()).unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");
 }
+
+#[test]
+fn keep_registered_registers_renews_and_registers_again_after_a_404() {
+    let s = Server::start(Config::default());
+    let c = client(&s);
+    let me = lameduck_eureka::model::Instance::from_body(&instance_json("SIDE", "side-1", 8081))
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let addr = s.addr;
+    let admin = s.admin;
+    let sidecar = std::thread::spawn(move || {
+        block_on(lameduck_eureka::client::keep_registered(
+            &c,
+            &me,
+            Duration::from_millis(20),
+            async {
+                let _ = stop_rx.await;
+            },
+        ))
+    });
+    let present = || get_json(addr, "/eureka/apps/SIDE/side-1").status == 200;
+    wait_for("the registration", DEADLINE, || present().then_some(()));
+    wait_for("renewals", DEADLINE, || {
+        (metric_at(admin, "renewals_total") >= 2).then_some(())
+    });
+    // Gone from the registry (as after a restart): the next renewal gets 404
+    // and the sidecar registers again.
+    assert_eq!(
+        http(addr, "DELETE", "/eureka/apps/SIDE/side-1", &[], b"").status,
+        200
+    );
+    wait_for("the registration again", DEADLINE, || {
+        present().then_some(())
+    });
+    assert!(metric_at(admin, "renewals_not_found_total") >= 1);
+    stop_tx.send(()).unwrap();
+    sidecar.join().unwrap();
+    assert!(present(), "keep_registered must not cancel by itself");
+}
