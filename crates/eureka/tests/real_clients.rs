@@ -127,3 +127,18 @@ fn eureka_js_client_registers_again_after_a_registry_restart() {
         "js-2",
     );
 }
+
+#[test]
+fn py_eureka_client_works_with_basic_auth_in_the_url() {
+    let s = Server::start(Config {
+        auth: lameduck_eureka::BasicAuth::parse("eureka:s3cret"),
+        ..Config::default()
+    });
+    let url = format!("http://eureka:s3cret@{}/eureka/", s.addr);
+    let mut py = RealClient::python(&url, "PYAPP", "py-3");
+    wait_for("the client's copy to hold itself", DEADLINE, || {
+        sees(&py.view(), "py-3", "UP").then_some(())
+    });
+    // Without the password the registry refuses.
+    assert_eq!(get(s.addr, "/eureka/apps", &[]).status, 401);
+}
