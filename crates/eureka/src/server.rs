@@ -475,7 +475,7 @@ async fn register(state: &State, app: &str, req: Request<Incoming>) -> Reply {
     match state.with(|r, now| r.register(app, instance, now)) {
         Ok(()) => {
             state.counters.registrations.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(app, id, "registered");
+            tracing::info!(app, id, "registered");
             empty(StatusCode::NO_CONTENT)
         }
         Err(e) => bad_request(e),
@@ -521,7 +521,7 @@ fn optional_millis(q: Option<&str>, key: &str) -> Result<Option<Millis>, String>
 fn cancel(state: &State, app: &str, id: &str) -> Reply {
     if state.with(|r, now| r.cancel(app, id, now)) {
         state.counters.cancels.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(app, id, "cancelled");
+        tracing::info!(app, id, "cancelled");
         empty(StatusCode::OK)
     } else {
         not_registered(app, Some(id))
