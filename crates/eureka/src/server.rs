@@ -232,7 +232,9 @@ async fn wait_for_terminate(shutdown: &mut Shutdown) {
 
 /// Runs the eviction pass every `eviction_interval`, logging what it did.
 async fn evict_loop(state: Arc<State>) {
-    let mut tick = tokio::time::interval(state.config.eviction_interval);
+    // tokio's interval panics on zero; a library caller may pass anything.
+    let every = state.config.eviction_interval.max(Duration::from_millis(1));
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     let mut protecting = false;
