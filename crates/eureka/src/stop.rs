@@ -96,3 +96,107 @@ async fn sleep_until(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use lameduck_drain::Timing;
+
+    use super::*;
+
+    fn plan(delay: Duration) -> Plan {
+        let timing = Timing {
+            grace: Duration::from_secs(30),
+            margin: Duration::from_secs(2),
+            stop_reserve: Duration::from_secs(1),
+        };
+        Plan::new(timing, LameDuckWait::Fixed(delay)).unwrap()
+    }
+
+    /// A stand-in for `serve`: records every phase it is given and returns
+    /// once the drain phase comes, unless `stuck` (then only at terminate).
+    async fn fake_server(mut phase: watch::Receiver<Phase>, stuck: bool) -> Result<(), Error> {
+        let last = if stuck {
+            Phase::Terminate
+        } else {
+            Phase::Drain
+        };
+        let _ = phase.wait_for(|p| *p >= last).await;
+        Ok(())
+    }
+
+    /// Drives a fake server with `signals`, each sent after its pause.
+    async fn run(
+        delay: Duration,
+        stuck: bool,
+        signals: &[(Duration, StopKind)],
+    ) -> (Stopped, Vec<Phase>) {
+        let (tx, rx) = watch::channel(Phase::Serving);
+        let mut seen = rx.clone();
+        let recorder = tokio::spawn(async move {
+            let mut phases = Vec::new();
+            while seen.changed().await.is_ok() {
+                phases.push(*seen.borrow_and_update());
+            }
+            phases
+        });
+        let (stop_tx, stops) = mpsc::channel(4);
+        let signals = signals.to_vec();
+        tokio::spawn(async move {
+            for (pause, kind) in signals {
+                tokio::time::sleep(pause).await;
+                let _ = stop_tx.send(kind).await;
+            }
+            std::future::pending::<()>().await;
+        });
+        let stopped = drive(fake_server(rx, stuck), plan(delay), tx, stops)
+            .await
+            .unwrap();
+        (stopped, recorder.await.unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sigterm_walks_lame_duck_then_drain() {
+        let start = Instant::now();
+        let (stopped, phases) = run(
+            Duration::from_secs(5),
+            false,
+            &[(Duration::ZERO, StopKind::Graceful)],
+        )
+        .await;
+        assert_eq!(stopped, Stopped::Drained);
+        assert_eq!(phases, [Phase::LameDuck, Phase::Drain]);
+        assert!(
+            start.elapsed() >= Duration::from_secs(5),
+            "the drain delay was skipped"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fast_stop_skips_the_lame_duck_phase() {
+        let start = Instant::now();
+        let (_, phases) = run(
+            Duration::from_secs(5),
+            false,
+            &[(Duration::ZERO, StopKind::Fast)],
+        )
+        .await;
+        assert_eq!(phases, [Phase::Drain]);
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_signal_escalates_and_the_deadline_forces() {
+        let signals = [
+            (Duration::ZERO, StopKind::Graceful),
+            (Duration::from_secs(1), StopKind::Graceful),
+        ];
+        let start = Instant::now();
+        let (stopped, phases) = run(Duration::from_secs(5), true, &signals).await;
+        assert_eq!(phases, [Phase::LameDuck, Phase::Drain, Phase::Terminate]);
+        assert_eq!(stopped, Stopped::Forced);
+        // Terminate at grace − margin = 28 s after the first signal.
+        assert_eq!(start.elapsed().as_secs(), 28);
+    }
+}
