@@ -11,17 +11,19 @@
 #      change feed and, as the peer, through delta polling every 250 ms
 #      (crates/eureka/examples/feed_latency.rs).
 #
-# Usage: bench/registry.sh [SECONDS]   (default 10 s per load run)
-# Knobs: BENCH_INSTANCES (10000), BENCH_CONNECTIONS (64), BENCH_THREADS (2).
+# Usage: bench/registry.sh [SECONDS]   (default 5 s per load run)
+# Knobs: BENCH_INSTANCES (10000), BENCH_CONNECTIONS (64), BENCH_THREADS (2),
+# BENCH_ROUNDS (3 alternating runs each of the registry and nginx; best kept).
 # Needs: wrk, python3, and nginx for the peer (skipped with a note if absent).
 # All traffic goes to 127.0.0.1; every run is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=${1:-10}
+duration=${1:-5}
 instances=${BENCH_INSTANCES:-10000}
 connections=${BENCH_CONNECTIONS:-64}
 threads=${BENCH_THREADS:-2}
+rounds=${BENCH_ROUNDS:-3}
 out=bench/out/registry
 mkdir -p "$out"
 
@@ -60,14 +62,7 @@ end=$(date +%s.%N)
 rss_full=$(rss_kib "$registry")
 registered=$(curl -fs "http://127.0.0.1:$admin/metrics" | awk '/^lameduck_registry_instances / {print $2}')
 
-echo "== renewals: wrk -t$threads -c$connections -d${duration}s against the registry"
-BENCH_INSTANCES=$instances wrk -t"$threads" -c"$connections" -d"${duration}s" \
-    -s bench/registry-renew.lua "http://127.0.0.1:$api" >"$out/wrk-registry.txt"
-registry_rps=$(awk '/^Requests\/sec/ {print $2}' "$out/wrk-registry.txt")
-registry_errors=$(awk '/Non-2xx/ {print $5}' "$out/wrk-registry.txt")
-rss_after=$(rss_kib "$registry")
-
-peer_rps=""
+peer=""
 if command -v nginx >/dev/null; then
     peer=$(free_port)
     mkdir -p "$out/nginx"
@@ -90,10 +85,33 @@ CONF
     nginx -c "$PWD/$out/nginx/nginx.conf" &
     pids+=($!)
     wait_http "http://127.0.0.1:$peer/"
-    echo "== peer: the same wrk run against nginx (return 200, 1 worker)"
+fi
+
+# One wrk run; prints requests/s and keeps wrk's report in $out/wrk-NAME-ROUND.txt.
+wrk_rps() {
     BENCH_INSTANCES=$instances wrk -t"$threads" -c"$connections" -d"${duration}s" \
-        -s bench/registry-renew.lua "http://127.0.0.1:$peer" >"$out/wrk-nginx.txt"
-    peer_rps=$(awk '/^Requests\/sec/ {print $2}' "$out/wrk-nginx.txt")
+        -s bench/registry-renew.lua "http://127.0.0.1:$2" >"$out/wrk-$1-$3.txt"
+    awk '/^Requests\/sec/ {print $2}' "$out/wrk-$1-$3.txt"
+}
+best() { printf '%s\n' "$@" | sort -g | tail -1; }
+
+# The registry and the peer take turns, so a burst of other work on the
+# machine hits both; the best run of each is kept.
+registry_runs=()
+peer_runs=()
+for round in $(seq 1 "$rounds"); do
+    echo "== round $round/$rounds: wrk -t$threads -c$connections -d${duration}s, registry then nginx"
+    registry_runs+=("$(wrk_rps registry "$api" "$round")")
+    if [ -n "$peer" ]; then
+        peer_runs+=("$(wrk_rps nginx "$peer" "$round")")
+    fi
+done
+registry_rps=$(best "${registry_runs[@]}")
+registry_errors=$(cat "$out"/wrk-registry-*.txt | awk '/Non-2xx/ {n += $5} END {print n + 0}')
+rss_after=$(rss_kib "$registry")
+peer_rps=""
+if [ -n "$peer" ]; then
+    peer_rps=$(best "${peer_runs[@]}")
 fi
 
 echo
@@ -104,9 +122,9 @@ printf 'registered instances            %s (%.1f s to register, one connection)\
 printf 'RSS empty                       %.1f MiB\n' "$(echo "$rss_empty / 1024" | bc -l)"
 printf 'RSS with %s instances        %.1f MiB   (goal <= 50 MiB)\n' "$instances" "$(echo "$rss_full / 1024" | bc -l)"
 printf 'RSS after the renewal run       %.1f MiB\n' "$(echo "$rss_after / 1024" | bc -l)"
-printf 'renewals/s                      %s   (goal >= 50000; non-2xx: %s)\n' "$registry_rps" "${registry_errors:-0}"
+printf 'renewals/s, best of %s          %s   (goal >= 50000; non-2xx: %s)\n' "$rounds" "$registry_rps" "$registry_errors"
 if [ -n "$peer_rps" ]; then
-    printf 'nginx return 200, same load     %s req/s\n' "$peer_rps"
+    printf 'nginx return 200, best of %s     %s req/s\n' "$rounds" "$peer_rps"
     printf 'ratio registry / nginx          %.2f\n' "$(echo "$registry_rps / $peer_rps" | bc -l)"
 else
     echo "nginx not installed: no peer figure"
