@@ -263,7 +263,7 @@ impl Instance {
             country_id: opt_u64(obj, "countryId")?.unwrap_or(1),
             data_center_info: data_center_info(obj)?,
             lease: lease_times(obj)?,
-            stamps: LeaseStamps::default(),
+            stamps: lease_stamps(obj)?,
             metadata: metadata(obj)?,
             urls: urls(obj)?,
             last_updated: opt_u64(obj, "lastUpdatedTimestamp")?.unwrap_or(0),
@@ -482,6 +482,21 @@ fn lease_times(obj: &Map<String, Value>) -> Result<LeaseTimes, BadInput> {
     Ok(lease)
 }
 
+/// The server-side lease timestamps, when reading what a server wrote (a
+/// registering client sends zeros, which the registry replaces).
+fn lease_stamps(obj: &Map<String, Value>) -> Result<LeaseStamps, BadInput> {
+    let Some(Value::Object(li)) = obj.get("leaseInfo") else {
+        return Ok(LeaseStamps::default());
+    };
+    let stamp = |key| opt_u64(li, key).map(Option::unwrap_or_default);
+    Ok(LeaseStamps {
+        registration: stamp("registrationTimestamp")?,
+        last_renewal: stamp("lastRenewalTimestamp")?,
+        eviction: stamp("evictionTimestamp")?,
+        service_up: stamp("serviceUpTimestamp")?,
+    })
+}
+
 /// Metadata as a flat map of strings; `@class` (Java's type tag) is dropped.
 fn metadata(obj: &Map<String, Value>) -> Result<BTreeMap<String, String>, BadInput> {
     match obj.get("metadata") {
@@ -604,6 +619,7 @@ mod tests {
     fn writes_what_eureka_writes() {
         let mut i = Instance::from_body(&minimal()).unwrap();
         i.action = Some(Action::Added);
+        i.stamps.registration = 17;
         let v = i.to_value();
         assert_eq!(v["port"], json!({"$": 7001, "@enabled": "true"}));
         assert_eq!(v["overriddenStatus"], "UNKNOWN");
