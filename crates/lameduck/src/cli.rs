@@ -5,6 +5,7 @@
 pub(crate) mod drain_args;
 pub(crate) mod prestop;
 pub(crate) mod proxy;
+pub(crate) mod registry;
 pub(crate) mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -46,4 +47,5 @@ pub(crate) enum Command {
     Run(run::RunArgs),
     Prestop(prestop::PrestopArgs),
     Proxy(proxy::ProxyArgs),
+    Registry(registry::RegistryArgs),
 }

@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => cli::run::main(args),
         cli::Command::Prestop(args) => cli::prestop::main(args),
         cli::Command::Proxy(args) => cli::proxy::main(args),
+        cli::Command::Registry(args) => cli::registry::main(args),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -7,5 +7,6 @@
 #![allow(unreachable_pub)] // test helpers are `pub` for readability
 
 mod proxy;
+mod registry;
 mod run;
 mod util;

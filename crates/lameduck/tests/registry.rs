@@ -1,0 +1,68 @@
+//! `lameduck registry` as a user runs it: it serves the Eureka API, and on
+//! SIGTERM it answers readiness 503 for --drain-delay while still serving,
+//! then stops and exits 0.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::util::*;
+
+#[test]
+fn registry_serves_and_drains_on_sigterm() {
+    let dir = Scratch::new("registry-drain");
+    let (api, admin) = (free_port(), free_port());
+    let mut ld = Lameduck::start(
+        &dir,
+        &[
+            "registry",
+            "--listen",
+            &format!("127.0.0.1:{api}"),
+            "--admin",
+            &format!("127.0.0.1:{admin}"),
+            "--drain-delay",
+            "500ms",
+        ],
+    );
+    wait_for("the registry to answer", DEADLINE, || {
+        http_get(api, "/eureka/apps").filter(|(code, _)| *code == 200)
+    });
+    assert_eq!(http_get(admin, "/readyz").map(|r| r.0), Some(200));
+    let sent = Instant::now();
+    ld.signal(Signal::SIGTERM);
+    wait_for("readiness 503", DEADLINE, || {
+        http_get(admin, "/readyz").filter(|(code, _)| *code == 503)
+    });
+    // Lame duck: still serving the API.
+    let during = http_get(api, "/eureka/apps").map(|r| r.0);
+    assert_eq!(ld.wait_exit(DEADLINE), 0, "{}", ld.log());
+    if sent.elapsed() < Duration::from_millis(450) {
+        panic!("stopped before --drain-delay: {}", ld.log());
+    }
+    assert_eq!(during, Some(200));
+    assert!(ld.log().contains("phase=lame-duck"), "{}", ld.log());
+    assert!(http_get(api, "/eureka/apps").is_none(), "still listening");
+}
+
+#[test]
+fn registry_refuses_a_drain_delay_that_does_not_fit_the_grace() {
+    let dir = Scratch::new("registry-bad-flags");
+    let mut ld = Lameduck::start(
+        &dir,
+        &[
+            "registry",
+            "--listen",
+            "127.0.0.1:0",
+            "--grace",
+            "5s",
+            "--drain-delay",
+            "10s",
+        ],
+    );
+    assert_eq!(ld.wait_exit(DEADLINE), 2);
+    assert!(
+        ld.log().contains("--drain-delay 10.0s does not fit"),
+        "{}",
+        ld.log()
+    );
+}
