@@ -9,4 +9,5 @@
 mod proxy;
 mod registry;
 mod run;
+mod run_eureka;
 mod util;

@@ -120,7 +120,7 @@ async fn readyz(shared: &Shared, check: Option<&ReadyCheck>) -> Reply {
 }
 
 /// One GET of the app's readiness URL, bounded by the check's timeout.
-async fn probe(check: &ReadyCheck) -> Result<StatusCode, String> {
+pub(crate) async fn probe(check: &ReadyCheck) -> Result<StatusCode, String> {
     let attempt = async {
         let stream = TcpStream::connect(&check.authority)
             .await

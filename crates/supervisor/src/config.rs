@@ -35,6 +35,8 @@ pub struct LameDuckWork {
     pub hooks: Vec<Hook>,
     /// The app's ports watched by `--until-quiet`.
     pub quiet_ports: Vec<u16>,
+    /// Mark the instance DOWN in Eureka first, cancel it at the end.
+    pub eureka: Option<crate::EurekaConfig>,
 }
 
 /// A drain hook: a command line split like a shell would, run without a shell.

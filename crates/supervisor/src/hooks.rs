@@ -8,6 +8,7 @@
 use std::{
     process::Stdio,
     sync::{atomic::Ordering, Arc},
+    time::Duration,
 };
 
 use lameduck_drain::{format_duration, LameDuckWait};
@@ -17,6 +18,9 @@ use nix::{
 };
 use tokio::time::Instant;
 
+/// Time the lame-duck wait leaves at the end of its share for the Eureka cancel.
+const CANCEL_RESERVE: Duration = Duration::from_millis(500);
+
 use crate::{
     quiet,
     reaper::{Exit, Reaper},
@@ -25,7 +29,8 @@ use crate::{
     Hook, LameDuckWork,
 };
 
-/// Runs the hooks, then waits as `wait` says, never past `until`.
+/// Marks the instance DOWN in Eureka, runs the hooks, waits as `wait` says,
+/// then cancels the Eureka registration; all of it within `until`.
 pub(crate) async fn lame_duck(
     work: &LameDuckWork,
     wait: LameDuckWait,
@@ -34,19 +39,31 @@ pub(crate) async fn lame_duck(
     shared: &Arc<Shared>,
     app_pid: Option<Pid>,
 ) {
+    if let Some(eureka) = &work.eureka {
+        crate::eureka::mark_down(eureka, until).await;
+    }
     for hook in &work.hooks {
         run_hook(hook, until, reaper, shared, app_pid).await;
     }
-    let left = || format_duration(until.saturating_duration_since(Instant::now()));
+    // With Eureka, the wait leaves time for the cancel that follows it.
+    let cancel_reserve = work
+        .eureka
+        .as_ref()
+        .map_or(Duration::ZERO, |e| e.timeout.min(CANCEL_RESERVE));
+    let wait_until = until
+        .checked_sub(cancel_reserve)
+        .unwrap_or(until)
+        .max(Instant::now());
+    let left = || format_duration(wait_until.saturating_duration_since(Instant::now()));
     match wait {
         LameDuckWait::None => {}
         LameDuckWait::Fixed(delay) => {
-            let end = (Instant::now() + delay).min(until);
+            let end = (Instant::now() + delay).min(wait_until);
             tracing::info!(delay = %format_duration(delay), share_left = %left(), "waiting the drain delay");
             tokio::time::sleep_until(end).await;
         }
         LameDuckWait::UntilQuiet { quiet, max } => {
-            let end = max.map_or(until, |m| (Instant::now() + m).min(until));
+            let end = max.map_or(wait_until, |m| (Instant::now() + m).min(wait_until));
             tracing::info!(
                 quiet = %format_duration(quiet),
                 ports = ?work.quiet_ports,
@@ -65,6 +82,10 @@ pub(crate) async fn lame_duck(
                 tracing::warn!(waited = %waited, new_connections = outcome.new_connections, "still not quiet at the end of the lame-duck share; going on");
             }
         }
+    }
+    if let Some(eureka) = &work.eureka {
+        // The lame-duck wait is over: remove the instance for good.
+        crate::eureka::cancel(eureka, until).await;
     }
 }
 

@@ -123,6 +123,14 @@ pub async fn supervise(
         );
     });
 
+    if let Some(eureka) = config.lame_duck.eureka.clone().filter(|e| e.register) {
+        tokio::spawn(register_while_serving(
+            eureka,
+            config.ready_check.clone(),
+            Arc::clone(&shared),
+        ));
+    }
+
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut sup = Supervisor {
         drain: Drain::new(config.plan.timing()),
@@ -395,4 +403,32 @@ pub fn lame_duck_alone(work: LameDuckWork, plan: Plan) -> Result<(), Error> {
         log_phase(Phase::LameDuck, "lame-duck work done", None);
         Ok(())
     })
+}
+
+/// `--eureka-register`: once the app is ready (its `--ready-check` answers 2xx,
+/// or at once without one), registers and heartbeats it until the drain starts.
+async fn register_while_serving(
+    eureka: crate::EurekaConfig,
+    check: Option<crate::ReadyCheck>,
+    shared: Arc<Shared>,
+) {
+    let mut status = shared.status.subscribe();
+    if let Some(check) = &check {
+        loop {
+            if status.borrow().phase != Phase::Serving {
+                return;
+            }
+            if admin::probe(check)
+                .await
+                .is_ok_and(|code| code.is_success())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let drain_started = async move {
+        let _ = status.wait_for(|s| s.phase != Phase::Serving).await;
+    };
+    crate::eureka::keep_registered_everywhere(&eureka, drain_started).await;
 }

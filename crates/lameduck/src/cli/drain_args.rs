@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Args;
 use lameduck_drain::{parse_duration, LameDuckWait, Plan, Timing};
-use lameduck_supervisor::{Hook, LameDuckWork};
+use lameduck_supervisor::{EurekaConfig, Hook, LameDuckWork};
 
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Drain budget")]
@@ -38,7 +38,8 @@ pub(crate) struct LameDuckArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "port")]
     pub(crate) until_quiet: Option<Duration>,
 
-    /// The app's port(s) watched by --until-quiet (repeatable).
+    /// The app's port(s) watched by --until-quiet (repeatable); the first is also
+    /// the default --eureka-port.
     #[arg(long, value_name = "PORT")]
     pub(crate) port: Vec<u16>,
 
@@ -48,12 +49,83 @@ pub(crate) struct LameDuckArgs {
     /// Hooks see LAMEDUCK_PHASE, LAMEDUCK_BUDGET_LEFT_MS and LAMEDUCK_APP_PID.
     #[arg(long, value_name = "CMD", value_parser = Hook::parse)]
     pub(crate) on_drain: Vec<Hook>,
+
+    #[command(flatten)]
+    pub(crate) eureka: EurekaArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Eureka")]
+pub(crate) struct EurekaArgs {
+    /// Eureka service URL (repeatable for several servers), e.g.
+    /// http://eureka:8761/eureka/. The lame-duck phase starts by marking this
+    /// instance DOWN there and ends by cancelling it.
+    #[arg(long = "eureka", value_name = "URL")]
+    servers: Vec<String>,
+
+    /// The application name in Eureka (required with --eureka).
+    #[arg(long, value_name = "NAME", requires = "servers")]
+    eureka_app: Option<String>,
+
+    /// The instance id; without it the instance is found by --eureka-ip and --eureka-port.
+    #[arg(long, value_name = "ID", requires = "servers")]
+    eureka_instance_id: Option<String>,
+
+    /// This pod's IP as Eureka knows it.
+    #[arg(long, value_name = "IP", env = "POD_IP")]
+    eureka_ip: Option<String>,
+
+    /// The app's port as Eureka knows it [default: the first --port].
+    #[arg(long, value_name = "PORT")]
+    eureka_port: Option<u16>,
+
+    /// Register and heartbeat the instance from lameduck, for apps that do not
+    /// speak Eureka (after --ready-check answers 2xx, if given).
+    #[arg(long, requires = "servers")]
+    eureka_register: bool,
+
+    /// Heartbeat interval with --eureka-register.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    eureka_renew_interval: Duration,
+
+    /// Lease asked for with --eureka-register (Eureka evicts after it without a heartbeat).
+    #[arg(long, value_name = "DURATION", default_value = "90s", value_parser = parse_duration)]
+    eureka_lease: Duration,
+
+    /// Bound on one request to a Eureka server (retries never pass the lame-duck share).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    eureka_timeout: Duration,
+}
+
+impl EurekaArgs {
+    /// The checked Eureka settings, if --eureka was given.
+    pub(crate) fn config(&self, ports: &[u16]) -> Result<Option<EurekaConfig>, String> {
+        if self.servers.is_empty() {
+            return Ok(None);
+        }
+        let config = EurekaConfig {
+            servers: self.servers.clone(),
+            app: self.eureka_app.clone().unwrap_or_default(),
+            instance_id: self.eureka_instance_id.clone(),
+            ip: self.eureka_ip.clone(),
+            port: self.eureka_port.or_else(|| ports.first().copied()),
+            register: self.eureka_register,
+            renew_every: self.eureka_renew_interval,
+            lease: self.eureka_lease,
+            timeout: self.eureka_timeout,
+        };
+        config.check()?;
+        Ok(Some(config))
+    }
 }
 
 impl LameDuckArgs {
     /// True if any phase-1 work was asked for.
     pub(crate) fn any(&self) -> bool {
-        self.drain_delay.is_some() || self.until_quiet.is_some() || !self.on_drain.is_empty()
+        self.drain_delay.is_some()
+            || self.until_quiet.is_some()
+            || !self.on_drain.is_empty()
+            || !self.eureka.servers.is_empty()
     }
 
     /// The checked plan and the lame-duck work; the error names the flag to change.
@@ -68,13 +140,15 @@ impl LameDuckArgs {
             (None, Some(delay)) => LameDuckWait::Fixed(delay),
             (None, None) => LameDuckWait::None,
         };
-        if !self.port.is_empty() && self.until_quiet.is_none() {
-            return Err("--port is only used with --until-quiet".into());
+        if !self.port.is_empty() && self.until_quiet.is_none() && self.eureka.servers.is_empty() {
+            return Err("--port is only used with --until-quiet or --eureka".into());
         }
         let plan = Plan::new(timing, wait).map_err(|e| e.to_string())?;
+        let eureka = self.eureka.config(&self.port)?;
         let work = LameDuckWork {
             hooks: self.on_drain.clone(),
             quiet_ports: self.port.clone(),
+            eureka,
         };
         Ok((plan, work))
     }

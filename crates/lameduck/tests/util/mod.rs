@@ -203,11 +203,23 @@ pub fn free_port() -> u16 {
 
 /// `GET path` on 127.0.0.1:port; returns the status code, or `None` if nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http(port, "GET", path, None)
+}
+
+/// One HTTP/1.1 request (`body` as JSON when given) on a new connection.
+pub fn http(port: u16, method: &str, path: &str, json: Option<&str>) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let body = json.unwrap_or("");
+    let content = if json.is_some() {
+        "Content-Type: application/json\r\n"
+    } else {
+        ""
+    };
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{content}Content-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .ok()?;
     let mut out = String::new();
