@@ -44,7 +44,7 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>) {
     }
 }
 
-async fn route(req: Request<Incoming>, state: &State) -> Reply {
+async fn route(req: Request<Incoming>, state: &Arc<State>) -> Reply {
     let path = req.uri().path().to_string();
     match (req.method().clone(), path.as_str()) {
         (Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
@@ -90,7 +90,7 @@ async fn read_body(req: Request<Incoming>) -> Result<String, Reply> {
         .map_err(|_| text(StatusCode::BAD_REQUEST, "body is not UTF-8\n"))
 }
 
-async fn put_config(req: Request<Incoming>, state: &State) -> Reply {
+async fn put_config(req: Request<Incoming>, state: &Arc<State>) -> Reply {
     let body = match read_body(req).await {
         Ok(b) => b,
         Err(reply) => return reply,

@@ -100,6 +100,22 @@ pub struct Upstream {
     pub eject_after: u32,
     /// How long an ejected endpoint is skipped.
     pub eject_for: Duration,
+    /// Where the endpoints come from when not listed.
+    pub discovery: Option<Discovery>,
+}
+
+/// `discovery = { eureka = "http://…/eureka/", app = "MDL-WEB" }`: the pool is
+/// the UP instances of `app`, kept current from a Eureka server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    /// The Eureka service URL.
+    pub eureka: String,
+    /// The application whose UP instances make the pool.
+    pub app: String,
+    /// Delta polling interval (when the server has no change feed).
+    pub interval: Duration,
+    /// Use lameduck registry's change feed when the server has it.
+    pub feed: bool,
 }
 
 impl Config {
@@ -171,6 +187,7 @@ impl Upstream {
             max_idle_per_endpoint: 64,
             eject_after: 3,
             eject_for: Duration::from_secs(10),
+            discovery: None,
         }
     }
 }
@@ -251,13 +268,23 @@ struct RawRoute {
 #[serde(deny_unknown_fields)]
 struct RawUpstream {
     name: Spanned<String>,
-    endpoints: Spanned<Vec<Spanned<String>>>,
+    endpoints: Option<Spanned<Vec<Spanned<String>>>>,
+    discovery: Option<Spanned<RawDiscovery>>,
     protocol: Option<UpstreamProtocol>,
     connect_timeout: Option<Spanned<String>>,
     response_timeout: Option<Spanned<String>>,
     max_idle_per_endpoint: Option<usize>,
     eject_after: Option<u32>,
     eject_for: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscovery {
+    eureka: Spanned<String>,
+    app: Spanned<String>,
+    interval: Option<Spanned<String>>,
+    feed: Option<bool>,
 }
 
 // ---- checks: what serde cannot know ----
@@ -399,13 +426,27 @@ impl Check<'_> {
                     format!("duplicate upstream name {name:?}"),
                 ));
             }
-            let endpoints = u
-                .endpoints
-                .get_ref()
-                .iter()
-                .enumerate()
-                .map(|(j, e)| self.addr(&key(&format!("endpoints[{j}]")), e))
-                .collect::<Result<Vec<_>, _>>()?;
+            let endpoints = match &u.endpoints {
+                Some(list) => list
+                    .get_ref()
+                    .iter()
+                    .enumerate()
+                    .map(|(j, e)| self.addr(&key(&format!("endpoints[{j}]")), e))
+                    .collect::<Result<Vec<_>, _>>()?,
+                None if u.discovery.is_some() => Vec::new(),
+                None => {
+                    return Err(self.err(
+                        key("name"),
+                        &u.name,
+                        "give `endpoints = [...]` or `discovery = { ... }`",
+                    ))
+                }
+            };
+            let discovery = u
+                .discovery
+                .as_ref()
+                .map(|d| self.discovery(&key("discovery"), d))
+                .transpose()?;
             let d = Upstream::defaults();
             let upstream = Upstream {
                 name: name.clone(),
@@ -424,10 +465,40 @@ impl Check<'_> {
                 max_idle_per_endpoint: u.max_idle_per_endpoint.unwrap_or(d.max_idle_per_endpoint),
                 eject_after: u.eject_after.unwrap_or(d.eject_after).max(1),
                 eject_for: self.duration(&key("eject_for"), &u.eject_for, d.eject_for)?,
+                discovery,
             };
             out.insert(name, upstream);
         }
         Ok(out)
+    }
+
+    fn discovery(&self, key: &str, d: &Spanned<RawDiscovery>) -> Result<Discovery, ConfigError> {
+        let raw = d.get_ref();
+        let url = raw.eureka.get_ref();
+        if !url.starts_with("http://") {
+            return Err(self.err(
+                format!("{key}.eureka"),
+                &raw.eureka,
+                "use http://HOST:PORT/eureka/",
+            ));
+        }
+        if raw.app.get_ref().trim().is_empty() {
+            return Err(self.err(
+                format!("{key}.app"),
+                &raw.app,
+                "the Eureka application name is empty",
+            ));
+        }
+        Ok(Discovery {
+            eureka: url.clone(),
+            app: raw.app.get_ref().to_ascii_uppercase(),
+            interval: self.duration(
+                &format!("{key}.interval"),
+                &raw.interval,
+                Duration::from_secs(1),
+            )?,
+            feed: raw.feed.unwrap_or(true),
+        })
     }
 
     fn routes(

@@ -17,6 +17,7 @@
 mod admin;
 mod body;
 pub mod config;
+mod discovery;
 mod error;
 mod forward;
 mod router;
@@ -224,6 +225,7 @@ impl Bound {
         if let Source::File(path) = &source {
             tokio::spawn(watch_file(path.clone(), Arc::clone(&state)));
         }
+        state::start_discovery(&state);
         let mut orchestrator = Orchestrator::new(state, plan, activity);
         orchestrator.run(&source, &mut control).await
     }
@@ -243,7 +245,7 @@ async fn watch_file(path: PathBuf, state: Arc<State>) {
     }
 }
 
-fn reload_file(path: &std::path::Path, state: &State) {
+fn reload_file(path: &std::path::Path, state: &Arc<State>) {
     match load(&Source::File(path.to_path_buf())) {
         Ok((config, text)) => match state.reload(config, text) {
             Ok(()) => tracing::info!(path = %path.display(), "config reloaded"),

@@ -38,6 +38,8 @@ pub(crate) struct State {
     pub(crate) metrics: Metrics,
     /// Notified whenever a client connection or an upgraded stream ends.
     pub(crate) closed: tokio::sync::Notify,
+    /// Tasks that keep discovered upstreams current.
+    discoveries: crate::discovery::Discoveries,
 }
 
 impl State {
@@ -49,6 +51,7 @@ impl State {
             phase: watch::Sender::new(Phase::Serving),
             metrics: Metrics::default(),
             closed: tokio::sync::Notify::new(),
+            discoveries: crate::discovery::Discoveries::default(),
         })
     }
 
@@ -68,7 +71,11 @@ impl State {
 
     /// Swaps in a new config. Listeners cannot change without a restart (their
     /// sockets are bound once); anything else can.
-    pub(crate) fn reload(&self, config: Config, source: Option<String>) -> Result<(), ConfigError> {
+    pub(crate) fn reload(
+        self: &Arc<Self>,
+        mut config: Config,
+        source: Option<String>,
+    ) -> Result<(), ConfigError> {
         let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.snapshot();
         let addrs = |c: &Config| {
@@ -90,9 +97,11 @@ impl State {
         if old.config.admin != config.admin {
             tracing::warn!("admin.listen changed: it takes effect at the next restart");
         }
+        keep_discovered_endpoints(&mut config, &old.config);
         let snapshot = build(config, source, &old.pools);
         self.current.store(Arc::new(snapshot));
         self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+        self.discoveries.sync(self);
         Ok(())
     }
 
@@ -117,6 +126,24 @@ impl State {
             .fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// A reload must not empty a discovered pool: while an upstream's discovery
+/// settings stay the same, it keeps the endpoints discovery found.
+fn keep_discovered_endpoints(config: &mut Config, old: &Config) {
+    for (name, upstream) in &mut config.upstreams {
+        let Some(previous) = old.upstreams.get(name) else {
+            continue;
+        };
+        if upstream.discovery.is_some() && upstream.discovery == previous.discovery {
+            upstream.endpoints = previous.endpoints.clone();
+        }
+    }
+}
+
+/// Starts the discovery tasks the current config asks for.
+pub(crate) fn start_discovery(state: &Arc<State>) {
+    state.discoveries.sync(state);
 }
 
 fn build(

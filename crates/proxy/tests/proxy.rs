@@ -612,3 +612,89 @@ async fn header_read_timeout_bounds_the_first_request_only() {
         started.elapsed()
     );
 }
+
+/// Starts `lameduck registry` in this process; returns its Eureka URL.
+async fn registry() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_tx, rx) = tokio::sync::watch::channel(lameduck_drain::Phase::Serving);
+    tokio::spawn(async move {
+        let _keep_open = _tx;
+        lameduck_eureka::serve(lameduck_eureka::Config::default(), listener, None, rx).await
+    });
+    format!("http://{addr}/eureka/")
+}
+
+fn instance(id: &str, addr: std::net::SocketAddr) -> lameduck_eureka::model::Instance {
+    let v = serde_json::json!({
+        "instanceId": id, "hostName": addr.ip().to_string(), "app": "SHOP",
+        "ipAddr": addr.ip().to_string(), "status": "UP",
+        "port": {"$": addr.port(), "@enabled": "true"},
+        "dataCenterInfo": {"@class": "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo", "name": "MyOwn"}
+    });
+    lameduck_eureka::model::Instance::from_value(&v).unwrap()
+}
+
+/// Sends requests until `n` in a row come from `want`; returns how long it took.
+async fn until_only(c: &mut H1, want: &str, n: usize) -> Duration {
+    let started = tokio::time::Instant::now();
+    let mut streak = 0;
+    while streak < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "traffic never settled on {want}"
+        );
+        let r = c.get("/").await.unwrap();
+        streak = if r.body.starts_with(want) {
+            streak + 1
+        } else {
+            0
+        };
+    }
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn eureka_discovery_follows_down_at_once_with_the_change_feed_and_by_polling() {
+    use lameduck_eureka::{client::Client, model::Status};
+    for (feed, bound) in [
+        (true, Duration::from_millis(500)),
+        (false, Duration::from_millis(1500)),
+    ] {
+        let (a, b) = (upstream("a").await, upstream("b").await);
+        let url = registry().await;
+        let eureka = Client::new(&url, Duration::from_secs(2)).unwrap();
+        eureka.register(&instance("a-1", a.addr)).await.unwrap();
+        eureka.register(&instance("b-1", b.addr)).await.unwrap();
+        let extra = format!(
+            "[[upstream]]\nname = \"shop\"\ndiscovery = {{ eureka = \"{url}\", app = \"shop\", interval = \"300ms\", feed = {feed} }}\n"
+        );
+        let toml =
+            config(&[a.addr], "").replace("upstream = \"app\"", "upstream = \"shop\"") + &extra;
+        let p = proxy_toml(&toml).await;
+        let mut c = h1(p.addr).await;
+        // Both instances get traffic once discovered.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while a.requests.load(std::sync::atomic::Ordering::SeqCst) == 0
+            || b.requests.load(std::sync::atomic::Ordering::SeqCst) == 0
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "feed={feed}: the pool never had both instances"
+            );
+            let _ = c.get("/").await.unwrap();
+        }
+        eureka
+            .set_status("SHOP", "a-1", Status::Down)
+            .await
+            .unwrap();
+        let took = until_only(&mut c, "b", 20).await;
+        assert!(
+            took < bound,
+            "feed={feed}: DOWN took {took:?} to reach the pool (bound {bound:?})"
+        );
+        // A reload keeps the discovered pool.
+        assert_eq!(admin(p.admin, "PUT", "/config", &toml).await.status, 200);
+        assert_eq!(c.get("/").await.unwrap().body, "b /", "feed={feed}");
+    }
+}
