@@ -3,6 +3,7 @@
 //! checked library config built by each module's `config()`.
 
 pub(crate) mod drain_args;
+pub(crate) mod load;
 pub(crate) mod prestop;
 pub(crate) mod run;
 
@@ -44,4 +45,5 @@ pub(crate) enum LogFormat {
 pub(crate) enum Command {
     Run(run::RunArgs),
     Prestop(prestop::PrestopArgs),
+    Load(load::LoadArgs),
 }

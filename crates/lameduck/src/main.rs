@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         cli::Command::Run(args) => cli::run::main(args),
         cli::Command::Prestop(args) => cli::prestop::main(args),
+        cli::Command::Load(args) => cli::load::main(args),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

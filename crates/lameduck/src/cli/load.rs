@@ -1,0 +1,290 @@
+//! `lameduck load URL…`: flags → a checked [`lameduck_load::Config`] → the
+//! library's run; then the summary on stdout, the reports, and the exit status.
+
+use std::{path::PathBuf, time::Duration};
+
+use bytes::Bytes;
+use clap::Args;
+use lameduck_drain::parse_duration;
+use lameduck_load::{Config, During, ExpectStatus, RequestSpec, Target, Thresholds};
+
+/// Exit status: every threshold held.
+const EXIT_PASS: i32 = 0;
+/// Exit status: requests failed beyond --max-failures, or another threshold failed.
+const EXIT_FAIL: i32 = 1;
+/// Exit status: the command line or a URL is wrong.
+const EXIT_USAGE: i32 = 2;
+/// Exit status: the run could not happen or be reported.
+const EXIT_ERROR: i32 = 3;
+
+/// Send HTTP load and account for every request, to prove a rollout, restart or
+/// reload lost none.
+///
+/// Every request ends in exactly one named outcome: success, status_NNN (a
+/// status not in --expect-status), connect_refused, connect_timeout,
+/// connect_error, closed_before_response, reset_before_response,
+/// reset_during_response, truncated_body, request_timeout, protocol_error,
+/// other_error. The summary on stdout shows throughput, latency percentiles and
+/// the outcome table; --json adds a timeline per --bucket and the events.
+///
+/// Closed loop by default: each of -c connections sends its next request when the
+/// last one ended. With --rate, requests are sent on a fixed schedule and latency
+/// counts from the intended send time, so a stalled server cannot hide its stall
+/// (no coordinated omission).
+///
+/// The run ends after --duration, after -n requests, or --cooldown after the
+/// --during command ended, whichever comes first (default: 10s). Requests in
+/// flight at the end still finish. SIGINT/SIGTERM stop early (a second one
+/// aborts without a report); SIGUSR1 adds a mark to the timeline.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Exit status: 0 every threshold held; 1 more failures than --max-failures (default 0) \
+or another threshold failed; 2 bad command line or URL; 3 the run could not happen \
+or its report could not be written.
+
+Example (gate a rollout in CI):
+  lameduck load -c 50 --during 'kubectl rollout restart deploy/web && kubectl rollout \
+status deploy/web' --json load.json http://web.example/healthz")]
+pub(crate) struct LoadArgs {
+    /// URLs to load (http:// only for now); requests take turns over them.
+    #[arg(required = true, value_name = "URL")]
+    urls: Vec<String>,
+
+    /// Concurrent connections (closed loop: requests in flight).
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 10)]
+    connections: usize,
+
+    /// Stop after this long, e.g. 30s, 2m [default: 10s unless -n or --during].
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_duration)]
+    duration: Option<Duration>,
+
+    /// Stop after this many requests.
+    #[arg(short = 'n', long, value_name = "N")]
+    requests: Option<u64>,
+
+    /// Open loop: send this many requests per second, on schedule.
+    #[arg(long, value_name = "R")]
+    rate: Option<f64>,
+
+    /// Request method.
+    #[arg(short = 'm', long, default_value = "GET", help_heading = "Request")]
+    method: String,
+
+    /// Request header "Name: value"; repeatable.
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "HEADER",
+        help_heading = "Request"
+    )]
+    headers: Vec<String>,
+
+    /// Request body.
+    #[arg(long, conflicts_with = "body_file", help_heading = "Request")]
+    body: Option<String>,
+
+    /// Request body, read from a file.
+    #[arg(long, value_name = "PATH", help_heading = "Request")]
+    body_file: Option<PathBuf>,
+
+    /// Open a new connection for every request (sends Connection: close).
+    #[arg(long, help_heading = "Request")]
+    no_keepalive: bool,
+
+    /// A whole request may take this long; then it ends in request_timeout.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, help_heading = "Request")]
+    timeout: Duration,
+
+    /// Connecting may take this long; then the request ends in connect_timeout.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration, help_heading = "Request")]
+    connect_timeout: Duration,
+
+    /// Statuses that count as success: codes, classes or ranges, e.g. 2xx,304.
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "2xx,3xx",
+        help_heading = "Request"
+    )]
+    expect_status: String,
+
+    /// Run this shell command during the load (a rollout, a reload) and mark its
+    /// start and end on the timeline; the run ends --cooldown after it.
+    #[arg(long, value_name = "CMD", help_heading = "Events")]
+    during: Option<String>,
+
+    /// Load alone this long before --during starts, for a baseline.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, help_heading = "Events")]
+    warmup: Duration,
+
+    /// Keep loading this long after --during ended.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration, help_heading = "Events")]
+    cooldown: Duration,
+
+    /// Width of one timeline bucket.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, help_heading = "Report")]
+    bucket: Duration,
+
+    /// Write the report (summary, timeline, events, verdict) as JSON here.
+    #[arg(long, value_name = "FILE", help_heading = "Report")]
+    json: Option<PathBuf>,
+
+    /// Fail (exit 1) when more requests than this failed.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        help_heading = "Thresholds"
+    )]
+    max_failures: u64,
+
+    /// Fail (exit 1) when the 99th percentile latency is above this.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Thresholds")]
+    max_p99: Option<Duration>,
+}
+
+impl LoadArgs {
+    fn config(&self) -> Result<Config, String> {
+        let spec = self.request_spec()?;
+        let targets = self
+            .urls
+            .iter()
+            .map(|url| Target::new(url, &spec))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        let expect = ExpectStatus::parse(&self.expect_status).map_err(|e| e.to_string())?;
+        let nothing_ends_it =
+            self.duration.is_none() && self.requests.is_none() && self.during.is_none();
+        Ok(Config {
+            targets,
+            connections: self.connections,
+            rate: self.rate,
+            duration: if nothing_ends_it {
+                Some(Duration::from_secs(10))
+            } else {
+                self.duration
+            },
+            requests: self.requests,
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            expect,
+            bucket: self.bucket,
+            during: self.during.clone().map(|command| During {
+                command,
+                warmup: self.warmup,
+                cooldown: self.cooldown,
+            }),
+            thresholds: Thresholds {
+                max_failures: self.max_failures,
+                max_p99: self.max_p99,
+            },
+        })
+    }
+
+    fn request_spec(&self) -> Result<RequestSpec, String> {
+        let headers = self
+            .headers
+            .iter()
+            .map(|h| lameduck_load::parse_header(h))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        let body = match (&self.body, &self.body_file) {
+            (Some(text), _) => Bytes::from(text.clone()),
+            (None, Some(path)) => std::fs::read(path)
+                .map(Bytes::from)
+                .map_err(|e| format!("cannot read --body-file {}: {e}", path.display()))?,
+            (None, None) => Bytes::new(),
+        };
+        Ok(RequestSpec {
+            method: self.method.clone(),
+            headers,
+            body,
+            keepalive: !self.no_keepalive,
+        })
+    }
+}
+
+pub(crate) fn main(args: LoadArgs) -> i32 {
+    let config = match args.config() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return EXIT_USAGE;
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let report = match rt.block_on(run(config)) {
+        Ok(report) => report,
+        Err(e @ lameduck_load::Error::BadSetting(_)) => {
+            tracing::error!("{e}");
+            return EXIT_USAGE;
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            return EXIT_ERROR;
+        }
+    };
+    print!("{}", report.to_text());
+    if let Some(path) = &args.json {
+        if let Err(e) = report.write_json(path) {
+            tracing::error!("{e}");
+            return EXIT_ERROR;
+        }
+    }
+    if report.verdict.pass {
+        EXIT_PASS
+    } else {
+        EXIT_FAIL
+    }
+}
+
+/// Runs the load with signals wired to its controller.
+async fn run(config: Config) -> Result<lameduck_load::Report, lameduck_load::Error> {
+    let (controller, control) = lameduck_load::control();
+    tokio::spawn(forward_signals(controller));
+    lameduck_load::run(config, control).await
+}
+
+/// SIGINT/SIGTERM: stop (a second one exits at once); SIGUSR1: a mark.
+async fn forward_signals(controller: lameduck_load::Controller) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term), Ok(mut usr1)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::user_defined1()),
+    ) else {
+        tracing::warn!("cannot listen for signals; Ctrl-C will abort without a report");
+        return;
+    };
+    let mut stops = 0;
+    let mut marks = 0;
+    loop {
+        tokio::select! {
+            _ = int.recv() => stops += 1,
+            _ = term.recv() => stops += 1,
+            _ = usr1.recv() => {
+                marks += 1;
+                controller.mark(format!("SIGUSR1 #{marks}"));
+                continue;
+            }
+        }
+        if stops > 1 {
+            tracing::warn!("second stop signal: aborting without a report");
+            std::process::exit(130);
+        }
+        tracing::info!("stopping: waiting for requests in flight (again to abort)");
+        controller.stop();
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}

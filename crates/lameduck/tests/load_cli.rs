@@ -1,0 +1,58 @@
+//! `lameduck load` black-box: the exit status gates CI, the summary names the
+//! outcomes, and `--json` holds the same numbers.
+
+use std::process::{Command, Output};
+
+use lameduck_testkit::inject::{Action, InjectServer};
+
+fn load(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lameduck"))
+        .arg("load")
+        .args(args)
+        .output()
+        .expect("run lameduck load")
+}
+
+#[test]
+fn no_failure_exits_0_with_the_summary_on_stdout() {
+    let server = InjectServer::start(|_, _| Action::Ok);
+    let out = load(&["-n", "50", "-c", "2", &server.url("/")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("50 requests in"), "{stdout}");
+    assert!(stdout.contains("success"), "{stdout}");
+    assert!(stdout.contains("PASS"), "{stdout}");
+}
+
+#[test]
+fn failures_beyond_max_failures_exit_1_and_json_has_them() {
+    let server = InjectServer::start(|i, _| match i % 10 {
+        0 => Action::Close,
+        _ => Action::Ok,
+    });
+    let dir = std::env::temp_dir().join(format!("ld-load-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let url = server.url("/");
+    let json_arg = format!("--json={}", json.display());
+    let out = load(&["-n", "40", "-c", "2", &json_arg, &url]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("closed_before_response"), "{stdout}");
+    assert!(stdout.contains("FAIL: 4 requests failed"), "{stdout}");
+    let report = std::fs::read_to_string(&json).unwrap();
+    assert!(report.contains("\"closed_before_response\": 4"), "{report}");
+    assert!(report.contains("\"success\": 36"), "{report}");
+
+    let tolerated = load(&["-n", "40", "-c", "2", "--max-failures", "4", &url]);
+    assert_eq!(tolerated.status.code(), Some(0));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_bad_url_exits_2_and_names_the_url() {
+    let out = load(&["-n", "1", "localhost:8080/x"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("localhost:8080/x"), "{stderr}");
+}

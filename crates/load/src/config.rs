@@ -1,0 +1,300 @@
+//! A checked load-run configuration. The binary turns flags into a [`Config`]
+//! once, here every value is already valid (URLs parsed and resolved, requests
+//! rendered), so the hot loop never has to check or format anything.
+
+use std::{
+    net::{SocketAddr, ToSocketAddrs},
+    ops::RangeInclusive,
+    time::Duration,
+};
+
+use bytes::Bytes;
+
+use crate::Error;
+
+/// Everything one load run needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where requests go; request `i` goes to `targets[i % len]`.
+    pub targets: Vec<Target>,
+    /// Concurrent connections (closed loop: requests in flight).
+    pub connections: usize,
+    /// Open loop: requests per second, sent on schedule whatever the latency.
+    /// `None`: closed loop, each connection sends its next request when the
+    /// previous one ended.
+    pub rate: Option<f64>,
+    /// Stop after this long (measured from the start).
+    pub duration: Option<Duration>,
+    /// Stop after this many requests.
+    pub requests: Option<u64>,
+    /// A whole request (connect, send, full response) may take this long.
+    pub timeout: Duration,
+    /// Connecting may take this long (never more than `timeout`).
+    pub connect_timeout: Duration,
+    /// Which statuses count as success.
+    pub expect: ExpectStatus,
+    /// Width of one timeline bucket.
+    pub bucket: Duration,
+    /// A disruption command to run during the load.
+    pub during: Option<During>,
+    /// What makes the run fail.
+    pub thresholds: Thresholds,
+}
+
+/// A command run during the load (a rollout, a reload), shown on the timeline.
+#[derive(Debug, Clone)]
+pub struct During {
+    /// Run by `sh -c`.
+    pub command: String,
+    /// Load alone before the command starts, for a baseline.
+    pub warmup: Duration,
+    /// Load after the command ended; then the run stops (unless a duration or
+    /// request count ends it earlier).
+    pub cooldown: Duration,
+}
+
+/// Limits that decide the exit status.
+#[derive(Debug, Clone, Default)]
+pub struct Thresholds {
+    /// More failed requests than this fails the run.
+    pub max_failures: u64,
+    /// A 99th percentile latency above this fails the run.
+    pub max_p99: Option<Duration>,
+}
+
+/// What to send: the same for every URL.
+#[derive(Debug, Clone)]
+pub struct RequestSpec {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// Extra headers, in order. A `Host` or `User-Agent` here replaces the default.
+    pub headers: Vec<(String, String)>,
+    /// Request body (sent with a Content-Length).
+    pub body: Bytes,
+    /// Reuse connections (HTTP/1.1 keepalive); `false` sends `Connection: close`.
+    pub keepalive: bool,
+}
+
+/// One URL, resolved, with its request already rendered to bytes.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The URL as given.
+    pub url: String,
+    /// The address connected to (the first the host name resolved to).
+    pub addr: SocketAddr,
+    /// Reuse the connection after a response that allows it.
+    pub keepalive: bool,
+    pub(crate) request: Bytes,
+    pub(crate) head: bool,
+}
+
+impl Target {
+    /// Parses and resolves `url`, and renders `spec` for it.
+    pub fn new(url: &str, spec: &RequestSpec) -> Result<Target, Error> {
+        let bad = |reason: &str| Error::BadUrl {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => return Err(bad("https is not supported yet; use http://")),
+            Some(other) => {
+                return Err(bad(&format!(
+                    "scheme {other:?} is not supported; use http://"
+                )))
+            }
+            None => return Err(bad("no scheme; write http://HOST[:PORT]/PATH")),
+        }
+        let host = uri.host().ok_or_else(|| bad("no host"))?;
+        let port = uri.port_u16().unwrap_or(80);
+        let addr = resolve(url, host, port)?;
+        let authority = uri.authority().map_or(host, |a| a.as_str());
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        Ok(Target {
+            url: url.to_string(),
+            addr,
+            keepalive: spec.keepalive,
+            request: render(spec, authority, path),
+            head: spec.method.eq_ignore_ascii_case("HEAD"),
+        })
+    }
+}
+
+fn resolve(url: &str, host: &str, port: u16) -> Result<SocketAddr, Error> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let resolve_err = |source| Error::Resolve {
+        url: url.to_string(),
+        source,
+    };
+    (host, port)
+        .to_socket_addrs()
+        .map_err(resolve_err)?
+        .next()
+        .ok_or_else(|| resolve_err(std::io::ErrorKind::NotFound.into()))
+}
+
+/// The request's bytes: request line, headers, body.
+fn render(spec: &RequestSpec, authority: &str, path: &str) -> Bytes {
+    let has = |name: &str| {
+        spec.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    };
+    let mut head = format!("{} {path} HTTP/1.1\r\n", spec.method);
+    if !has("host") {
+        head += &format!("Host: {authority}\r\n");
+    }
+    if !has("user-agent") {
+        head += concat!(
+            "User-Agent: lameduck-load/",
+            env!("CARGO_PKG_VERSION"),
+            "\r\n"
+        );
+    }
+    for (name, value) in &spec.headers {
+        head += &format!("{name}: {value}\r\n");
+    }
+    let needs_length = !spec.body.is_empty()
+        || ["POST", "PUT", "PATCH"]
+            .iter()
+            .any(|m| spec.method.eq_ignore_ascii_case(m));
+    if needs_length && !has("content-length") {
+        head += &format!("Content-Length: {}\r\n", spec.body.len());
+    }
+    if !spec.keepalive && !has("connection") {
+        head += "Connection: close\r\n";
+    }
+    head += "\r\n";
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(&spec.body);
+    Bytes::from(bytes)
+}
+
+/// Reads a `--header` value: `Name: value`.
+pub fn parse_header(input: &str) -> Result<(String, String), Error> {
+    let bad = || Error::BadHeader {
+        header: input.to_string(),
+    };
+    let (name, value) = input.split_once(':').ok_or_else(bad)?;
+    let name = name.trim();
+    let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+    if !valid || value.contains(['\r', '\n']) {
+        return Err(bad());
+    }
+    Ok((name.to_string(), value.trim().to_string()))
+}
+
+/// The statuses that count as success: codes, classes (`2xx`) and ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectStatus(Vec<RangeInclusive<u16>>);
+
+impl Default for ExpectStatus {
+    /// 2xx and 3xx.
+    fn default() -> Self {
+        ExpectStatus(vec![200..=399])
+    }
+}
+
+impl ExpectStatus {
+    /// Reads `200`, `2xx`, `200-299`, or a comma-separated list of them.
+    pub fn parse(input: &str) -> Result<ExpectStatus, Error> {
+        let bad = |reason: &str| Error::BadStatusList {
+            input: input.to_string(),
+            reason: reason.to_string(),
+        };
+        let mut ranges = Vec::new();
+        for part in input.split(',').map(str::trim) {
+            let range = if let Some(class) = part.strip_suffix("xx") {
+                let c: u16 = class
+                    .parse()
+                    .map_err(|_| bad(&format!("{part:?} is not a class")))?;
+                c * 100..=c * 100 + 99
+            } else if let Some((lo, hi)) = part.split_once('-') {
+                code(lo).ok_or_else(|| bad(&format!("{lo:?} is not a status")))?
+                    ..=code(hi).ok_or_else(|| bad(&format!("{hi:?} is not a status")))?
+            } else {
+                let c = code(part).ok_or_else(|| bad(&format!("{part:?} is not a status")))?;
+                c..=c
+            };
+            if range.is_empty() || !(100..=999).contains(range.start()) {
+                return Err(bad(&format!(
+                    "{part:?} is not a status between 100 and 999"
+                )));
+            }
+            ranges.push(range);
+        }
+        Ok(ExpectStatus(ranges))
+    }
+
+    /// Whether `status` counts as success.
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|r| r.contains(&status))
+    }
+}
+
+fn code(s: &str) -> Option<u16> {
+    s.trim().parse().ok().filter(|c| (100..=999).contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(method: &str, body: &str, keepalive: bool) -> RequestSpec {
+        RequestSpec {
+            method: method.into(),
+            headers: vec![("X-Test".into(), "1".into())],
+            body: Bytes::from(body.to_string()),
+            keepalive,
+        }
+    }
+
+    #[test]
+    fn renders_a_request_for_the_url() {
+        let t = Target::new("http://127.0.0.1:8080/a?b=1", &spec("POST", "hi", false)).unwrap();
+        let text = String::from_utf8(t.request.to_vec()).unwrap();
+        assert!(
+            text.starts_with("POST /a?b=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("X-Test: 1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"));
+        assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn bad_urls_name_the_url() {
+        for url in [
+            "127.0.0.1:80/x",
+            "ftp://127.0.0.1/",
+            "https://127.0.0.1/",
+            "http://",
+        ] {
+            let e = Target::new(url, &spec("GET", "", true))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(url), "{e}");
+        }
+    }
+
+    #[test]
+    fn status_lists() {
+        let e = ExpectStatus::parse("2xx,304").unwrap();
+        assert!(e.contains(204) && e.contains(304) && !e.contains(302));
+        assert!(ExpectStatus::parse("200-204").unwrap().contains(203));
+        assert!(ExpectStatus::default().contains(301));
+        assert!(!ExpectStatus::default().contains(503));
+        for bad in ["", "abc", "20", "299-200", "9xx9"] {
+            assert!(ExpectStatus::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn headers() {
+        assert_eq!(parse_header("A: b c").unwrap(), ("A".into(), "b c".into()));
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header(": empty").is_err());
+    }
+}

@@ -1,0 +1,150 @@
+//! Recording outcomes and latencies without slowing the load down.
+//!
+//! Each worker owns a [`Recorder`]: its own outcome counts, its own latency
+//! histogram and the timeline bucket it is filling. Nothing is shared per
+//! request except three relaxed atomic counters for the live progress line.
+//! When a worker's requests move on to the next timeline bucket, it merges the
+//! finished bucket into the shared [`Timeline`] under a lock (once per bucket per
+//! worker, not per request). At the end the workers' recorders are merged.
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use hdrhistogram::Histogram;
+
+use crate::{Outcome, OutcomeCounts};
+
+/// Latencies are recorded in microseconds, up to this (auto-resizing beyond).
+const MAX_LATENCY_US: u64 = 60_000_000;
+
+/// A latency histogram in microseconds with `sigfig` significant digits.
+pub(crate) fn histogram(sigfig: u8) -> Histogram<u64> {
+    let mut h = Histogram::new_with_bounds(1, MAX_LATENCY_US, sigfig)
+        .expect("constant histogram bounds are valid");
+    h.auto(true);
+    h
+}
+
+/// Counters every worker updates, read by the progress line.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Requests sent (or about to be).
+    pub started: AtomicU64,
+    /// Requests that have an outcome.
+    pub ended: AtomicU64,
+    /// Requests that ended in a failure.
+    pub failed: AtomicU64,
+}
+
+impl Live {
+    fn end(&self, outcome: Outcome) {
+        self.ended.fetch_add(1, Ordering::Relaxed);
+        if outcome.is_failure() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One time slice of the run: what ended in it, and how fast.
+#[derive(Debug, Clone)]
+pub(crate) struct Bucket {
+    pub(crate) counts: OutcomeCounts,
+    /// Latencies of responses that ended in this bucket (2 significant digits).
+    pub(crate) latency: Histogram<u64>,
+}
+
+impl Bucket {
+    fn new() -> Bucket {
+        Bucket {
+            counts: OutcomeCounts::default(),
+            latency: histogram(2),
+        }
+    }
+
+    fn merge(&mut self, other: &Bucket) {
+        self.counts.merge(&other.counts);
+        self.latency
+            .add(&other.latency)
+            .expect("auto-resizing histograms always merge");
+    }
+}
+
+/// The shared per-bucket record of the run, indexed by bucket number.
+#[derive(Debug, Default)]
+pub(crate) struct Timeline {
+    pub(crate) buckets: Vec<Bucket>,
+}
+
+impl Timeline {
+    fn merge(&mut self, index: usize, bucket: &Bucket) {
+        while self.buckets.len() <= index {
+            self.buckets.push(Bucket::new());
+        }
+        self.buckets[index].merge(bucket);
+    }
+}
+
+/// One worker's record of its requests.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    pub(crate) counts: OutcomeCounts,
+    /// Latencies of every response (success or unexpected status), 3 digits.
+    pub(crate) latency: Histogram<u64>,
+    bucket_width: Duration,
+    current: Option<(usize, Bucket)>,
+    timeline: Arc<Mutex<Timeline>>,
+    live: Arc<Live>,
+}
+
+impl Recorder {
+    pub(crate) fn new(
+        bucket_width: Duration,
+        timeline: Arc<Mutex<Timeline>>,
+        live: Arc<Live>,
+    ) -> Self {
+        Recorder {
+            counts: OutcomeCounts::default(),
+            latency: histogram(3),
+            bucket_width,
+            current: None,
+            timeline,
+            live,
+        }
+    }
+
+    /// Counts that a request is starting.
+    pub(crate) fn start(&self) {
+        self.live.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a request that ended `at` (since the run started) in `outcome`
+    /// after `latency`.
+    pub(crate) fn record(&mut self, outcome: Outcome, latency: Duration, at: Duration) {
+        self.counts.add(outcome);
+        let index = (at.as_nanos() / self.bucket_width.as_nanos().max(1)) as usize;
+        if self.current.as_ref().is_some_and(|(i, _)| *i != index) {
+            self.flush();
+        }
+        let (_, bucket) = self.current.get_or_insert_with(|| (index, Bucket::new()));
+        bucket.counts.add(outcome);
+        if outcome.has_response() {
+            let us = latency.as_micros().min(u64::MAX as u128) as u64;
+            self.latency.saturating_record(us.max(1));
+            bucket.latency.saturating_record(us.max(1));
+        }
+        self.live.end(outcome);
+    }
+
+    /// Hands the bucket being filled to the shared timeline.
+    pub(crate) fn flush(&mut self) {
+        if let Some((index, bucket)) = self.current.take() {
+            let mut timeline = self.timeline.lock().unwrap_or_else(|e| e.into_inner());
+            timeline.merge(index, &bucket);
+        }
+    }
+}

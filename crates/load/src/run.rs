@@ -1,0 +1,295 @@
+//! One load run: start the workers, watch for the end (duration, request count,
+//! the `--during` command, or a stop from outside), let in-flight requests
+//! finish, and gather what they recorded into a [`Report`].
+//!
+//! Stopping never cuts a request: once stopped, workers start nothing new, and
+//! each request in flight still ends in an outcome (at worst `request_timeout`).
+//! That is what keeps "outcomes = requests started" true.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinSet,
+    time::Instant,
+};
+
+use crate::{
+    during::{self, Events},
+    http1::{self, Conn},
+    record::{histogram, Live, Recorder, Timeline},
+    report::Gathered,
+    Config, Error, Outcome, Report,
+};
+
+/// The outside's handle on a run: stop it, or add a mark to its timeline.
+#[derive(Debug, Clone)]
+pub struct Controller {
+    stop: watch::Sender<bool>,
+    marks: mpsc::UnboundedSender<String>,
+}
+
+/// What [`run`] listens to; made with [`control`].
+#[derive(Debug)]
+pub struct Control {
+    stop: watch::Receiver<bool>,
+    marks: mpsc::UnboundedReceiver<String>,
+}
+
+/// A connected [`Controller`] and [`Control`].
+pub fn control() -> (Controller, Control) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (mark_tx, mark_rx) = mpsc::unbounded_channel();
+    let controller = Controller {
+        stop: stop_tx,
+        marks: mark_tx,
+    };
+    (
+        controller,
+        Control {
+            stop: stop_rx,
+            marks: mark_rx,
+        },
+    )
+}
+
+impl Controller {
+    /// Starts no new request; requests in flight still finish.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Adds a named mark to the timeline, now.
+    pub fn mark(&self, label: impl Into<String>) {
+        let _ = self.marks.send(label.into());
+    }
+}
+
+/// Hands out request numbers and, in open loop, their intended send times.
+#[derive(Debug)]
+struct Schedule {
+    next: AtomicU64,
+    limit: Option<u64>,
+    rate: Option<f64>,
+    start: Instant,
+    stopped: AtomicBool,
+}
+
+impl Schedule {
+    /// The next request's number, or `None` when no more may start.
+    fn claim(&self) -> Option<u64> {
+        if self.stopped.load(Ordering::Relaxed) {
+            return None;
+        }
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        self.limit.is_none_or(|n| seq < n).then_some(seq)
+    }
+
+    /// Open loop: when request `seq` is meant to be sent.
+    fn intended(&self, seq: u64) -> Option<Instant> {
+        self.rate
+            .map(|r| self.start + Duration::from_secs_f64(seq as f64 / r))
+    }
+}
+
+/// What every worker shares.
+#[derive(Debug)]
+struct Shared {
+    config: Config,
+    schedule: Schedule,
+    stop: watch::Receiver<bool>,
+}
+
+/// Runs the load described by `config` until it ends or `control` stops it.
+pub async fn run(config: Config, control: Control) -> Result<Report, Error> {
+    check(&config)?;
+    let Control {
+        stop: outside_stop,
+        mut marks,
+    } = control;
+    let start = Instant::now();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let timeline = Arc::new(Mutex::new(Timeline::default()));
+    let live = Arc::new(Live::default());
+    let shared = Arc::new(Shared {
+        schedule: Schedule {
+            next: AtomicU64::new(0),
+            limit: config.requests,
+            rate: config.rate,
+            start,
+            stopped: AtomicBool::new(false),
+        },
+        config,
+        stop: stop_rx,
+    });
+    let events = Events::new(start);
+    let mut workers = JoinSet::new();
+    for _ in 0..shared.config.connections {
+        let recorder = Recorder::new(shared.config.bucket, timeline.clone(), live.clone());
+        workers.spawn(worker(shared.clone(), recorder));
+    }
+    let mut during = during::spawn(
+        shared.config.during.clone(),
+        events.clone(),
+        stop_tx.subscribe(),
+    );
+    let mut recorders = Vec::new();
+    {
+        let end = end_of_run(&shared.config, start, outside_stop, &mut during);
+        tokio::pin!(end);
+        loop {
+            tokio::select! {
+                () = &mut end => break,
+                () = join_all(&mut workers, &mut recorders) => break,
+                Some(label) = marks.recv() => events.push("mark", label),
+            }
+        }
+    }
+    shared.schedule.stopped.store(true, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
+    join_all(&mut workers, &mut recorders).await;
+    let elapsed = start.elapsed();
+    let mut problems = Vec::new();
+    if let Some(task) = during.take() {
+        problems.extend(during::finish(task, &events).await?);
+    }
+    let gathered = gather(&live, &timeline, recorders, elapsed, events, problems);
+    Report::build(&shared.config, gathered)
+}
+
+fn check(config: &Config) -> Result<(), Error> {
+    let bad = |s: &str| Err(Error::BadSetting(s.to_string()));
+    if config.targets.is_empty() {
+        return bad("no URL given");
+    }
+    if config.connections == 0 {
+        return bad("--connections must be at least 1");
+    }
+    if config.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return bad("--rate must be a positive number of requests per second");
+    }
+    if config.requests == Some(0) {
+        return bad("--requests must be at least 1");
+    }
+    if config.bucket < Duration::from_millis(10) {
+        return bad("--bucket must be at least 10ms");
+    }
+    if config.duration.is_none() && config.requests.is_none() && config.during.is_none() {
+        return bad("give --duration, --requests or --during, or the run never ends");
+    }
+    Ok(())
+}
+
+/// Resolves when the run should stop starting requests.
+async fn end_of_run(
+    config: &Config,
+    start: Instant,
+    mut outside_stop: watch::Receiver<bool>,
+    during: &mut Option<during::Task>,
+) {
+    let deadline = config.duration.map(|d| start + d);
+    let by_deadline = async {
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    let by_outside = async {
+        let _ = outside_stop.wait_for(|stopped| *stopped).await;
+    };
+    let by_during = during::ended_plus_cooldown(during);
+    tokio::select! {
+        () = by_deadline => {}
+        () = by_outside => {}
+        () = by_during => {}
+    }
+}
+
+async fn join_all(workers: &mut JoinSet<Recorder>, out: &mut Vec<Recorder>) {
+    while let Some(result) = workers.join_next().await {
+        match result {
+            Ok(recorder) => out.push(recorder),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+}
+
+/// One connection's loop: claim a request, (open loop: wait for its time),
+/// send it, record its outcome.
+async fn worker(shared: Arc<Shared>, mut recorder: Recorder) -> Recorder {
+    let config = &shared.config;
+    let mut conns: Vec<Option<Conn>> = config.targets.iter().map(|_| None).collect();
+    let mut stop = shared.stop.clone();
+    while let Some(seq) = shared.schedule.claim() {
+        let sent_at = match shared.schedule.intended(seq) {
+            None => Instant::now(),
+            Some(at) => {
+                if !wait_until(at, &mut stop).await {
+                    break;
+                }
+                at
+            }
+        };
+        recorder.start();
+        let i = (seq % config.targets.len() as u64) as usize;
+        let outcome = one_request(config, &mut conns[i], i).await;
+        let now = Instant::now();
+        recorder.record(outcome, now - sent_at, now - shared.schedule.start);
+    }
+    recorder.flush();
+    recorder
+}
+
+/// Waits for `at`; `false` if the run stopped first.
+async fn wait_until(at: Instant, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep_until(at) => true,
+        _ = stop.wait_for(|stopped| *stopped) => false,
+    }
+}
+
+async fn one_request(config: &Config, slot: &mut Option<Conn>, i: usize) -> Outcome {
+    let connect_timeout = config.connect_timeout.min(config.timeout);
+    let exchange = http1::exchange(slot, &config.targets[i], connect_timeout, &config.expect);
+    match tokio::time::timeout(config.timeout, exchange).await {
+        Ok(outcome) => outcome,
+        Err(_elapsed) => {
+            *slot = None; // in an unknown state: never reuse
+            Outcome::RequestTimeout
+        }
+    }
+}
+
+fn gather(
+    live: &Live,
+    timeline: &Mutex<Timeline>,
+    recorders: Vec<Recorder>,
+    elapsed: Duration,
+    events: Events,
+    problems: Vec<String>,
+) -> Gathered {
+    let mut counts = crate::OutcomeCounts::default();
+    let mut latency = histogram(3);
+    for r in &recorders {
+        counts.merge(&r.counts);
+        latency
+            .add(&r.latency)
+            .expect("auto-resizing histograms always merge");
+    }
+    let buckets = std::mem::take(&mut timeline.lock().unwrap_or_else(|e| e.into_inner()).buckets);
+    Gathered {
+        started: live.started.load(Ordering::Relaxed),
+        elapsed,
+        counts,
+        latency,
+        buckets,
+        events: events.into_vec(),
+        problems,
+    }
+}

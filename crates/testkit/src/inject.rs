@@ -1,0 +1,265 @@
+//! A small HTTP/1.1 server that fails on command, to prove that a client (or a
+//! proxy) sees and names each failure exactly.
+//!
+//! Every request gets an [`Action`], chosen by a plan from the request's number
+//! (0, 1, 2, … in arrival order across all connections) and its path. The plan
+//! [`Action::from_path`] lets a URL say what to do (`/close`, `/reset-mid-body`,
+//! `/status/503`, `/delay/200`, …), handy from a shell. The server runs on its
+//! own thread and runtime, so sync and async tests use it alike; it stops when
+//! dropped. It reads each request completely before acting, so a close is a
+//! clean FIN (never a reset caused by unread bytes) unless a reset is asked for.
+
+use std::{
+    net::{SocketAddr, TcpListener as StdListener},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::oneshot,
+};
+
+/// What the server does with one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `200 OK` with a 2-byte body.
+    Ok,
+    /// A response with this status and a short body.
+    Status(u16),
+    /// Close the connection (FIN) without answering.
+    Close,
+    /// Reset the connection (RST, SO_LINGER 0) without answering.
+    Reset,
+    /// Send the head and part of the body, then reset the connection.
+    ResetMidBody,
+    /// Announce a 100-byte body, send 10 bytes, then close cleanly (FIN).
+    Truncate,
+    /// Wait this long, then answer `200 OK`.
+    Delay(Duration),
+    /// `200 OK` with a chunked body and a trailer.
+    Chunked,
+}
+
+impl Action {
+    /// The action a path asks for: `/close`, `/reset`, `/reset-mid-body`,
+    /// `/truncate`, `/chunked`, `/status/CODE`, `/delay/MILLIS`; anything else
+    /// is [`Action::Ok`].
+    pub fn from_path(path: &str) -> Action {
+        let path = path.split('?').next().unwrap_or("");
+        let mut parts = path.trim_start_matches('/').splitn(2, '/');
+        let arg = |s: Option<&str>| s.and_then(|s| s.parse::<u64>().ok());
+        match (parts.next(), parts.next()) {
+            (Some("close"), _) => Action::Close,
+            (Some("reset"), _) => Action::Reset,
+            (Some("reset-mid-body"), _) => Action::ResetMidBody,
+            (Some("truncate"), _) => Action::Truncate,
+            (Some("chunked"), _) => Action::Chunked,
+            (Some("status"), code) => match arg(code).and_then(|c| u16::try_from(c).ok()) {
+                Some(code) => Action::Status(code),
+                None => Action::Ok,
+            },
+            (Some("delay"), ms) => Action::Delay(Duration::from_millis(arg(ms).unwrap_or(0))),
+            _ => Action::Ok,
+        }
+    }
+}
+
+/// Chooses the action for request number `n` with path `path`.
+pub type Plan = dyn Fn(u64, &str) -> Action + Send + Sync;
+
+/// A running failure-injection server on 127.0.0.1; stops when dropped.
+#[derive(Debug)]
+pub struct InjectServer {
+    addr: SocketAddr,
+    requests: Arc<AtomicU64>,
+    connections: Arc<AtomicU64>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl InjectServer {
+    /// Starts a server whose actions come from `plan(request number, path)`.
+    pub fn start(plan: impl Fn(u64, &str) -> Action + Send + Sync + 'static) -> InjectServer {
+        let listener = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let addr = listener.local_addr().expect("listener address");
+        let requests = Arc::new(AtomicU64::new(0));
+        let connections = Arc::new(AtomicU64::new(0));
+        let (stop, stopped) = oneshot::channel();
+        let plan: Arc<Plan> = Arc::new(plan);
+        let counters = (requests.clone(), connections.clone());
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("test server runtime");
+            rt.block_on(serve(listener, plan, counters, stopped));
+        });
+        InjectServer {
+            addr,
+            requests,
+            connections,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Starts a server whose actions come from the request paths.
+    pub fn by_path() -> InjectServer {
+        InjectServer::start(|_, path| Action::from_path(path))
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// How many complete requests it has read.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// How many connections it has accepted.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for InjectServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve(
+    listener: StdListener,
+    plan: Arc<Plan>,
+    (requests, connections): (Arc<AtomicU64>, Arc<AtomicU64>),
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let listener = TcpListener::from_std(listener).expect("tokio listener");
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    connections.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(connection(stream, plan.clone(), requests.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn connection(mut stream: TcpStream, plan: Arc<Plan>, requests: Arc<AtomicU64>) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = Vec::new();
+    while let Some(path) = read_request(&mut stream, &mut buf).await {
+        let n = requests.fetch_add(1, Ordering::SeqCst);
+        if act(&mut stream, plan(n, &path)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Carries out `action`; `Err` when the connection is finished.
+async fn act(stream: &mut TcpStream, action: Action) -> Result<(), ()> {
+    let bytes = match action {
+        Action::Ok => response(200, "ok"),
+        Action::Status(code) => response(code, "injected"),
+        Action::Delay(d) => {
+            tokio::time::sleep(d).await;
+            response(200, "ok")
+        }
+        Action::Chunked => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+            3\r\nabc\r\n5;ext=1\r\ndefgh\r\n0\r\nX-Trailer: 1\r\n\r\n"
+            .to_vec(),
+        Action::Close => return Err(()),
+        Action::Reset => {
+            let _ = stream.set_zero_linger();
+            return Err(());
+        }
+        Action::ResetMidBody => {
+            let _ = stream.write_all(&partial_response()).await;
+            let _ = stream.set_zero_linger();
+            return Err(());
+        }
+        Action::Truncate => {
+            let _ = stream.write_all(&partial_response()).await;
+            return Err(());
+        }
+    };
+    stream.write_all(&bytes).await.map_err(|_| ())
+}
+
+fn response(status: u16, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status} Injected\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A head announcing 100 body bytes, and the first 10 of them.
+fn partial_response() -> Vec<u8> {
+    b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789".to_vec()
+}
+
+/// Reads one request (head and Content-Length body); its path, or `None` at
+/// the end of the connection.
+async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut request = httparse::Request::new(&mut headers);
+        if let Ok(httparse::Status::Complete(len)) = request.parse(buf) {
+            let path = request.path.unwrap_or("/").to_string();
+            let body = content_length(request.headers);
+            buf.drain(..len);
+            read_body(stream, buf, body).await?;
+            return Some(path);
+        }
+        let mut chunk = [0u8; 8192];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn content_length(headers: &[httparse::Header<'_>]) -> usize {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn read_body(stream: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> Option<()> {
+    while buf.len() < len {
+        let mut chunk = [0u8; 8192];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    buf.drain(..len);
+    Some(())
+}
