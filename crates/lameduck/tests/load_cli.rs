@@ -56,3 +56,32 @@ fn a_bad_url_exits_2_and_names_the_url() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("localhost:8080/x"), "{stderr}");
 }
+
+#[test]
+fn sigusr1_marks_the_timeline_and_sigint_stops_with_a_report() {
+    use nix::{sys::signal::Signal, unistd::Pid};
+    use std::{process::Stdio, time::Duration};
+
+    let server = InjectServer::start(|_, _| Action::Ok);
+    let child = Command::new(env!("CARGO_BIN_EXE_lameduck"))
+        .args(["load", "-c", "2", "-d", "60s", &server.url("/")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = Pid::from_raw(child.id() as i32);
+    lameduck_testkit::wait_for("requests to flow", Duration::from_secs(10), || {
+        (server.requests() > 20).then_some(())
+    });
+    nix::sys::signal::kill(pid, Signal::SIGUSR1).unwrap();
+    let seen = server.requests();
+    lameduck_testkit::wait_for("more requests", Duration::from_secs(10), || {
+        (server.requests() > seen + 20).then_some(())
+    });
+    nix::sys::signal::kill(pid, Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("mark         SIGUSR1 #1"), "{stdout}");
+    assert!(stdout.contains("PASS"), "{stdout}");
+}

@@ -140,20 +140,19 @@ pub async fn run(config: Config, control: Control) -> Result<Report, Error> {
         stop_tx.subscribe(),
     );
     let mut recorders = Vec::new();
-    {
-        let end = end_of_run(&shared.config, start, outside_stop, &mut during);
-        tokio::pin!(end);
-        loop {
-            tokio::select! {
-                () = &mut end => break,
-                () = join_all(&mut workers, &mut recorders) => break,
-                Some(label) = marks.recv() => events.push("mark", label),
-            }
+    let running = async {
+        tokio::select! {
+            () = end_of_run(&shared.config, start, outside_stop, &mut during) => {}
+            () = join_all(&mut workers, &mut recorders) => {}
         }
-    }
+    };
+    taking_marks(running, &mut marks, &events).await;
     shared.schedule.stopped.store(true, Ordering::Relaxed);
     let _ = stop_tx.send(true);
-    join_all(&mut workers, &mut recorders).await;
+    taking_marks(join_all(&mut workers, &mut recorders), &mut marks, &events).await;
+    while let Ok(label) = marks.try_recv() {
+        events.push("mark", label);
+    }
     let elapsed = start.elapsed();
     let mut problems = Vec::new();
     if let Some(task) = during.take() {
@@ -208,6 +207,21 @@ async fn end_of_run(
         () = by_deadline => {}
         () = by_outside => {}
         () = by_during => {}
+    }
+}
+
+/// Awaits `work`, recording marks as they come.
+async fn taking_marks(
+    work: impl std::future::Future<Output = ()>,
+    marks: &mut mpsc::UnboundedReceiver<String>,
+    events: &Events,
+) {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            () = &mut work => return,
+            Some(label) = marks.recv() => events.push("mark", label),
+        }
     }
 }
 

@@ -244,24 +244,31 @@ pub(crate) fn main(args: LoadArgs) -> i32 {
     }
 }
 
-/// Runs the load with signals wired to its controller.
+/// Runs the load with signals wired to its controller. The handlers are in
+/// place before the first request, so an early SIGUSR1 is a mark, not a kill.
 async fn run(config: Config) -> Result<lameduck_load::Report, lameduck_load::Error> {
     let (controller, control) = lameduck_load::control();
-    tokio::spawn(forward_signals(controller));
+    match listen_for_signals() {
+        Ok(signals) => drop(tokio::spawn(forward_signals(signals, controller))),
+        Err(e) => tracing::warn!("cannot listen for signals ({e}); Ctrl-C aborts without a report"),
+    }
     lameduck_load::run(config, control).await
 }
 
-/// SIGINT/SIGTERM: stop (a second one exits at once); SIGUSR1: a mark.
-async fn forward_signals(controller: lameduck_load::Controller) {
+type Signals = [tokio::signal::unix::Signal; 3];
+
+fn listen_for_signals() -> std::io::Result<Signals> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term), Ok(mut usr1)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::user_defined1()),
-    ) else {
-        tracing::warn!("cannot listen for signals; Ctrl-C will abort without a report");
-        return;
-    };
+    Ok([
+        signal(SignalKind::interrupt())?,
+        signal(SignalKind::terminate())?,
+        signal(SignalKind::user_defined1())?,
+    ])
+}
+
+/// SIGINT/SIGTERM: stop (a second one exits at once); SIGUSR1: a mark.
+async fn forward_signals(signals: Signals, controller: lameduck_load::Controller) {
+    let [mut int, mut term, mut usr1] = signals;
     let mut stops = 0;
     let mut marks = 0;
     loop {
