@@ -33,6 +33,7 @@ use crate::{
 pub struct Controller {
     stop: watch::Sender<bool>,
     marks: mpsc::UnboundedSender<String>,
+    live: Arc<Live>,
 }
 
 /// What [`run`] listens to; made with [`control`].
@@ -40,21 +41,25 @@ pub struct Controller {
 pub struct Control {
     stop: watch::Receiver<bool>,
     marks: mpsc::UnboundedReceiver<String>,
+    live: Arc<Live>,
 }
 
 /// A connected [`Controller`] and [`Control`].
 pub fn control() -> (Controller, Control) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (mark_tx, mark_rx) = mpsc::unbounded_channel();
+    let live = Arc::new(Live::default());
     let controller = Controller {
         stop: stop_tx,
         marks: mark_tx,
+        live: live.clone(),
     };
     (
         controller,
         Control {
             stop: stop_rx,
             marks: mark_rx,
+            live,
         },
     )
 }
@@ -68,6 +73,11 @@ impl Controller {
     /// Adds a named mark to the timeline, now.
     pub fn mark(&self, label: impl Into<String>) {
         let _ = self.marks.send(label.into());
+    }
+
+    /// Counters of the run so far (for a progress line).
+    pub fn live(&self) -> &Live {
+        &self.live
     }
 }
 
@@ -112,11 +122,11 @@ pub async fn run(config: Config, control: Control) -> Result<Report, Error> {
     let Control {
         stop: outside_stop,
         mut marks,
+        live,
     } = control;
     let start = Instant::now();
     let (stop_tx, stop_rx) = watch::channel(false);
     let timeline = Arc::new(Mutex::new(Timeline::default()));
-    let live = Arc::new(Live::default());
     let shared = Arc::new(Shared {
         schedule: Schedule {
             next: AtomicU64::new(0),

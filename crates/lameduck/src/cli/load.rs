@@ -144,6 +144,15 @@ pub(crate) struct LoadArgs {
 }
 
 impl LoadArgs {
+    /// A progress line, when stderr is a terminal.
+    fn progress(&self) -> Option<Progress> {
+        use std::io::IsTerminal;
+        std::io::stderr().is_terminal().then_some(Progress {
+            duration: self.duration,
+            requests: self.requests,
+        })
+    }
+
     fn config(&self) -> Result<Config, String> {
         let spec = self.request_spec()?;
         let targets = self
@@ -219,7 +228,7 @@ pub(crate) fn main(args: LoadArgs) -> i32 {
             return EXIT_ERROR;
         }
     };
-    let report = match rt.block_on(run(config)) {
+    let report = match rt.block_on(run(config, args.progress())) {
         Ok(report) => report,
         Err(e @ lameduck_load::Error::BadSetting(_)) => {
             tracing::error!("{e}");
@@ -246,13 +255,22 @@ pub(crate) fn main(args: LoadArgs) -> i32 {
 
 /// Runs the load with signals wired to its controller. The handlers are in
 /// place before the first request, so an early SIGUSR1 is a mark, not a kill.
-async fn run(config: Config) -> Result<lameduck_load::Report, lameduck_load::Error> {
+async fn run(
+    config: Config,
+    progress: Option<Progress>,
+) -> Result<lameduck_load::Report, lameduck_load::Error> {
     let (controller, control) = lameduck_load::control();
+    let shown = progress.map(|p| tokio::spawn(p.show(controller.clone())));
     match listen_for_signals() {
         Ok(signals) => drop(tokio::spawn(forward_signals(signals, controller))),
         Err(e) => tracing::warn!("cannot listen for signals ({e}); Ctrl-C aborts without a report"),
     }
-    lameduck_load::run(config, control).await
+    let report = lameduck_load::run(config, control).await;
+    if let Some(task) = shown {
+        task.abort();
+        eprint!("\r\x1b[K");
+    }
+    report
 }
 
 type Signals = [tokio::signal::unix::Signal; 3];
@@ -287,6 +305,42 @@ async fn forward_signals(signals: Signals, controller: lameduck_load::Controller
         }
         tracing::info!("stopping: waiting for requests in flight (again to abort)");
         controller.stop();
+    }
+}
+
+/// The live line on a terminal: elapsed, rate, failures, what is left.
+#[derive(Debug)]
+struct Progress {
+    duration: Option<Duration>,
+    requests: Option<u64>,
+}
+
+impl Progress {
+    async fn show(self, controller: lameduck_load::Controller) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let start = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last = 0;
+        loop {
+            tick.tick().await;
+            let live = controller.live();
+            let ended = live.ended.load(Relaxed);
+            let failed = live.failed.load(Relaxed);
+            let left = match (self.duration, self.requests) {
+                (Some(d), _) => format!(
+                    "{:.0}s left",
+                    d.saturating_sub(start.elapsed()).as_secs_f64()
+                ),
+                (None, Some(n)) => format!("{} left", n.saturating_sub(ended)),
+                (None, None) => String::new(),
+            };
+            eprint!(
+                "\r\x1b[K{:>6.0}s  {:>8} req/s  {ended} done  {failed} failed  {left}",
+                start.elapsed().as_secs_f64(),
+                ended - last,
+            );
+            last = ended;
+        }
     }
 }
 
