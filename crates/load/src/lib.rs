@@ -21,6 +21,7 @@
 mod config;
 mod during;
 mod error;
+mod html;
 mod http1;
 mod outcome;
 mod record;

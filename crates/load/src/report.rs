@@ -35,6 +35,8 @@ pub struct Summary {
     pub rate: Option<f64>,
     /// Seconds from the first request to the last outcome.
     pub elapsed_s: f64,
+    /// Width of one timeline bucket, seconds.
+    pub bucket_s: f64,
     /// Requests started; always equal to the sum of `outcomes`.
     pub requests: u64,
     /// Requests that did not end in `success`.
@@ -149,6 +151,7 @@ impl Report {
             connections: config.connections,
             rate: config.rate,
             elapsed_s,
+            bucket_s: config.bucket.as_secs_f64(),
             requests: g.started,
             failures: g.counts.failures(),
             throughput_rps: if elapsed_s > 0.0 {
@@ -183,6 +186,19 @@ impl Report {
         };
         let json = serde_json::to_vec_pretty(self).map_err(|e| write_err(e.into()))?;
         std::fs::write(path, json).map_err(write_err)
+    }
+
+    /// Writes the report as one self-contained HTML page to `path`.
+    pub fn write_html(&self, path: &Path) -> Result<(), Error> {
+        std::fs::write(path, self.to_html()).map_err(|source| Error::WriteReport {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// The report as one self-contained HTML page (inline SVG, no script).
+    pub fn to_html(&self) -> String {
+        crate::html::render(self)
     }
 
     /// The summary for a terminal: throughput, latency, outcome table, verdict.

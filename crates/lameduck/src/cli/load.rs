@@ -129,6 +129,12 @@ pub(crate) struct LoadArgs {
     #[arg(long, value_name = "FILE", help_heading = "Report")]
     json: Option<PathBuf>,
 
+    /// Write the report as one self-contained HTML page here: the timeline chart
+    /// (outcomes, failures and p50/p99 latency per bucket, with events) and the
+    /// outcome table. Opens in any browser, without network access.
+    #[arg(long, value_name = "FILE", help_heading = "Report")]
+    html: Option<PathBuf>,
+
     /// Fail (exit 1) when more requests than this failed.
     #[arg(
         long,
@@ -240,8 +246,10 @@ pub(crate) fn main(args: LoadArgs) -> i32 {
         }
     };
     print!("{}", report.to_text());
-    if let Some(path) = &args.json {
-        if let Err(e) = report.write_json(path) {
+    let json = args.json.as_deref().map(|p| report.write_json(p));
+    let html = args.html.as_deref().map(|p| report.write_html(p));
+    for written in [json, html].into_iter().flatten() {
+        if let Err(e) = written {
             tracing::error!("{e}");
             return EXIT_ERROR;
         }
