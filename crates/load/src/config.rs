@@ -9,8 +9,10 @@ use std::{
 };
 
 use bytes::Bytes;
+use rustls::pki_types::ServerName;
+use tokio_rustls::TlsConnector;
 
-use crate::Error;
+use crate::{tls, Error, TlsOptions};
 
 /// Everything one load run needs.
 #[derive(Debug, Clone)]
@@ -86,11 +88,47 @@ pub struct Target {
     pub keepalive: bool,
     pub(crate) request: Bytes,
     pub(crate) head: bool,
+    /// For `https://`: how to handshake, and the name to verify.
+    pub(crate) tls: Option<TlsTarget>,
+}
+
+/// How to handshake with an `https://` target.
+#[derive(Clone)]
+pub(crate) struct TlsTarget {
+    pub(crate) connector: TlsConnector,
+    pub(crate) name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for TlsTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsTarget")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses and resolves every URL and renders `spec` for each; TLS is set up
+/// once, only if some URL is `https://`.
+pub fn targets(
+    urls: &[String],
+    spec: &RequestSpec,
+    tls: &TlsOptions,
+) -> Result<Vec<Target>, Error> {
+    let any_https = urls.iter().any(|u| u.starts_with("https://"));
+    let connector = any_https.then(|| tls::connector(tls)).transpose()?;
+    urls.iter()
+        .map(|url| Target::new(url, spec, connector.as_ref()))
+        .collect()
 }
 
 impl Target {
-    /// Parses and resolves `url`, and renders `spec` for it.
-    pub fn new(url: &str, spec: &RequestSpec) -> Result<Target, Error> {
+    /// Parses and resolves `url`, and renders `spec` for it. An `https://` URL
+    /// needs a `connector`.
+    fn new(
+        url: &str,
+        spec: &RequestSpec,
+        connector: Option<&TlsConnector>,
+    ) -> Result<Target, Error> {
         let bad = |reason: &str| Error::BadUrl {
             url: url.to_string(),
             reason: reason.to_string(),
@@ -98,18 +136,22 @@ impl Target {
         let uri: http::Uri = url
             .parse()
             .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => return Err(bad("https is not supported yet; use http://")),
-            Some(other) => {
-                return Err(bad(&format!(
-                    "scheme {other:?} is not supported; use http://"
-                )))
-            }
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            Some(other) => return Err(bad(&format!("scheme {other:?} is not supported"))),
             None => return Err(bad("no scheme; write http://HOST[:PORT]/PATH")),
-        }
+        };
         let host = uri.host().ok_or_else(|| bad("no host"))?;
-        let port = uri.port_u16().unwrap_or(80);
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tls = match (https, connector) {
+            (false, _) => None,
+            (true, Some(connector)) => Some(TlsTarget {
+                connector: connector.clone(),
+                name: tls::server_name(url, host)?,
+            }),
+            (true, None) => return Err(bad("https:// needs TLS settings")),
+        };
         let addr = resolve(url, host, port)?;
         let authority = uri.authority().map_or(host, |a| a.as_str());
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
@@ -119,6 +161,7 @@ impl Target {
             keepalive: spec.keepalive,
             request: render(spec, authority, path),
             head: spec.method.eq_ignore_ascii_case("HEAD"),
+            tls,
         })
     }
 }
@@ -254,7 +297,12 @@ mod tests {
 
     #[test]
     fn renders_a_request_for_the_url() {
-        let t = Target::new("http://127.0.0.1:8080/a?b=1", &spec("POST", "hi", false)).unwrap();
+        let t = Target::new(
+            "http://127.0.0.1:8080/a?b=1",
+            &spec("POST", "hi", false),
+            None,
+        )
+        .unwrap();
         let text = String::from_utf8(t.request.to_vec()).unwrap();
         assert!(
             text.starts_with("POST /a?b=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"),
@@ -269,10 +317,10 @@ mod tests {
         for url in [
             "127.0.0.1:80/x",
             "ftp://127.0.0.1/",
-            "https://127.0.0.1/",
             "http://",
+            "http://no.such.host.invalid/",
         ] {
-            let e = Target::new(url, &spec("GET", "", true))
+            let e = Target::new(url, &spec("GET", "", true), None)
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(url), "{e}");

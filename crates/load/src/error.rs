@@ -19,6 +19,9 @@ pub enum Error {
     /// `--expect-status` is not a list of codes, classes or ranges.
     #[error("bad status list {input:?}: {reason} (examples: 200, 2xx, 200-299, 2xx,304)")]
     BadStatusList { input: String, reason: String },
+    /// TLS could not be set up (`--cacert` unreadable, no trusted CA, …).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A setting that makes no sense (zero connections, zero rate, …).
     #[error("{0}")]
     BadSetting(String),

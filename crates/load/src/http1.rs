@@ -1,4 +1,4 @@
-//! A minimal HTTP/1.1 client on a plain `TcpStream`, written for one job: tell
+//! A minimal HTTP/1.1 client on a `TcpStream` (plain or TLS), written for one job: tell
 //! exactly how each request ended.
 //!
 //! General-purpose clients (hyper included) fold "the server closed before
@@ -18,7 +18,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::{config::ExpectStatus, Outcome, Target};
+use crate::{config::ExpectStatus, stream::Stream, Outcome, Target};
 
 /// How many response headers are read; more is a protocol error.
 const MAX_HEADERS: usize = 64;
@@ -26,7 +26,7 @@ const MAX_HEADERS: usize = 64;
 /// One open connection, with what was read but not used yet.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     /// Whether any byte of the current response has arrived.
     got_bytes: bool,
@@ -76,7 +76,11 @@ pub(crate) async fn exchange(
         },
     };
     conn.got_bytes = false;
-    if let Err(e) = conn.stream.write_all(&target.request).await {
+    let sent = async {
+        conn.stream.write_all(&target.request).await?;
+        conn.stream.flush().await // TLS buffers; plain TCP does nothing here
+    };
+    if let Err(e) = sent.await {
         return write_outcome(&e);
     }
     match conn.read_response(target.head).await {
@@ -93,19 +97,44 @@ pub(crate) async fn exchange(
     }
 }
 
+/// Connects (and for `https://`, handshakes) within `timeout`.
 async fn connect(target: &Target, timeout: Duration) -> Result<Conn, Outcome> {
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(target.addr)).await {
+    let stream = match tokio::time::timeout(timeout, open(target)).await {
         Err(_elapsed) => return Err(Outcome::ConnectTimeout),
-        Ok(Err(e)) => return Err(connect_outcome(&e)),
-        Ok(Ok(stream)) => stream,
+        Ok(result) => result?,
     };
-    // Requests are small and sent in one write; never wait for Nagle.
-    let _ = stream.set_nodelay(true);
     Ok(Conn {
         stream,
         buf: BytesMut::with_capacity(16 * 1024),
         got_bytes: false,
     })
+}
+
+async fn open(target: &Target) -> Result<Stream, Outcome> {
+    let tcp = TcpStream::connect(target.addr)
+        .await
+        .map_err(|e| connect_outcome(&e))?;
+    // Requests are small and sent in one write; never wait for Nagle.
+    let _ = tcp.set_nodelay(true);
+    let Some(tls) = &target.tls else {
+        return Ok(Stream::Plain(tcp));
+    };
+    match tls.connector.connect(tls.name.clone(), tcp).await {
+        Ok(tls) => Ok(Stream::Tls(Box::new(tls))),
+        Err(e) => Err(handshake_outcome(&e)),
+    }
+}
+
+/// A handshake cut by the server is not a TLS problem; a refused one is.
+fn handshake_outcome(e: &io::Error) -> Outcome {
+    match e.kind() {
+        io::ErrorKind::InvalidData => Outcome::TlsError,
+        io::ErrorKind::UnexpectedEof => Outcome::ClosedBeforeResponse,
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
+            Outcome::ResetBeforeResponse
+        }
+        _ => Outcome::TlsError,
+    }
 }
 
 fn connect_outcome(e: &io::Error) -> Outcome {
@@ -152,6 +181,8 @@ impl Conn {
         }
         match self.stream.read_buf(&mut self.buf).await {
             Ok(0) => Err(ReadError::Eof),
+            // TLS: the peer closed without close_notify; still an end of stream.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(ReadError::Eof),
             Ok(_) => {
                 self.got_bytes = true;
                 Ok(())

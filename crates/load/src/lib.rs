@@ -2,6 +2,7 @@
 //!
 //! The only way to know a rollout lost nothing is to send steady traffic through
 //! it and account for every single request. This crate sends HTTP/1.1 requests
+//! (plain or TLS)
 //! over `N` connections (closed loop) or at a fixed rate (open loop), ends every
 //! request in exactly one named [`Outcome`], draws a per-bucket timeline lined
 //! up with events (the `--during` command, marks), and judges the run against
@@ -9,8 +10,7 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), lameduck_load::Error> {
-//! use lameduck_load::{Config, RequestSpec, Target};
-//! # let config: Config = todo!();
+//! # let config: lameduck_load::Config = todo!();
 //! let (controller, control) = lameduck_load::control();
 //! let report = lameduck_load::run(config, control).await?;
 //! println!("{}", report.to_text());
@@ -27,10 +27,15 @@ mod outcome;
 mod record;
 mod report;
 mod run;
+mod stream;
+mod tls;
 
-pub use config::{parse_header, Config, During, ExpectStatus, RequestSpec, Target, Thresholds};
+pub use config::{
+    parse_header, targets, Config, During, ExpectStatus, RequestSpec, Target, Thresholds,
+};
 pub use error::Error;
 pub use outcome::{Outcome, OutcomeCounts};
 pub use record::Live;
 pub use report::{Event, Latency, Report, Summary, TimelineBucket, Verdict};
 pub use run::{control, run, Control, Controller};
+pub use tls::TlsOptions;

@@ -18,6 +18,9 @@ pub enum Outcome {
     ConnectTimeout,
     /// Any other failure to connect (no route, no local port left, …): nothing was sent.
     ConnectError,
+    /// The TLS handshake failed (certificate not trusted, wrong name, no common
+    /// version): nothing was sent.
+    TlsError,
     /// The server closed the connection cleanly after the request was sent and before
     /// any byte of a response: the keepalive race, or an app that exited.
     ClosedBeforeResponse,
@@ -38,11 +41,12 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome except [`Outcome::Status`], in table order.
-    pub const FIXED: [Outcome; 11] = [
+    pub const FIXED: [Outcome; 12] = [
         Outcome::Success,
         Outcome::ConnectRefused,
         Outcome::ConnectTimeout,
         Outcome::ConnectError,
+        Outcome::TlsError,
         Outcome::ClosedBeforeResponse,
         Outcome::ResetBeforeResponse,
         Outcome::ResetDuringResponse,
@@ -60,6 +64,7 @@ impl Outcome {
             Outcome::ConnectRefused => "connect_refused",
             Outcome::ConnectTimeout => "connect_timeout",
             Outcome::ConnectError => "connect_error",
+            Outcome::TlsError => "tls_error",
             Outcome::ClosedBeforeResponse => "closed_before_response",
             Outcome::ResetBeforeResponse => "reset_before_response",
             Outcome::ResetDuringResponse => "reset_during_response",

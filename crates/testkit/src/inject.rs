@@ -20,10 +20,11 @@ use std::{
 };
 
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     sync::oneshot,
 };
+use tokio_rustls::TlsAcceptor;
 
 /// What the server does with one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +74,65 @@ impl Action {
 /// Chooses the action for request number `n` with path `path`.
 pub type Plan = dyn Fn(u64, &str) -> Action + Send + Sync;
 
+/// A byte stream the server answers on: plain TCP or TLS over TCP. `tcp()`
+/// gives the socket under it, to reset the connection (SO_LINGER 0).
+trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Socket for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Socket for tokio_rustls::server::TlsStream<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+}
+
+/// A server certificate for `127.0.0.1` and `localhost`, self-signed.
+pub struct TestCert {
+    /// The certificate in PEM, to trust as a CA (`--cacert`).
+    pub pem: String,
+    acceptor: TlsAcceptor,
+}
+
+impl TestCert {
+    /// Makes a fresh key and certificate.
+    pub fn new() -> TestCert {
+        let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        let key = rcgen::generate_simple_self_signed(names).expect("generate a test certificate");
+        let private = rustls::pki_types::PrivatePkcs8KeyDer::from(key.signing_key.serialize_der());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![key.cert.der().clone()], private.into())
+            .expect("a valid test certificate");
+        TestCert {
+            pem: key.cert.pem(),
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        }
+    }
+}
+
+impl std::fmt::Debug for TestCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCert")
+            .field("pem", &self.pem)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TestCert {
+    fn default() -> Self {
+        TestCert::new()
+    }
+}
+
 /// A running failure-injection server on 127.0.0.1; stops when dropped.
 #[derive(Debug)]
 pub struct InjectServer {
@@ -86,6 +146,22 @@ pub struct InjectServer {
 impl InjectServer {
     /// Starts a server whose actions come from `plan(request number, path)`.
     pub fn start(plan: impl Fn(u64, &str) -> Action + Send + Sync + 'static) -> InjectServer {
+        InjectServer::start_with(plan, None)
+    }
+
+    /// Like [`InjectServer::start`], but speaks TLS with `cert` (use
+    /// `https://` URLs: [`InjectServer::url`] gives `http://`).
+    pub fn start_tls(
+        plan: impl Fn(u64, &str) -> Action + Send + Sync + 'static,
+        cert: &TestCert,
+    ) -> InjectServer {
+        InjectServer::start_with(plan, Some(cert.acceptor.clone()))
+    }
+
+    fn start_with(
+        plan: impl Fn(u64, &str) -> Action + Send + Sync + 'static,
+        tls: Option<TlsAcceptor>,
+    ) -> InjectServer {
         let listener = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener
             .set_nonblocking(true)
@@ -101,7 +177,7 @@ impl InjectServer {
                 .enable_all()
                 .build()
                 .expect("test server runtime");
-            rt.block_on(serve(listener, plan, counters, stopped));
+            rt.block_on(serve(listener, plan, counters, tls, stopped));
         });
         InjectServer {
             addr,
@@ -153,6 +229,7 @@ async fn serve(
     listener: StdListener,
     plan: Arc<Plan>,
     (requests, connections): (Arc<AtomicU64>, Arc<AtomicU64>),
+    tls: Option<TlsAcceptor>,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let listener = TcpListener::from_std(listener).expect("tokio listener");
@@ -162,15 +239,23 @@ async fn serve(
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
                     connections.fetch_add(1, Ordering::SeqCst);
-                    tokio::spawn(connection(stream, plan.clone(), requests.clone()));
+                    let _ = stream.set_nodelay(true);
+                    let (plan, requests) = (plan.clone(), requests.clone());
+                    match tls.clone() {
+                        None => drop(tokio::spawn(connection(stream, plan, requests))),
+                        Some(tls) => drop(tokio::spawn(async move {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                connection(stream, plan, requests).await;
+                            }
+                        })),
+                    }
                 }
             }
         }
     }
 }
 
-async fn connection(mut stream: TcpStream, plan: Arc<Plan>, requests: Arc<AtomicU64>) {
-    let _ = stream.set_nodelay(true);
+async fn connection(mut stream: impl Socket, plan: Arc<Plan>, requests: Arc<AtomicU64>) {
     let mut buf = Vec::new();
     while let Some(path) = read_request(&mut stream, &mut buf).await {
         let n = requests.fetch_add(1, Ordering::SeqCst);
@@ -181,7 +266,7 @@ async fn connection(mut stream: TcpStream, plan: Arc<Plan>, requests: Arc<Atomic
 }
 
 /// Carries out `action`; `Err` when the connection is finished.
-async fn act(stream: &mut TcpStream, action: Action) -> Result<(), ()> {
+async fn act(stream: &mut impl Socket, action: Action) -> Result<(), ()> {
     let bytes = match action {
         Action::Ok => response(200, "ok"),
         Action::Status(code) => response(code, "injected"),
@@ -194,20 +279,23 @@ async fn act(stream: &mut TcpStream, action: Action) -> Result<(), ()> {
             .to_vec(),
         Action::Close => return Err(()),
         Action::Reset => {
-            let _ = stream.set_zero_linger();
+            let _ = stream.tcp().set_zero_linger();
             return Err(());
         }
         Action::ResetMidBody => {
             let _ = stream.write_all(&partial_response()).await;
-            let _ = stream.set_zero_linger();
+            let _ = stream.flush().await;
+            let _ = stream.tcp().set_zero_linger();
             return Err(());
         }
         Action::Truncate => {
             let _ = stream.write_all(&partial_response()).await;
+            let _ = stream.shutdown().await; // TLS: close_notify, then FIN
             return Err(());
         }
     };
-    stream.write_all(&bytes).await.map_err(|_| ())
+    stream.write_all(&bytes).await.map_err(|_| ())?;
+    stream.flush().await.map_err(|_| ())
 }
 
 fn response(status: u16, body: &str) -> Vec<u8> {
@@ -225,7 +313,7 @@ fn partial_response() -> Vec<u8> {
 
 /// Reads one request (head and Content-Length body); its path, or `None` at
 /// the end of the connection.
-async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+async fn read_request(stream: &mut impl Socket, buf: &mut Vec<u8>) -> Option<String> {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut request = httparse::Request::new(&mut headers);
@@ -252,7 +340,7 @@ fn content_length(headers: &[httparse::Header<'_>]) -> usize {
         .unwrap_or(0)
 }
 
-async fn read_body(stream: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> Option<()> {
+async fn read_body(stream: &mut impl Socket, buf: &mut Vec<u8>, len: usize) -> Option<()> {
     while buf.len() < len {
         let mut chunk = [0u8; 8192];
         match stream.read(&mut chunk).await {

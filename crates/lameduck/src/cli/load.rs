@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Duration};
 use bytes::Bytes;
 use clap::Args;
 use lameduck_drain::parse_duration;
-use lameduck_load::{Config, During, ExpectStatus, RequestSpec, Target, Thresholds};
+use lameduck_load::{Config, During, ExpectStatus, RequestSpec, Thresholds, TlsOptions};
 
 /// Exit status: every threshold held.
 const EXIT_PASS: i32 = 0;
@@ -22,7 +22,7 @@ const EXIT_ERROR: i32 = 3;
 ///
 /// Every request ends in exactly one named outcome: success, status_NNN (a
 /// status not in --expect-status), connect_refused, connect_timeout,
-/// connect_error, closed_before_response, reset_before_response,
+/// connect_error, tls_error, closed_before_response, reset_before_response,
 /// reset_during_response, truncated_body, request_timeout, protocol_error,
 /// other_error. The summary on stdout shows throughput, latency percentiles and
 /// the outcome table; --json adds a timeline per --bucket and the events.
@@ -46,7 +46,7 @@ Example (gate a rollout in CI):
   lameduck load -c 50 --during 'kubectl rollout restart deploy/web && kubectl rollout \
 status deploy/web' --json load.json http://web.example/healthz")]
 pub(crate) struct LoadArgs {
-    /// URLs to load (http:// only for now); requests take turns over them.
+    /// URLs to load (http:// or https://, HTTP/1.1); requests take turns over them.
     #[arg(required = true, value_name = "URL")]
     urls: Vec<String>,
 
@@ -98,6 +98,20 @@ pub(crate) struct LoadArgs {
     /// Connecting may take this long; then the request ends in connect_timeout.
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration, help_heading = "Request")]
     connect_timeout: Duration,
+
+    /// https://: accept any server certificate (the handshake still happens).
+    #[arg(long, help_heading = "Request")]
+    insecure: bool,
+
+    /// https://: trust only the CA certificates in this PEM file (default: the
+    /// system's store).
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "insecure",
+        help_heading = "Request"
+    )]
+    cacert: Option<PathBuf>,
 
     /// Statuses that count as success: codes, classes or ranges, e.g. 2xx,304.
     #[arg(
@@ -161,12 +175,11 @@ impl LoadArgs {
 
     fn config(&self) -> Result<Config, String> {
         let spec = self.request_spec()?;
-        let targets = self
-            .urls
-            .iter()
-            .map(|url| Target::new(url, &spec))
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())?;
+        let tls = TlsOptions {
+            insecure: self.insecure,
+            cacert: self.cacert.clone(),
+        };
+        let targets = lameduck_load::targets(&self.urls, &spec, &tls).map_err(|e| e.to_string())?;
         let expect = ExpectStatus::parse(&self.expect_status).map_err(|e| e.to_string())?;
         let nothing_ends_it =
             self.duration.is_none() && self.requests.is_none() && self.during.is_none();

@@ -6,19 +6,26 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use lameduck_load::{Config, ExpectStatus, Report, RequestSpec, Target, Thresholds};
+use lameduck_load::{Config, ExpectStatus, Report, RequestSpec, Target, Thresholds, TlsOptions};
 
 /// Targets for `urls`, GET, with or without keepalive.
 pub fn targets(urls: &[String], keepalive: bool) -> Vec<Target> {
+    targets_tls(urls, keepalive, &TlsOptions::default()).unwrap()
+}
+
+/// Targets for `urls`, GET, with TLS options.
+pub fn targets_tls(
+    urls: &[String],
+    keepalive: bool,
+    tls: &TlsOptions,
+) -> Result<Vec<Target>, lameduck_load::Error> {
     let spec = RequestSpec {
         method: "GET".into(),
         headers: Vec::new(),
         body: Bytes::new(),
         keepalive,
     };
-    urls.iter()
-        .map(|u| Target::new(u, &spec).unwrap())
-        .collect()
+    lameduck_load::targets(urls, &spec, tls)
 }
 
 /// `n` requests over `c` keepalive connections, 5 s timeout.
