@@ -12,7 +12,7 @@ use bytes::Bytes;
 use rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
-use crate::{tls, Error, TlsOptions};
+use crate::{http2::H2Request, tls, Error, TlsOptions};
 
 /// Everything one load run needs.
 #[derive(Debug, Clone)]
@@ -75,6 +75,8 @@ pub struct RequestSpec {
     pub body: Bytes,
     /// Reuse connections (HTTP/1.1 keepalive); `false` sends `Connection: close`.
     pub keepalive: bool,
+    /// Speak HTTP/2: h2c with prior knowledge on `http://`, ALPN `h2` on `https://`.
+    pub http2: bool,
 }
 
 /// One URL, resolved, with its request already rendered to bytes.
@@ -90,6 +92,8 @@ pub struct Target {
     pub(crate) head: bool,
     /// For `https://`: how to handshake, and the name to verify.
     pub(crate) tls: Option<TlsTarget>,
+    /// With `--http2`: the request as HTTP/2 sends it.
+    pub(crate) h2: Option<H2Request>,
 }
 
 /// How to handshake with an `https://` target.
@@ -115,7 +119,8 @@ pub fn targets(
     tls: &TlsOptions,
 ) -> Result<Vec<Target>, Error> {
     let any_https = urls.iter().any(|u| u.starts_with("https://"));
-    let connector = any_https.then(|| tls::connector(tls)).transpose()?;
+    let alpn: &[u8] = if spec.http2 { b"h2" } else { b"http/1.1" };
+    let connector = any_https.then(|| tls::connector(tls, alpn)).transpose()?;
     urls.iter()
         .map(|url| Target::new(url, spec, connector.as_ref()))
         .collect()
@@ -162,6 +167,7 @@ impl Target {
             request: render(spec, authority, path),
             head: spec.method.eq_ignore_ascii_case("HEAD"),
             tls,
+            h2: spec.http2.then(|| h2_request(url, spec)).transpose()?,
         })
     }
 }
@@ -214,6 +220,37 @@ fn render(spec: &RequestSpec, authority: &str, path: &str) -> Bytes {
     let mut bytes = head.into_bytes();
     bytes.extend_from_slice(&spec.body);
     Bytes::from(bytes)
+}
+
+/// The HTTP/2 request: the URL as `:scheme`/`:authority`/`:path`, the
+/// headers HTTP/2 allows (no Host, Connection or other hop-by-hop ones).
+fn h2_request(url: &str, spec: &RequestSpec) -> Result<H2Request, Error> {
+    let bad = |reason: String| Error::BadUrl {
+        url: url.to_string(),
+        reason,
+    };
+    let hop_by_hop = [
+        "host",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "upgrade",
+    ];
+    let mut builder = http::Request::builder()
+        .method(spec.method.as_str())
+        .uri(url);
+    for (name, value) in &spec.headers {
+        if !hop_by_hop.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+            builder = builder.header(name.to_ascii_lowercase(), value.as_str());
+        }
+    }
+    let head = builder
+        .body(())
+        .map_err(|e| bad(format!("cannot make an HTTP/2 request: {e}")))?;
+    Ok(H2Request {
+        head,
+        body: spec.body.clone(),
+    })
 }
 
 /// Reads a `--header` value: `Name: value`.
@@ -292,6 +329,7 @@ mod tests {
             headers: vec![("X-Test".into(), "1".into())],
             body: Bytes::from(body.to_string()),
             keepalive,
+            http2: false,
         }
     }
 

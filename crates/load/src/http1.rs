@@ -110,7 +110,8 @@ async fn connect(target: &Target, timeout: Duration) -> Result<Conn, Outcome> {
     })
 }
 
-async fn open(target: &Target) -> Result<Stream, Outcome> {
+/// Opens the TCP connection (and TLS session) to `target`.
+pub(crate) async fn open(target: &Target) -> Result<Stream, Outcome> {
     let tcp = TcpStream::connect(target.addr)
         .await
         .map_err(|e| connect_outcome(&e))?;

@@ -23,6 +23,7 @@ mod during;
 mod error;
 mod html;
 mod http1;
+mod http2;
 mod outcome;
 mod record;
 mod report;

@@ -31,6 +31,15 @@ pub enum Outcome {
     /// The connection closed cleanly in the middle of the response: fewer body bytes
     /// than announced by Content-Length or chunked framing, or cut headers.
     TruncatedBody,
+    /// HTTP/2: the server's GOAWAY refused the stream (its id was above the last
+    /// stream id): provably not processed.
+    RefusedByGoaway,
+    /// HTTP/2: the server reset the stream with REFUSED_STREAM before answering:
+    /// provably not processed.
+    RefusedStream,
+    /// HTTP/2: the server reset the stream with another code (or after the
+    /// response had started).
+    StreamReset,
     /// No complete response within `--timeout` (the connection is then dropped).
     RequestTimeout,
     /// The server answered something that is not valid HTTP.
@@ -41,7 +50,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome except [`Outcome::Status`], in table order.
-    pub const FIXED: [Outcome; 12] = [
+    pub const FIXED: [Outcome; 15] = [
         Outcome::Success,
         Outcome::ConnectRefused,
         Outcome::ConnectTimeout,
@@ -51,6 +60,9 @@ impl Outcome {
         Outcome::ResetBeforeResponse,
         Outcome::ResetDuringResponse,
         Outcome::TruncatedBody,
+        Outcome::RefusedByGoaway,
+        Outcome::RefusedStream,
+        Outcome::StreamReset,
         Outcome::RequestTimeout,
         Outcome::ProtocolError,
         Outcome::OtherError,
@@ -69,6 +81,9 @@ impl Outcome {
             Outcome::ResetBeforeResponse => "reset_before_response",
             Outcome::ResetDuringResponse => "reset_during_response",
             Outcome::TruncatedBody => "truncated_body",
+            Outcome::RefusedByGoaway => "refused_by_goaway",
+            Outcome::RefusedStream => "refused_stream",
+            Outcome::StreamReset => "stream_reset",
             Outcome::RequestTimeout => "request_timeout",
             Outcome::ProtocolError => "protocol_error",
             Outcome::OtherError => "other_error",

@@ -22,7 +22,7 @@ use tokio::{
 
 use crate::{
     during::{self, Events},
-    http1::{self, Conn},
+    http1, http2,
     record::{histogram, Live, Recorder, Timeline},
     report::Gathered,
     Config, Error, Outcome, Report,
@@ -248,7 +248,7 @@ async fn join_all(workers: &mut JoinSet<Recorder>, out: &mut Vec<Recorder>) {
 /// send it, record its outcome.
 async fn worker(shared: Arc<Shared>, mut recorder: Recorder) -> Recorder {
     let config = &shared.config;
-    let mut conns: Vec<Option<Conn>> = config.targets.iter().map(|_| None).collect();
+    let mut conns: Vec<Slot> = config.targets.iter().map(|_| Slot::default()).collect();
     let mut stop = shared.stop.clone();
     while let Some(seq) = shared.schedule.claim() {
         let sent_at = match shared.schedule.intended(seq) {
@@ -278,13 +278,29 @@ async fn wait_until(at: Instant, stop: &mut watch::Receiver<bool>) -> bool {
     }
 }
 
-async fn one_request(config: &Config, slot: &mut Option<Conn>, i: usize) -> Outcome {
+/// A worker's open connection to one target, HTTP/1.1 or HTTP/2.
+#[derive(Debug, Default)]
+struct Slot {
+    h1: Option<http1::Conn>,
+    h2: Option<http2::Conn>,
+}
+
+async fn one_request(config: &Config, slot: &mut Slot, i: usize) -> Outcome {
+    let target = &config.targets[i];
     let connect_timeout = config.connect_timeout.min(config.timeout);
-    let exchange = http1::exchange(slot, &config.targets[i], connect_timeout, &config.expect);
+    let exchange = async {
+        match &target.h2 {
+            None => http1::exchange(&mut slot.h1, target, connect_timeout, &config.expect).await,
+            Some(request) => {
+                let expect = &config.expect;
+                http2::exchange(&mut slot.h2, target, request, connect_timeout, expect).await
+            }
+        }
+    };
     match tokio::time::timeout(config.timeout, exchange).await {
         Ok(outcome) => outcome,
         Err(_elapsed) => {
-            *slot = None; // in an unknown state: never reuse
+            *slot = Slot::default(); // in an unknown state: never reuse
             Outcome::RequestTimeout
         }
     }

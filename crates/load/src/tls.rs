@@ -28,7 +28,8 @@ pub struct TlsOptions {
 }
 
 /// The client side of TLS, built once for all connections.
-pub(crate) fn connector(options: &TlsOptions) -> Result<TlsConnector, Error> {
+/// `alpn` is the one protocol offered: `http/1.1` or `h2`.
+pub(crate) fn connector(options: &TlsOptions, alpn: &[u8]) -> Result<TlsConnector, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -42,7 +43,7 @@ pub(crate) fn connector(options: &TlsOptions) -> Result<TlsConnector, Error> {
             .with_root_certificates(roots(options)?)
             .with_no_client_auth(),
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     Ok(TlsConnector::from(Arc::new(config)))
 }
 

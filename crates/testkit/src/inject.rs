@@ -45,11 +45,16 @@ pub enum Action {
     Delay(Duration),
     /// `200 OK` with a chunked body and a trailer.
     Chunked,
+    /// HTTP/2: reset the stream with REFUSED_STREAM (HTTP/1.1: like `Reset`).
+    RefusedStream,
+    /// HTTP/2: reset the stream with INTERNAL_ERROR (HTTP/1.1: like `Reset`).
+    StreamReset,
 }
 
 impl Action {
     /// The action a path asks for: `/close`, `/reset`, `/reset-mid-body`,
-    /// `/truncate`, `/chunked`, `/status/CODE`, `/delay/MILLIS`; anything else
+    /// `/truncate`, `/chunked`, `/refused-stream`, `/stream-reset`,
+    /// `/status/CODE`, `/delay/MILLIS`; anything else
     /// is [`Action::Ok`].
     pub fn from_path(path: &str) -> Action {
         let path = path.split('?').next().unwrap_or("");
@@ -61,6 +66,8 @@ impl Action {
             (Some("reset-mid-body"), _) => Action::ResetMidBody,
             (Some("truncate"), _) => Action::Truncate,
             (Some("chunked"), _) => Action::Chunked,
+            (Some("refused-stream"), _) => Action::RefusedStream,
+            (Some("stream-reset"), _) => Action::StreamReset,
             (Some("status"), code) => match arg(code).and_then(|c| u16::try_from(c).ok()) {
                 Some(code) => Action::Status(code),
                 None => Action::Ok,
@@ -146,7 +153,7 @@ pub struct InjectServer {
 impl InjectServer {
     /// Starts a server whose actions come from `plan(request number, path)`.
     pub fn start(plan: impl Fn(u64, &str) -> Action + Send + Sync + 'static) -> InjectServer {
-        InjectServer::start_with(plan, None)
+        InjectServer::start_with(plan, Kind::Plain)
     }
 
     /// Like [`InjectServer::start`], but speaks TLS with `cert` (use
@@ -155,12 +162,27 @@ impl InjectServer {
         plan: impl Fn(u64, &str) -> Action + Send + Sync + 'static,
         cert: &TestCert,
     ) -> InjectServer {
-        InjectServer::start_with(plan, Some(cert.acceptor.clone()))
+        InjectServer::start_with(plan, Kind::Tls(cert.acceptor.clone()))
+    }
+
+    /// Like [`InjectServer::start`], but speaks HTTP/2 without TLS (h2c, prior
+    /// knowledge). Supports `Ok`, `Status`, `Delay`, `RefusedStream`,
+    /// `StreamReset` and `Close` (drop the connection, no GOAWAY).
+    pub fn start_h2(plan: impl Fn(u64, &str) -> Action + Send + Sync + 'static) -> InjectServer {
+        InjectServer::start_with(plan, Kind::H2)
+    }
+
+    /// An HTTP/2 (h2c) server that answers the first stream of every connection
+    /// with GOAWAY(last stream id 0, NO_ERROR): that stream was provably not
+    /// processed. Written at the frame level, because a real HTTP/2 server
+    /// counts a stream it has read as processed.
+    pub fn start_h2_goaway() -> InjectServer {
+        InjectServer::start_with(|_, _| Action::Close, Kind::H2GoAway)
     }
 
     fn start_with(
         plan: impl Fn(u64, &str) -> Action + Send + Sync + 'static,
-        tls: Option<TlsAcceptor>,
+        kind: Kind,
     ) -> InjectServer {
         let listener = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener
@@ -177,7 +199,7 @@ impl InjectServer {
                 .enable_all()
                 .build()
                 .expect("test server runtime");
-            rt.block_on(serve(listener, plan, counters, tls, stopped));
+            rt.block_on(serve(listener, plan, counters, kind, stopped));
         });
         InjectServer {
             addr,
@@ -225,11 +247,20 @@ impl Drop for InjectServer {
     }
 }
 
+/// What the server speaks.
+#[derive(Clone)]
+enum Kind {
+    Plain,
+    Tls(TlsAcceptor),
+    H2,
+    H2GoAway,
+}
+
 async fn serve(
     listener: StdListener,
     plan: Arc<Plan>,
     (requests, connections): (Arc<AtomicU64>, Arc<AtomicU64>),
-    tls: Option<TlsAcceptor>,
+    kind: Kind,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let listener = TcpListener::from_std(listener).expect("tokio listener");
@@ -241,13 +272,15 @@ async fn serve(
                     connections.fetch_add(1, Ordering::SeqCst);
                     let _ = stream.set_nodelay(true);
                     let (plan, requests) = (plan.clone(), requests.clone());
-                    match tls.clone() {
-                        None => drop(tokio::spawn(connection(stream, plan, requests))),
-                        Some(tls) => drop(tokio::spawn(async move {
+                    match kind.clone() {
+                        Kind::Plain => drop(tokio::spawn(connection(stream, plan, requests))),
+                        Kind::Tls(tls) => drop(tokio::spawn(async move {
                             if let Ok(stream) = tls.accept(stream).await {
                                 connection(stream, plan, requests).await;
                             }
                         })),
+                        Kind::H2 => drop(tokio::spawn(h2_connection(stream, plan, requests))),
+                        Kind::H2GoAway => drop(tokio::spawn(goaway_connection(stream, requests))),
                     }
                 }
             }
@@ -278,7 +311,7 @@ async fn act(stream: &mut impl Socket, action: Action) -> Result<(), ()> {
             3\r\nabc\r\n5;ext=1\r\ndefgh\r\n0\r\nX-Trailer: 1\r\n\r\n"
             .to_vec(),
         Action::Close => return Err(()),
-        Action::Reset => {
+        Action::Reset | Action::RefusedStream | Action::StreamReset => {
             let _ = stream.tcp().set_zero_linger();
             return Err(());
         }
@@ -350,4 +383,102 @@ async fn read_body(stream: &mut impl Socket, buf: &mut Vec<u8>, len: usize) -> O
     }
     buf.drain(..len);
     Some(())
+}
+
+/// HTTP/2: each stream gets its action; responses are sent from their own
+/// task so the connection keeps being driven.
+async fn h2_connection(stream: TcpStream, plan: Arc<Plan>, requests: Arc<AtomicU64>) {
+    // A second handle on the socket, to close it cleanly under the h2 state
+    // machine: FIN, then read what the client still sends, so no unread byte
+    // turns the close into a reset.
+    let Some((stream, mut spare)) = split_handle(stream) else {
+        return;
+    };
+    let Ok(mut conn) = h2::server::handshake(stream).await else {
+        return;
+    };
+    while let Some(Ok((request, mut respond))) = conn.accept().await {
+        let n = requests.fetch_add(1, Ordering::SeqCst);
+        let action = plan(n, request.uri().path());
+        match action {
+            Action::Close => {
+                let _ = spare.shutdown().await;
+                drain(&mut spare).await;
+                return;
+            }
+            Action::RefusedStream => respond.send_reset(h2::Reason::REFUSED_STREAM),
+            Action::StreamReset | Action::Reset | Action::ResetMidBody | Action::Truncate => {
+                respond.send_reset(h2::Reason::INTERNAL_ERROR)
+            }
+            Action::Ok | Action::Chunked => h2_respond(respond, 200),
+            Action::Status(code) => h2_respond(respond, code),
+            Action::Delay(d) => drop(tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                h2_respond(respond, 200);
+            })),
+        }
+    }
+}
+
+fn split_handle(stream: TcpStream) -> Option<(TcpStream, TcpStream)> {
+    let std = stream.into_std().ok()?;
+    let spare = std.try_clone().ok()?;
+    Some((
+        TcpStream::from_std(std).ok()?,
+        TcpStream::from_std(spare).ok()?,
+    ))
+}
+
+fn h2_respond(mut respond: h2::server::SendResponse<bytes::Bytes>, status: u16) {
+    let response = http::Response::builder()
+        .status(status)
+        .header("content-length", "2")
+        .body(())
+        .expect("a valid response");
+    if let Ok(mut body) = respond.send_response(response, false) {
+        let _ = body.send_data(bytes::Bytes::from_static(b"ok"), true);
+    }
+}
+
+/// HTTP/2 at the frame level: SETTINGS, then GOAWAY(0) on the first HEADERS.
+async fn goaway_connection(mut stream: TcpStream, requests: Arc<AtomicU64>) {
+    const SETTINGS: [u8; 9] = [0, 0, 0, 0x4, 0, 0, 0, 0, 0];
+    const GOAWAY: [u8; 17] = [0, 0, 8, 0x7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    const PREFACE: usize = 24;
+    if stream.write_all(&SETTINGS).await.is_err() {
+        return;
+    }
+    let mut buf = Vec::new();
+    let mut pos = PREFACE;
+    loop {
+        // Frames: 3 bytes length, 1 type, 1 flags, 4 stream id, payload.
+        while buf.len() >= pos + 9 {
+            let len = u32::from_be_bytes([0, buf[pos], buf[pos + 1], buf[pos + 2]]) as usize;
+            if buf[pos + 3] == 0x1 {
+                requests.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.write_all(&GOAWAY).await;
+                drain(&mut stream).await;
+                return;
+            }
+            pos += 9 + len;
+        }
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Reads until the peer closes (at most 5 s), so closing sends FIN, not RST.
+async fn drain(stream: &mut TcpStream) {
+    let mut chunk = [0u8; 4096];
+    let read_all = async {
+        while let Ok(n) = stream.read(&mut chunk).await {
+            if n == 0 {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), read_all).await;
 }

@@ -23,7 +23,8 @@ const EXIT_ERROR: i32 = 3;
 /// Every request ends in exactly one named outcome: success, status_NNN (a
 /// status not in --expect-status), connect_refused, connect_timeout,
 /// connect_error, tls_error, closed_before_response, reset_before_response,
-/// reset_during_response, truncated_body, request_timeout, protocol_error,
+/// reset_during_response, truncated_body, refused_by_goaway, refused_stream,
+/// stream_reset (the last three HTTP/2 only), request_timeout, protocol_error,
 /// other_error. The summary on stdout shows throughput, latency percentiles and
 /// the outcome table; --json adds a timeline per --bucket and the events.
 ///
@@ -46,7 +47,7 @@ Example (gate a rollout in CI):
   lameduck load -c 50 --during 'kubectl rollout restart deploy/web && kubectl rollout \
 status deploy/web' --json load.json http://web.example/healthz")]
 pub(crate) struct LoadArgs {
-    /// URLs to load (http:// or https://, HTTP/1.1); requests take turns over them.
+    /// URLs to load (http:// or https://); requests take turns over them.
     #[arg(required = true, value_name = "URL")]
     urls: Vec<String>,
 
@@ -98,6 +99,11 @@ pub(crate) struct LoadArgs {
     /// Connecting may take this long; then the request ends in connect_timeout.
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration, help_heading = "Request")]
     connect_timeout: Duration,
+
+    /// Speak HTTP/2: h2c with prior knowledge on http://, ALPN h2 on https://
+    /// (no fallback to HTTP/1.1). One stream at a time per connection.
+    #[arg(long, help_heading = "Request")]
+    http2: bool,
 
     /// https://: accept any server certificate (the handshake still happens).
     #[arg(long, help_heading = "Request")]
@@ -228,6 +234,7 @@ impl LoadArgs {
             headers,
             body,
             keepalive: !self.no_keepalive,
+            http2: self.http2,
         })
     }
 }

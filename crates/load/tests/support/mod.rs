@@ -13,6 +13,18 @@ pub fn targets(urls: &[String], keepalive: bool) -> Vec<Target> {
     targets_tls(urls, keepalive, &TlsOptions::default()).unwrap()
 }
 
+/// HTTP/2 targets for `urls` (h2c for http://).
+pub fn h2_targets(urls: &[String], tls: &TlsOptions) -> Vec<Target> {
+    let spec = RequestSpec {
+        method: "GET".into(),
+        headers: vec![("X-Test".into(), "1".into())],
+        body: Bytes::new(),
+        keepalive: true,
+        http2: true,
+    };
+    lameduck_load::targets(urls, &spec, tls).unwrap()
+}
+
 /// Targets for `urls`, GET, with TLS options.
 pub fn targets_tls(
     urls: &[String],
@@ -24,6 +36,7 @@ pub fn targets_tls(
         headers: Vec::new(),
         body: Bytes::new(),
         keepalive,
+        http2: false,
     };
     lameduck_load::targets(urls, &spec, tls)
 }

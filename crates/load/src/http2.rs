@@ -1,0 +1,165 @@
+//! HTTP/2 (`--http2`): h2c with prior knowledge on `http://`, ALPN `h2` on
+//! `https://`, one stream at a time per connection (like `h2load -m 1`).
+//!
+//! Uses the `h2` crate, whose errors are precise enough for exact outcomes:
+//! a stream failed by a GOAWAY (its id was above the GOAWAY's last stream id,
+//! so the server never processed it) is a remote "go away" error; a stream the
+//! server reset is a remote "reset" error carrying its reason (REFUSED_STREAM
+//! means not processed either); a connection cut under an open stream is an
+//! I/O error (broken pipe for a clean close, connection reset for an RST).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use h2::{client::SendRequest, Reason};
+use tokio::task::JoinHandle;
+
+use crate::{config::ExpectStatus, stream::Stream, Outcome, Target};
+
+/// What an HTTP/2 target sends: the request head and body, made once.
+#[derive(Debug, Clone)]
+pub(crate) struct H2Request {
+    pub(crate) head: http::Request<()>,
+    pub(crate) body: Bytes,
+}
+
+/// One HTTP/2 connection: a handle to open streams, and the task that drives
+/// the connection (stopped when this is dropped).
+#[derive(Debug)]
+pub(crate) struct Conn {
+    send: SendRequest<Bytes>,
+    driver: JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Sends one request as a stream on `slot`'s connection (opening one if empty)
+/// and reads the whole response.
+pub(crate) async fn exchange(
+    slot: &mut Option<Conn>,
+    target: &Target,
+    request: &H2Request,
+    connect_timeout: Duration,
+    expect: &ExpectStatus,
+) -> Outcome {
+    let send = match ready(slot, target, connect_timeout).await {
+        Ok(send) => send,
+        Err(outcome) => return outcome,
+    };
+    let outcome = stream(send, request, expect).await;
+    if outcome.has_response() {
+        return outcome;
+    }
+    *slot = None; // after a failure, start again on a fresh connection
+    outcome
+}
+
+/// A sender ready for a new stream. A kept connection that turns out to be
+/// closed (GOAWAY or EOF while idle) is replaced once: nothing was sent on it.
+async fn ready(
+    slot: &mut Option<Conn>,
+    target: &Target,
+    timeout: Duration,
+) -> Result<SendRequest<Bytes>, Outcome> {
+    if let Some(conn) = slot.as_ref() {
+        if let Ok(send) = conn.send.clone().ready().await {
+            return Ok(send);
+        }
+        *slot = None;
+    }
+    let conn = match tokio::time::timeout(timeout, connect(target)).await {
+        Err(_elapsed) => return Err(Outcome::ConnectTimeout),
+        Ok(result) => result?,
+    };
+    let send = conn
+        .send
+        .clone()
+        .ready()
+        .await
+        .map_err(|e| outcome(&e, false))?;
+    *slot = Some(conn);
+    Ok(send)
+}
+
+async fn connect(target: &Target) -> Result<Conn, Outcome> {
+    let stream = crate::http1::open(target).await?;
+    if let Stream::Tls(tls) = &stream {
+        // Offered only h2: a server that did not pick it speaks something else.
+        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            return Err(Outcome::ProtocolError);
+        }
+    }
+    let (send, connection) = h2::client::handshake(stream)
+        .await
+        .map_err(|e| outcome(&e, false))?;
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(Conn { send, driver })
+}
+
+async fn stream(
+    mut send: SendRequest<Bytes>,
+    request: &H2Request,
+    expect: &ExpectStatus,
+) -> Outcome {
+    let end = request.body.is_empty();
+    let (response, mut body_out) = match send.send_request(request.head.clone(), end) {
+        Ok(pair) => pair,
+        Err(e) => return outcome(&e, false),
+    };
+    if !end {
+        if let Err(e) = body_out.send_data(request.body.clone(), true) {
+            return outcome(&e, false);
+        }
+    }
+    let response = match response.await {
+        Ok(response) => response,
+        Err(e) => return outcome(&e, false),
+    };
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    while let Some(chunk) = body.data().await {
+        match chunk {
+            Ok(bytes) => {
+                let _ = body.flow_control().release_capacity(bytes.len());
+            }
+            Err(e) => return outcome(&e, true),
+        }
+    }
+    if let Err(e) = body.trailers().await {
+        return outcome(&e, true);
+    }
+    match expect.contains(status) {
+        true => Outcome::Success,
+        false => Outcome::Status(status),
+    }
+}
+
+/// The outcome of an `h2` error, by whether the response head had arrived.
+fn outcome(e: &h2::Error, got_head: bool) -> Outcome {
+    if e.is_go_away() && e.is_remote() && !got_head {
+        return Outcome::RefusedByGoaway;
+    }
+    if e.is_reset() && e.is_remote() {
+        return match e.reason() {
+            Some(Reason::REFUSED_STREAM) if !got_head => Outcome::RefusedStream,
+            _ => Outcome::StreamReset,
+        };
+    }
+    let Some(io) = e.get_io() else {
+        return Outcome::ProtocolError;
+    };
+    use std::io::ErrorKind::*;
+    match (io.kind(), got_head) {
+        (ConnectionReset | ConnectionAborted, false) => Outcome::ResetBeforeResponse,
+        (ConnectionReset | ConnectionAborted, true) => Outcome::ResetDuringResponse,
+        (BrokenPipe | UnexpectedEof, false) => Outcome::ClosedBeforeResponse,
+        (BrokenPipe | UnexpectedEof, true) => Outcome::TruncatedBody,
+        _ => Outcome::OtherError,
+    }
+}
