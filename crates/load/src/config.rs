@@ -41,6 +41,10 @@ pub struct Config {
     pub during: Option<During>,
     /// What makes the run fail.
     pub thresholds: Thresholds,
+    /// Send a request again, up to this many times, when it ended in an outcome
+    /// that proves it was never processed ([`crate::Outcome::is_unprocessed`]),
+    /// as a careful client does. 0: never.
+    pub retry_unprocessed: u32,
 }
 
 /// A command run during the load (a rollout, a reload), shown on the timeline.

@@ -357,6 +357,8 @@ mod tests {
                     ("success".to_string(), 27),
                     ("closed_before_response".to_string(), 3),
                 ]),
+                retried: BTreeMap::new(),
+                saved_by_retry: 0,
                 latency: Latency::default(),
             },
             timeline: vec![bucket(0.0, 10, 0), bucket(1.0, 7, 3), bucket(2.0, 10, 0)],

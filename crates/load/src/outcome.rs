@@ -96,6 +96,16 @@ impl Outcome {
         self != Outcome::Success
     }
 
+    /// Whether the server provably never processed the request, so that even a
+    /// POST may be sent again: the connection was refused, or HTTP/2 refused
+    /// the stream (GOAWAY above its id, or REFUSED_STREAM).
+    pub fn is_unprocessed(self) -> bool {
+        matches!(
+            self,
+            Outcome::ConnectRefused | Outcome::RefusedByGoaway | Outcome::RefusedStream
+        )
+    }
+
     /// Whether a complete response arrived (its latency is then recorded).
     pub fn has_response(self) -> bool {
         matches!(self, Outcome::Success | Outcome::Status(_))

@@ -93,6 +93,10 @@ impl Timeline {
 #[derive(Debug)]
 pub(crate) struct Recorder {
     pub(crate) counts: OutcomeCounts,
+    /// Attempts that ended unprocessed and were sent again, by outcome.
+    pub(crate) retried: OutcomeCounts,
+    /// Requests that succeeded after at least one retry.
+    pub(crate) saved: u64,
     /// Latencies of every response (success or unexpected status), 3 digits.
     pub(crate) latency: Histogram<u64>,
     bucket_width: Duration,
@@ -109,6 +113,8 @@ impl Recorder {
     ) -> Self {
         Recorder {
             counts: OutcomeCounts::default(),
+            retried: OutcomeCounts::default(),
+            saved: 0,
             latency: histogram(3),
             bucket_width,
             current: None,

@@ -45,6 +45,11 @@ pub struct Summary {
     pub throughput_rps: f64,
     /// Outcome name → count (only outcomes that happened).
     pub outcomes: BTreeMap<String, u64>,
+    /// With `--retry-unprocessed`: attempts that ended unprocessed and were sent
+    /// again, by outcome (not requests: one request may be retried several times).
+    pub retried: BTreeMap<String, u64>,
+    /// With `--retry-unprocessed`: requests that succeeded thanks to a retry.
+    pub saved_by_retry: u64,
     /// Latency of responses (success and unexpected status), in microseconds.
     pub latency: Latency,
 }
@@ -124,6 +129,8 @@ pub(crate) struct Gathered {
     pub(crate) started: u64,
     pub(crate) elapsed: Duration,
     pub(crate) counts: OutcomeCounts,
+    pub(crate) retried: OutcomeCounts,
+    pub(crate) saved: u64,
     pub(crate) latency: Histogram<u64>,
     pub(crate) buckets: Vec<Bucket>,
     pub(crate) events: Vec<Event>,
@@ -160,6 +167,8 @@ impl Report {
                 0.0
             },
             outcomes: g.counts.to_map(),
+            retried: g.retried.to_map(),
+            saved_by_retry: g.saved,
             latency: Latency::of(&g.latency),
         };
         let width = config.bucket.as_secs_f64();
@@ -225,6 +234,15 @@ impl Report {
         for (name, count) in table_order(&s.outcomes) {
             let pct = 100.0 * count as f64 / s.requests.max(1) as f64;
             let _ = writeln!(out, "{name:<26} {count:>12} {pct:>8.3}");
+        }
+        if !s.retried.is_empty() {
+            let list: Vec<_> = s.retried.iter().map(|(n, c)| format!("{n} {c}")).collect();
+            let _ = writeln!(
+                out,
+                "retried (never processed): {}; saved by a retry: {} requests",
+                list.join(", "),
+                s.saved_by_retry
+            );
         }
         for e in &self.events {
             let _ = writeln!(out, "event at {:>8.3}s  {:<12} {}", e.at_s, e.kind, e.label);

@@ -262,7 +262,7 @@ async fn worker(shared: Arc<Shared>, mut recorder: Recorder) -> Recorder {
         };
         recorder.start();
         let i = (seq % config.targets.len() as u64) as usize;
-        let outcome = one_request(config, &mut conns[i], i).await;
+        let outcome = with_retries(config, &mut conns[i], i, &mut recorder).await;
         let now = Instant::now();
         recorder.record(outcome, now - sent_at, now - shared.schedule.start);
     }
@@ -276,6 +276,26 @@ async fn wait_until(at: Instant, stop: &mut watch::Receiver<bool>) -> bool {
         () = tokio::time::sleep_until(at) => true,
         _ = stop.wait_for(|stopped| *stopped) => false,
     }
+}
+
+/// One request, sent again while it ends unprocessed (`retry_unprocessed`).
+async fn with_retries(
+    config: &Config,
+    slot: &mut Slot,
+    i: usize,
+    recorder: &mut Recorder,
+) -> Outcome {
+    let mut outcome = one_request(config, slot, i).await;
+    let mut retries = 0;
+    while outcome.is_unprocessed() && retries < config.retry_unprocessed {
+        recorder.retried.add(outcome);
+        retries += 1;
+        outcome = one_request(config, slot, i).await;
+    }
+    if retries > 0 && outcome == Outcome::Success {
+        recorder.saved += 1;
+    }
+    outcome
 }
 
 /// A worker's open connection to one target, HTTP/1.1 or HTTP/2.
@@ -315,9 +335,13 @@ fn gather(
     problems: Vec<String>,
 ) -> Gathered {
     let mut counts = crate::OutcomeCounts::default();
+    let mut retried = crate::OutcomeCounts::default();
+    let mut saved = 0;
     let mut latency = histogram(3);
     for r in &recorders {
         counts.merge(&r.counts);
+        retried.merge(&r.retried);
+        saved += r.saved;
         latency
             .add(&r.latency)
             .expect("auto-resizing histograms always merge");
@@ -327,6 +351,8 @@ fn gather(
         started: live.started.load(Ordering::Relaxed),
         elapsed,
         counts,
+        retried,
+        saved,
         latency,
         buckets,
         events: events.into_vec(),

@@ -119,6 +119,13 @@ pub(crate) struct LoadArgs {
     )]
     cacert: Option<PathBuf>,
 
+    /// Act like a careful client: send a request again (up to 3 times, on a new
+    /// connection) when it provably never reached the app: connect_refused,
+    /// refused_by_goaway, refused_stream. The summary shows what was retried and
+    /// how many requests a retry saved; the outcome is the last attempt's.
+    #[arg(long, help_heading = "Request")]
+    retry_unprocessed: bool,
+
     /// Statuses that count as success: codes, classes or ranges, e.g. 2xx,304.
     #[arg(
         long,
@@ -208,6 +215,7 @@ impl LoadArgs {
                 warmup: self.warmup,
                 cooldown: self.cooldown,
             }),
+            retry_unprocessed: if self.retry_unprocessed { 3 } else { 0 },
             thresholds: Thresholds {
                 max_failures: self.max_failures,
                 max_p99: self.max_p99,

@@ -55,6 +55,7 @@ pub fn config(urls: &[String], n: u64, c: usize) -> Config {
         bucket: Duration::from_secs(1),
         during: None,
         thresholds: Thresholds::default(),
+        retry_unprocessed: 0,
     }
 }
 
