@@ -81,6 +81,10 @@ pub struct RequestSpec {
     pub keepalive: bool,
     /// Speak HTTP/2: h2c with prior knowledge on `http://`, ALPN `h2` on `https://`.
     pub http2: bool,
+    /// Call `grpc.health.v1.Health/Check` for this service ("" = the server as
+    /// a whole) instead of the URL's path; implies HTTP/2. Method, headers and
+    /// body are then the gRPC call's.
+    pub grpc_health: Option<String>,
 }
 
 /// One URL, resolved, with its request already rendered to bytes.
@@ -123,7 +127,8 @@ pub fn targets(
     tls: &TlsOptions,
 ) -> Result<Vec<Target>, Error> {
     let any_https = urls.iter().any(|u| u.starts_with("https://"));
-    let alpn: &[u8] = if spec.http2 { b"h2" } else { b"http/1.1" };
+    let h2 = spec.http2 || spec.grpc_health.is_some();
+    let alpn: &[u8] = if h2 { b"h2" } else { b"http/1.1" };
     let connector = any_https.then(|| tls::connector(tls, alpn)).transpose()?;
     urls.iter()
         .map(|url| Target::new(url, spec, connector.as_ref()))
@@ -171,7 +176,10 @@ impl Target {
             request: render(spec, authority, path),
             head: spec.method.eq_ignore_ascii_case("HEAD"),
             tls,
-            h2: spec.http2.then(|| h2_request(url, spec)).transpose()?,
+            h2: match &spec.grpc_health {
+                Some(service) => Some(grpc_request(&uri, url, service)?),
+                None => spec.http2.then(|| h2_request(url, spec)).transpose()?,
+            },
         })
     }
 }
@@ -254,6 +262,29 @@ fn h2_request(url: &str, spec: &RequestSpec) -> Result<H2Request, Error> {
     Ok(H2Request {
         head,
         body: spec.body.clone(),
+        grpc: false,
+    })
+}
+
+/// A `grpc.health.v1.Health/Check` call to the URL's host.
+fn grpc_request(uri: &http::Uri, url: &str, service: &str) -> Result<H2Request, Error> {
+    let path = crate::http2::grpc::PATH;
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let head = http::Request::builder()
+        .method("POST")
+        .uri(format!("{scheme}://{authority}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .map_err(|e| Error::BadUrl {
+            url: url.to_string(),
+            reason: format!("cannot make a gRPC request: {e}"),
+        })?;
+    Ok(H2Request {
+        head,
+        body: crate::http2::grpc::request_body(service),
+        grpc: true,
     })
 }
 
@@ -334,6 +365,7 @@ mod tests {
             body: Bytes::from(body.to_string()),
             keepalive,
             http2: false,
+            grpc_health: None,
         }
     }
 

@@ -12,6 +12,10 @@ pub enum Outcome {
     Success,
     /// A complete response arrived, but its status was not expected (counted per code).
     Status(u16),
+    /// gRPC: the call ended with this non-zero `grpc-status` (counted per code).
+    GrpcStatus(u16),
+    /// gRPC health: the call succeeded but the service is not SERVING.
+    GrpcNotServing,
     /// The connection was refused: nothing listens on the port, nothing reached the app.
     ConnectRefused,
     /// The connection was not established within `--connect-timeout` (or `--timeout`).
@@ -49,9 +53,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Every outcome except [`Outcome::Status`], in table order.
-    pub const FIXED: [Outcome; 15] = [
+    /// Every outcome except those with a code ([`Outcome::Status`],
+    /// [`Outcome::GrpcStatus`]), in table order.
+    pub const FIXED: [Outcome; 16] = [
         Outcome::Success,
+        Outcome::GrpcNotServing,
         Outcome::ConnectRefused,
         Outcome::ConnectTimeout,
         Outcome::ConnectError,
@@ -73,6 +79,8 @@ impl Outcome {
         let name = match self {
             Outcome::Success => "success",
             Outcome::Status(code) => return Cow::Owned(format!("status_{code}")),
+            Outcome::GrpcStatus(code) => return Cow::Owned(format!("grpc_status_{code}")),
+            Outcome::GrpcNotServing => "grpc_not_serving",
             Outcome::ConnectRefused => "connect_refused",
             Outcome::ConnectTimeout => "connect_timeout",
             Outcome::ConnectError => "connect_error",
@@ -108,7 +116,13 @@ impl Outcome {
 
     /// Whether a complete response arrived (its latency is then recorded).
     pub fn has_response(self) -> bool {
-        matches!(self, Outcome::Success | Outcome::Status(_))
+        matches!(
+            self,
+            Outcome::Success
+                | Outcome::Status(_)
+                | Outcome::GrpcStatus(_)
+                | Outcome::GrpcNotServing
+        )
     }
 
     fn fixed_index(self) -> Option<usize> {
@@ -117,11 +131,11 @@ impl Outcome {
 }
 
 /// Counts per outcome. Cheap to add to: fixed outcomes live in an array, only
-/// unexpected status codes (rare) go to a map.
+/// outcomes with a code (rare) go to a map.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutcomeCounts {
     fixed: [u64; Outcome::FIXED.len()],
-    status: BTreeMap<u16, u64>,
+    coded: BTreeMap<Outcome, u64>,
 }
 
 impl OutcomeCounts {
@@ -133,7 +147,9 @@ impl OutcomeCounts {
     /// Counts `n` requests that ended in `outcome`.
     pub fn add_n(&mut self, outcome: Outcome, n: u64) {
         match outcome {
-            Outcome::Status(code) => *self.status.entry(code).or_default() += n,
+            Outcome::Status(_) | Outcome::GrpcStatus(_) => {
+                *self.coded.entry(outcome).or_default() += n
+            }
             other => {
                 let i = other
                     .fixed_index()
@@ -153,7 +169,9 @@ impl OutcomeCounts {
     /// How many requests ended in `outcome`.
     pub fn get(&self, outcome: Outcome) -> u64 {
         match outcome {
-            Outcome::Status(code) => self.status.get(&code).copied().unwrap_or(0),
+            Outcome::Status(_) | Outcome::GrpcStatus(_) => {
+                self.coded.get(&outcome).copied().unwrap_or(0)
+            }
             other => other.fixed_index().map_or(0, |i| self.fixed[i]),
         }
     }
@@ -161,7 +179,7 @@ impl OutcomeCounts {
     /// Outcomes with a non-zero count, in table order (status codes after success).
     pub fn iter(&self) -> impl Iterator<Item = (Outcome, u64)> + '_ {
         let success = std::iter::once((Outcome::Success, self.fixed[0]));
-        let status = self.status.iter().map(|(&c, &n)| (Outcome::Status(c), n));
+        let status = self.coded.iter().map(|(&o, &n)| (o, n));
         let rest = Outcome::FIXED[1..]
             .iter()
             .zip(&self.fixed[1..])
@@ -171,7 +189,7 @@ impl OutcomeCounts {
 
     /// All requests counted.
     pub fn total(&self) -> u64 {
-        self.fixed.iter().sum::<u64>() + self.status.values().sum::<u64>()
+        self.fixed.iter().sum::<u64>() + self.coded.values().sum::<u64>()
     }
 
     /// Requests counted in any outcome but success.
@@ -195,6 +213,7 @@ mod tests {
     fn names_are_unique_snake_case() {
         let mut names: Vec<_> = Outcome::FIXED.iter().map(|o| o.name()).collect();
         names.push(Outcome::Status(503).name());
+        names.push(Outcome::GrpcStatus(14).name());
         for n in &names {
             assert!(n
                 .chars()
@@ -215,6 +234,7 @@ mod tests {
             assert!(docs.contains(&row), "docs/load.md lacks a row for {row}");
         }
         assert!(docs.contains("| `status_NNN` |"));
+        assert!(docs.contains("| `grpc_status_N` |"));
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub enum Action {
     RefusedStream,
     /// HTTP/2: reset the stream with INTERNAL_ERROR (HTTP/1.1: like `Reset`).
     StreamReset,
+    /// gRPC: end the call with this `grpc-status` (HTTP/1.1: a 200).
+    GrpcStatus(u16),
+    /// gRPC health: answer NOT_SERVING (HTTP/1.1: a 200).
+    NotServing,
 }
 
 impl Action {
@@ -167,7 +171,9 @@ impl InjectServer {
 
     /// Like [`InjectServer::start`], but speaks HTTP/2 without TLS (h2c, prior
     /// knowledge). Supports `Ok`, `Status`, `Delay`, `RefusedStream`,
-    /// `StreamReset` and `Close` (drop the connection, no GOAWAY).
+    /// `StreamReset` and `Close` (FIN, no GOAWAY); for gRPC calls (content-type
+    /// `application/grpc`) `Ok` is a SERVING health answer, and `NotServing`
+    /// and `GrpcStatus` answer as they say.
     pub fn start_h2(plan: impl Fn(u64, &str) -> Action + Send + Sync + 'static) -> InjectServer {
         InjectServer::start_with(plan, Kind::H2)
     }
@@ -301,7 +307,7 @@ async fn connection(mut stream: impl Socket, plan: Arc<Plan>, requests: Arc<Atom
 /// Carries out `action`; `Err` when the connection is finished.
 async fn act(stream: &mut impl Socket, action: Action) -> Result<(), ()> {
     let bytes = match action {
-        Action::Ok => response(200, "ok"),
+        Action::Ok | Action::GrpcStatus(_) | Action::NotServing => response(200, "ok"),
         Action::Status(code) => response(code, "injected"),
         Action::Delay(d) => {
             tokio::time::sleep(d).await;
@@ -400,7 +406,14 @@ async fn h2_connection(stream: TcpStream, plan: Arc<Plan>, requests: Arc<AtomicU
     while let Some(Ok((request, mut respond))) = conn.accept().await {
         let n = requests.fetch_add(1, Ordering::SeqCst);
         let action = plan(n, request.uri().path());
+        let grpc = request
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         match action {
+            Action::Ok if grpc => grpc_respond(respond, 1, 0),
+            Action::NotServing => grpc_respond(respond, 2, 0),
+            Action::GrpcStatus(code) => grpc_respond(respond, 0, code),
             Action::Close => {
                 let _ = spare.shutdown().await;
                 drain(&mut spare).await;
@@ -418,6 +431,31 @@ async fn h2_connection(stream: TcpStream, plan: Arc<Plan>, requests: Arc<AtomicU
             })),
         }
     }
+}
+
+/// A gRPC health answer: `serving` (1 SERVING, 2 NOT_SERVING) and `grpc-status`
+/// in the trailers; a non-zero status is a trailers-only answer.
+fn grpc_respond(mut respond: h2::server::SendResponse<bytes::Bytes>, serving: u8, code: u16) {
+    let head = http::Response::builder()
+        .status(200)
+        .header("content-type", "application/grpc");
+    if code != 0 {
+        let head = head
+            .header("grpc-status", code)
+            .body(())
+            .expect("a valid response");
+        let _ = respond.send_response(head, true);
+        return;
+    }
+    let Ok(mut body) = respond.send_response(head.body(()).expect("a valid response"), false)
+    else {
+        return;
+    };
+    let message = bytes::Bytes::from(vec![0, 0, 0, 0, 2, 0x08, serving]);
+    let _ = body.send_data(message, false);
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    let _ = body.send_trailers(trailers);
 }
 
 fn split_handle(stream: TcpStream) -> Option<(TcpStream, TcpStream)> {

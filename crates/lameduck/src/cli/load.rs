@@ -24,8 +24,8 @@ const EXIT_ERROR: i32 = 3;
 /// status not in --expect-status), connect_refused, connect_timeout,
 /// connect_error, tls_error, closed_before_response, reset_before_response,
 /// reset_during_response, truncated_body, refused_by_goaway, refused_stream,
-/// stream_reset (the last three HTTP/2 only), request_timeout, protocol_error,
-/// other_error. The summary on stdout shows throughput, latency percentiles and
+/// stream_reset (the last three HTTP/2 only), grpc_status_N, grpc_not_serving
+/// (--grpc-health), request_timeout, protocol_error, other_error. The summary on stdout shows throughput, latency percentiles and
 /// the outcome table; --json adds a timeline per --bucket and the events.
 ///
 /// Closed loop by default: each of -c connections sends its next request when the
@@ -104,6 +104,12 @@ pub(crate) struct LoadArgs {
     /// (no fallback to HTTP/1.1). One stream at a time per connection.
     #[arg(long, help_heading = "Request")]
     http2: bool,
+
+    /// Call the standard gRPC health check (grpc.health.v1.Health/Check) for
+    /// SERVICE (default: the server as a whole) at each URL's host, over HTTP/2.
+    /// Success needs grpc-status 0 and SERVING.
+    #[arg(long, value_name = "SERVICE", num_args = 0..=1, default_missing_value = "", help_heading = "Request")]
+    grpc_health: Option<String>,
 
     /// https://: accept any server certificate (the handshake still happens).
     #[arg(long, help_heading = "Request")]
@@ -243,6 +249,7 @@ impl LoadArgs {
             body,
             keepalive: !self.no_keepalive,
             http2: self.http2,
+            grpc_health: self.grpc_health.clone(),
         })
     }
 }

@@ -13,6 +13,19 @@ pub fn targets(urls: &[String], keepalive: bool) -> Vec<Target> {
     targets_tls(urls, keepalive, &TlsOptions::default()).unwrap()
 }
 
+/// gRPC health-check targets for `urls` (h2c for http://).
+pub fn grpc_targets(urls: &[String], service: &str) -> Vec<Target> {
+    let spec = RequestSpec {
+        method: "GET".into(),
+        headers: Vec::new(),
+        body: Bytes::new(),
+        keepalive: true,
+        http2: false,
+        grpc_health: Some(service.into()),
+    };
+    lameduck_load::targets(urls, &spec, &TlsOptions::default()).unwrap()
+}
+
 /// HTTP/2 targets for `urls` (h2c for http://).
 pub fn h2_targets(urls: &[String], tls: &TlsOptions) -> Vec<Target> {
     let spec = RequestSpec {
@@ -21,6 +34,7 @@ pub fn h2_targets(urls: &[String], tls: &TlsOptions) -> Vec<Target> {
         body: Bytes::new(),
         keepalive: true,
         http2: true,
+        grpc_health: None,
     };
     lameduck_load::targets(urls, &spec, tls).unwrap()
 }
@@ -37,6 +51,7 @@ pub fn targets_tls(
         body: Bytes::new(),
         keepalive,
         http2: false,
+        grpc_health: None,
     };
     lameduck_load::targets(urls, &spec, tls)
 }
