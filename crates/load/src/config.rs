@@ -41,6 +41,9 @@ pub struct Config {
     pub during: Option<During>,
     /// What makes the run fail.
     pub thresholds: Thresholds,
+    /// WebSocket mode (`ws://`/`wss://` URLs): each connection sends one message
+    /// per this interval and waits for one back.
+    pub ws_interval: Option<Duration>,
     /// Send a request again, up to this many times, when it ended in an outcome
     /// that proves it was never processed ([`crate::Outcome::is_unprocessed`]),
     /// as a careful client does. 0: never.
@@ -126,7 +129,9 @@ pub fn targets(
     spec: &RequestSpec,
     tls: &TlsOptions,
 ) -> Result<Vec<Target>, Error> {
-    let any_https = urls.iter().any(|u| u.starts_with("https://"));
+    let any_https = urls
+        .iter()
+        .any(|u| u.starts_with("https://") || u.starts_with("wss://"));
     let h2 = spec.http2 || spec.grpc_health.is_some();
     let alpn: &[u8] = if h2 { b"h2" } else { b"http/1.1" };
     let connector = any_https.then(|| tls::connector(tls, alpn)).transpose()?;
@@ -151,8 +156,8 @@ impl Target {
             .parse()
             .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
         let https = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
+            Some("http" | "ws") => false,
+            Some("https" | "wss") => true,
             Some(other) => return Err(bad(&format!("scheme {other:?} is not supported"))),
             None => return Err(bad("no scheme; write http://HOST[:PORT]/PATH")),
         };

@@ -30,6 +30,7 @@ mod report;
 mod run;
 mod stream;
 mod tls;
+mod ws;
 
 pub use config::{
     parse_header, targets, Config, During, ExpectStatus, RequestSpec, Target, Thresholds,

@@ -44,6 +44,10 @@ pub enum Outcome {
     /// HTTP/2: the server reset the stream with another code (or after the
     /// response had started).
     StreamReset,
+    /// WebSocket: the connection ended without a clean close (1006: no Close
+    /// frame; a reset; a close code other than 1000/1001) while a message was
+    /// unanswered or about to be sent.
+    WsAbnormalClose,
     /// No complete response within `--timeout` (the connection is then dropped).
     RequestTimeout,
     /// The server answered something that is not valid HTTP.
@@ -55,7 +59,7 @@ pub enum Outcome {
 impl Outcome {
     /// Every outcome except those with a code ([`Outcome::Status`],
     /// [`Outcome::GrpcStatus`]), in table order.
-    pub const FIXED: [Outcome; 16] = [
+    pub const FIXED: [Outcome; 17] = [
         Outcome::Success,
         Outcome::GrpcNotServing,
         Outcome::ConnectRefused,
@@ -69,6 +73,7 @@ impl Outcome {
         Outcome::RefusedByGoaway,
         Outcome::RefusedStream,
         Outcome::StreamReset,
+        Outcome::WsAbnormalClose,
         Outcome::RequestTimeout,
         Outcome::ProtocolError,
         Outcome::OtherError,
@@ -92,6 +97,7 @@ impl Outcome {
             Outcome::RefusedByGoaway => "refused_by_goaway",
             Outcome::RefusedStream => "refused_stream",
             Outcome::StreamReset => "stream_reset",
+            Outcome::WsAbnormalClose => "ws_abnormal_close",
             Outcome::RequestTimeout => "request_timeout",
             Outcome::ProtocolError => "protocol_error",
             Outcome::OtherError => "other_error",

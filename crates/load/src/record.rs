@@ -97,6 +97,8 @@ pub(crate) struct Recorder {
     pub(crate) retried: OutcomeCounts,
     /// Requests that succeeded after at least one retry.
     pub(crate) saved: u64,
+    /// WebSocket exchanges cut by a clean close and sent again.
+    pub(crate) ws_clean_closes: u64,
     /// Latencies of every response (success or unexpected status), 3 digits.
     pub(crate) latency: Histogram<u64>,
     bucket_width: Duration,
@@ -115,6 +117,7 @@ impl Recorder {
             counts: OutcomeCounts::default(),
             retried: OutcomeCounts::default(),
             saved: 0,
+            ws_clean_closes: 0,
             latency: histogram(3),
             bucket_width,
             current: None,

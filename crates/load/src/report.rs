@@ -50,6 +50,9 @@ pub struct Summary {
     pub retried: BTreeMap<String, u64>,
     /// With `--retry-unprocessed`: requests that succeeded thanks to a retry.
     pub saved_by_retry: u64,
+    /// With `--ws`: exchanges cut by a clean close (1000/1001) and sent again on
+    /// a new connection (not losses).
+    pub ws_clean_closes: u64,
     /// Latency of responses (success and unexpected status), in microseconds.
     pub latency: Latency,
 }
@@ -131,6 +134,7 @@ pub(crate) struct Gathered {
     pub(crate) counts: OutcomeCounts,
     pub(crate) retried: OutcomeCounts,
     pub(crate) saved: u64,
+    pub(crate) ws_clean_closes: u64,
     pub(crate) latency: Histogram<u64>,
     pub(crate) buckets: Vec<Bucket>,
     pub(crate) events: Vec<Event>,
@@ -169,6 +173,7 @@ impl Report {
             outcomes: g.counts.to_map(),
             retried: g.retried.to_map(),
             saved_by_retry: g.saved,
+            ws_clean_closes: g.ws_clean_closes,
             latency: Latency::of(&g.latency),
         };
         let width = config.bucket.as_secs_f64();
@@ -242,6 +247,13 @@ impl Report {
                 "retried (never processed): {}; saved by a retry: {} requests",
                 list.join(", "),
                 s.saved_by_retry
+            );
+        }
+        if s.ws_clean_closes > 0 {
+            let _ = writeln!(
+                out,
+                "WebSocket clean closes (1000/1001), message sent again: {}",
+                s.ws_clean_closes
             );
         }
         for e in &self.events {

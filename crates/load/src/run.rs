@@ -25,7 +25,7 @@ use crate::{
     http1, http2,
     record::{histogram, Live, Recorder, Timeline},
     report::Gathered,
-    Config, Error, Outcome, Report,
+    ws, Config, Error, Outcome, Report,
 };
 
 /// The outside's handle on a run: stop it, or add a mark to its timeline.
@@ -262,9 +262,14 @@ async fn worker(shared: Arc<Shared>, mut recorder: Recorder) -> Recorder {
         };
         recorder.start();
         let i = (seq % config.targets.len() as u64) as usize;
-        let outcome = with_retries(config, &mut conns[i], i, &mut recorder).await;
+        let outcome = with_retries(config, &mut conns[i], (i, seq), &mut recorder).await;
         let now = Instant::now();
         recorder.record(outcome, now - sent_at, now - shared.schedule.start);
+        if let Some(interval) = config.ws_interval {
+            if !wait_until(now + interval, &mut stop).await {
+                break;
+            }
+        }
     }
     recorder.flush();
     recorder
@@ -282,15 +287,15 @@ async fn wait_until(at: Instant, stop: &mut watch::Receiver<bool>) -> bool {
 async fn with_retries(
     config: &Config,
     slot: &mut Slot,
-    i: usize,
+    (i, seq): (usize, u64),
     recorder: &mut Recorder,
 ) -> Outcome {
-    let mut outcome = one_request(config, slot, i).await;
+    let mut outcome = one_request(config, slot, i, seq, recorder).await;
     let mut retries = 0;
     while outcome.is_unprocessed() && retries < config.retry_unprocessed {
         recorder.retried.add(outcome);
         retries += 1;
-        outcome = one_request(config, slot, i).await;
+        outcome = one_request(config, slot, i, seq, recorder).await;
     }
     if retries > 0 && outcome == Outcome::Success {
         recorder.saved += 1;
@@ -298,21 +303,33 @@ async fn with_retries(
     outcome
 }
 
-/// A worker's open connection to one target, HTTP/1.1 or HTTP/2.
+/// A worker's open connection to one target: HTTP/1.1, HTTP/2 or WebSocket.
 #[derive(Debug, Default)]
 struct Slot {
     h1: Option<http1::Conn>,
     h2: Option<http2::Conn>,
+    ws: Option<ws::Conn>,
 }
 
-async fn one_request(config: &Config, slot: &mut Slot, i: usize) -> Outcome {
+async fn one_request(
+    config: &Config,
+    slot: &mut Slot,
+    i: usize,
+    seq: u64,
+    recorder: &mut Recorder,
+) -> Outcome {
     let target = &config.targets[i];
     let connect_timeout = config.connect_timeout.min(config.timeout);
+    let expect = &config.expect;
     let exchange = async {
+        if config.ws_interval.is_some() {
+            let done = ws::exchange(&mut slot.ws, target, connect_timeout, seq).await;
+            recorder.ws_clean_closes += u64::from(done.clean_close);
+            return done.outcome;
+        }
         match &target.h2 {
-            None => http1::exchange(&mut slot.h1, target, connect_timeout, &config.expect).await,
+            None => http1::exchange(&mut slot.h1, target, connect_timeout, expect).await,
             Some(request) => {
-                let expect = &config.expect;
                 http2::exchange(&mut slot.h2, target, request, connect_timeout, expect).await
             }
         }
@@ -337,11 +354,13 @@ fn gather(
     let mut counts = crate::OutcomeCounts::default();
     let mut retried = crate::OutcomeCounts::default();
     let mut saved = 0;
+    let mut ws_clean_closes = 0;
     let mut latency = histogram(3);
     for r in &recorders {
         counts.merge(&r.counts);
         retried.merge(&r.retried);
         saved += r.saved;
+        ws_clean_closes += r.ws_clean_closes;
         latency
             .add(&r.latency)
             .expect("auto-resizing histograms always merge");
@@ -353,6 +372,7 @@ fn gather(
         counts,
         retried,
         saved,
+        ws_clean_closes,
         latency,
         buckets,
         events: events.into_vec(),

@@ -53,6 +53,8 @@ pub enum Action {
     GrpcStatus(u16),
     /// gRPC health: answer NOT_SERVING (HTTP/1.1: a 200).
     NotServing,
+    /// WebSocket: answer with a clean Close frame, 1001 Going Away (HTTP: a 200).
+    WsGoingAway,
 }
 
 impl Action {
@@ -178,6 +180,13 @@ impl InjectServer {
         InjectServer::start_with(plan, Kind::H2)
     }
 
+    /// A WebSocket server (`ws://`): each message gets its action. `Ok` echoes
+    /// it, `WsGoingAway` closes cleanly with 1001, `Close` drops the connection
+    /// without a Close frame (the client sees 1006), `Reset` resets it.
+    pub fn start_ws(plan: impl Fn(u64, &str) -> Action + Send + Sync + 'static) -> InjectServer {
+        InjectServer::start_with(plan, Kind::Ws)
+    }
+
     /// An HTTP/2 (h2c) server that answers the first stream of every connection
     /// with GOAWAY(last stream id 0, NO_ERROR): that stream was provably not
     /// processed. Written at the frame level, because a real HTTP/2 server
@@ -260,6 +269,7 @@ enum Kind {
     Tls(TlsAcceptor),
     H2,
     H2GoAway,
+    Ws,
 }
 
 async fn serve(
@@ -287,6 +297,7 @@ async fn serve(
                         })),
                         Kind::H2 => drop(tokio::spawn(h2_connection(stream, plan, requests))),
                         Kind::H2GoAway => drop(tokio::spawn(goaway_connection(stream, requests))),
+                        Kind::Ws => drop(tokio::spawn(ws_connection(stream, plan, requests))),
                     }
                 }
             }
@@ -307,7 +318,9 @@ async fn connection(mut stream: impl Socket, plan: Arc<Plan>, requests: Arc<Atom
 /// Carries out `action`; `Err` when the connection is finished.
 async fn act(stream: &mut impl Socket, action: Action) -> Result<(), ()> {
     let bytes = match action {
-        Action::Ok | Action::GrpcStatus(_) | Action::NotServing => response(200, "ok"),
+        Action::Ok | Action::GrpcStatus(_) | Action::NotServing | Action::WsGoingAway => {
+            response(200, "ok")
+        }
         Action::Status(code) => response(code, "injected"),
         Action::Delay(d) => {
             tokio::time::sleep(d).await;
@@ -423,7 +436,7 @@ async fn h2_connection(stream: TcpStream, plan: Arc<Plan>, requests: Arc<AtomicU
             Action::StreamReset | Action::Reset | Action::ResetMidBody | Action::Truncate => {
                 respond.send_reset(h2::Reason::INTERNAL_ERROR)
             }
-            Action::Ok | Action::Chunked => h2_respond(respond, 200),
+            Action::Ok | Action::Chunked | Action::WsGoingAway => h2_respond(respond, 200),
             Action::Status(code) => h2_respond(respond, code),
             Action::Delay(d) => drop(tokio::spawn(async move {
                 tokio::time::sleep(d).await;
@@ -519,4 +532,41 @@ async fn drain(stream: &mut TcpStream) {
         }
     };
     let _ = tokio::time::timeout(Duration::from_secs(5), read_all).await;
+}
+
+/// WebSocket: every data message gets its action.
+async fn ws_connection(stream: TcpStream, plan: Arc<Plan>, requests: Arc<AtomicU64>) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    while let Some(Ok(message)) = ws.next().await {
+        if !(message.is_text() || message.is_binary()) {
+            continue;
+        }
+        let n = requests.fetch_add(1, Ordering::SeqCst);
+        match plan(n, "/") {
+            Action::WsGoingAway => {
+                let frame = CloseFrame {
+                    code: CloseCode::Away,
+                    reason: "going away".into(),
+                };
+                let _ = ws.close(Some(frame)).await;
+                let drain = async { while let Some(Ok(_)) = ws.next().await {} };
+                let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+                return;
+            }
+            Action::Close => return,
+            Action::Reset | Action::ResetMidBody => {
+                let _ = ws.get_ref().set_zero_linger();
+                return;
+            }
+            _ => {
+                if ws.send(message).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }

@@ -25,7 +25,8 @@ const EXIT_ERROR: i32 = 3;
 /// connect_error, tls_error, closed_before_response, reset_before_response,
 /// reset_during_response, truncated_body, refused_by_goaway, refused_stream,
 /// stream_reset (the last three HTTP/2 only), grpc_status_N, grpc_not_serving
-/// (--grpc-health), request_timeout, protocol_error, other_error. The summary on stdout shows throughput, latency percentiles and
+/// (--grpc-health), ws_abnormal_close (--ws), request_timeout, protocol_error,
+/// other_error. The summary on stdout shows throughput, latency percentiles and
 /// the outcome table; --json adds a timeline per --bucket and the events.
 ///
 /// Closed loop by default: each of -c connections sends its next request when the
@@ -47,7 +48,8 @@ Example (gate a rollout in CI):
   lameduck load -c 50 --during 'kubectl rollout restart deploy/web && kubectl rollout \
 status deploy/web' --json load.json http://web.example/healthz")]
 pub(crate) struct LoadArgs {
-    /// URLs to load (http:// or https://); requests take turns over them.
+    /// URLs to load (http://, https://; ws://, wss:// with --ws); requests take
+    /// turns over them.
     #[arg(required = true, value_name = "URL")]
     urls: Vec<String>,
 
@@ -104,6 +106,17 @@ pub(crate) struct LoadArgs {
     /// (no fallback to HTTP/1.1). One stream at a time per connection.
     #[arg(long, help_heading = "Request")]
     http2: bool,
+
+    /// WebSocket: hold -c connections to the ws:// or wss:// URLs and exchange
+    /// one message on each every --ws-interval (any message back answers it). A
+    /// clean close (1000/1001) is followed by a reconnect and is not a loss; an
+    /// abnormal close (1006, reset, other codes) is ws_abnormal_close.
+    #[arg(long, help_heading = "Request")]
+    ws: bool,
+
+    /// WebSocket: time between two exchanges on one connection.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, help_heading = "Request")]
+    ws_interval: Duration,
 
     /// Call the standard gRPC health check (grpc.health.v1.Health/Check) for
     /// SERVICE (default: the server as a whole) at each URL's host, over HTTP/2.
@@ -222,6 +235,7 @@ impl LoadArgs {
                 cooldown: self.cooldown,
             }),
             retry_unprocessed: if self.retry_unprocessed { 3 } else { 0 },
+            ws_interval: self.ws.then_some(self.ws_interval),
             thresholds: Thresholds {
                 max_failures: self.max_failures,
                 max_p99: self.max_p99,

@@ -71,6 +71,7 @@ pub fn config(urls: &[String], n: u64, c: usize) -> Config {
         during: None,
         thresholds: Thresholds::default(),
         retry_unprocessed: 0,
+        ws_interval: None,
     }
 }
 
