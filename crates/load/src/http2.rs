@@ -54,10 +54,12 @@ pub(crate) async fn exchange(
         Err(outcome) => return outcome,
     };
     let outcome = stream(send, request, expect).await;
-    if outcome.has_response() {
-        return outcome;
+    // A stream-level failure leaves the connection usable; any other failure
+    // means starting again on a fresh connection.
+    let stream_level = matches!(outcome, Outcome::RefusedStream | Outcome::StreamReset);
+    if !(outcome.has_response() || stream_level) {
+        *slot = None;
     }
-    *slot = None; // after a failure, start again on a fresh connection
     outcome
 }
 

@@ -107,3 +107,25 @@ async fn a_server_without_h2_in_alpn_is_a_protocol_error() {
     );
     assert_eq!(server.requests(), 0);
 }
+
+#[tokio::test]
+async fn h2_over_tls_is_chosen_by_alpn() {
+    let cert = TestCert::new();
+    let server = InjectServer::start_h2_tls(
+        |i, _| match i % 4 {
+            0 => Action::RefusedStream,
+            _ => Action::Ok,
+        },
+        &cert,
+    );
+    let url = format!("https://{}/", server.addr());
+    let tls = TlsOptions {
+        insecure: true,
+        cacert: None,
+    };
+    let mut cfg = config(&[server.url("/")], 40, 2);
+    cfg.targets = h2_targets(&[url], &tls);
+    let report = load(cfg).await;
+    assert_eq!(outcomes(&report), [("refused_stream", 10), ("success", 30)]);
+    assert_eq!(server.connections(), 2);
+}

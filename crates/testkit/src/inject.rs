@@ -110,6 +110,7 @@ pub struct TestCert {
     /// The certificate in PEM, to trust as a CA (`--cacert`).
     pub pem: String,
     acceptor: TlsAcceptor,
+    h2_acceptor: TlsAcceptor,
 }
 
 impl TestCert {
@@ -125,9 +126,12 @@ impl TestCert {
             .with_no_client_auth()
             .with_single_cert(vec![key.cert.der().clone()], private.into())
             .expect("a valid test certificate");
+        let mut h2_config = config.clone();
+        h2_config.alpn_protocols = vec![b"h2".to_vec()];
         TestCert {
             pem: key.cert.pem(),
             acceptor: TlsAcceptor::from(Arc::new(config)),
+            h2_acceptor: TlsAcceptor::from(Arc::new(h2_config)),
         }
     }
 }
@@ -185,6 +189,14 @@ impl InjectServer {
     /// without a Close frame (the client sees 1006), `Reset` resets it.
     pub fn start_ws(plan: impl Fn(u64, &str) -> Action + Send + Sync + 'static) -> InjectServer {
         InjectServer::start_with(plan, Kind::Ws)
+    }
+
+    /// Like [`InjectServer::start_h2`], over TLS with `cert`, choosing `h2` by ALPN.
+    pub fn start_h2_tls(
+        plan: impl Fn(u64, &str) -> Action + Send + Sync + 'static,
+        cert: &TestCert,
+    ) -> InjectServer {
+        InjectServer::start_with(plan, Kind::H2Tls(cert.h2_acceptor.clone()))
     }
 
     /// An HTTP/2 (h2c) server that answers the first stream of every connection
@@ -268,6 +280,7 @@ enum Kind {
     Plain,
     Tls(TlsAcceptor),
     H2,
+    H2Tls(TlsAcceptor),
     H2GoAway,
     Ws,
 }
@@ -296,6 +309,11 @@ async fn serve(
                             }
                         })),
                         Kind::H2 => drop(tokio::spawn(h2_connection(stream, plan, requests))),
+                        Kind::H2Tls(tls) => drop(tokio::spawn(async move {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                h2_connection(stream, plan, requests).await;
+                            }
+                        })),
                         Kind::H2GoAway => drop(tokio::spawn(goaway_connection(stream, requests))),
                         Kind::Ws => drop(tokio::spawn(ws_connection(stream, plan, requests))),
                     }
@@ -406,11 +424,11 @@ async fn read_body(stream: &mut impl Socket, buf: &mut Vec<u8>, len: usize) -> O
 
 /// HTTP/2: each stream gets its action; responses are sent from their own
 /// task so the connection keeps being driven.
-async fn h2_connection(stream: TcpStream, plan: Arc<Plan>, requests: Arc<AtomicU64>) {
+async fn h2_connection<S: H2Socket>(stream: S, plan: Arc<Plan>, requests: Arc<AtomicU64>) {
     // A second handle on the socket, to close it cleanly under the h2 state
     // machine: FIN, then read what the client still sends, so no unread byte
     // turns the close into a reset.
-    let Some((stream, mut spare)) = split_handle(stream) else {
+    let Some((stream, mut spare)) = stream.split_handle() else {
         return;
     };
     let Ok(mut conn) = h2::server::handshake(stream).await else {
@@ -428,8 +446,10 @@ async fn h2_connection(stream: TcpStream, plan: Arc<Plan>, requests: Arc<AtomicU
             Action::NotServing => grpc_respond(respond, 2, 0),
             Action::GrpcStatus(code) => grpc_respond(respond, 0, code),
             Action::Close => {
-                let _ = spare.shutdown().await;
-                drain(&mut spare).await;
+                if let Some(spare) = spare.as_mut() {
+                    let _ = spare.shutdown().await;
+                    drain(spare).await;
+                }
                 return;
             }
             Action::RefusedStream => respond.send_reset(h2::Reason::REFUSED_STREAM),
@@ -471,13 +491,27 @@ fn grpc_respond(mut respond: h2::server::SendResponse<bytes::Bytes>, serving: u8
     let _ = body.send_trailers(trailers);
 }
 
-fn split_handle(stream: TcpStream) -> Option<(TcpStream, TcpStream)> {
-    let std = stream.into_std().ok()?;
-    let spare = std.try_clone().ok()?;
-    Some((
-        TcpStream::from_std(std).ok()?,
-        TcpStream::from_std(spare).ok()?,
-    ))
+/// What HTTP/2 runs on: plain TCP (with a spare handle for a clean close) or
+/// TLS (closed through the TLS session: no spare).
+trait H2Socket: AsyncRead + AsyncWrite + Unpin + Send + Sized + 'static {
+    fn split_handle(self) -> Option<(Self, Option<TcpStream>)>;
+}
+
+impl H2Socket for TcpStream {
+    fn split_handle(self) -> Option<(Self, Option<TcpStream>)> {
+        let std = self.into_std().ok()?;
+        let spare = std.try_clone().ok()?;
+        Some((
+            TcpStream::from_std(std).ok()?,
+            Some(TcpStream::from_std(spare).ok()?),
+        ))
+    }
+}
+
+impl H2Socket for tokio_rustls::server::TlsStream<TcpStream> {
+    fn split_handle(self) -> Option<(Self, Option<TcpStream>)> {
+        Some((self, None))
+    }
 }
 
 fn h2_respond(mut respond: h2::server::SendResponse<bytes::Bytes>, status: u16) {

@@ -138,8 +138,8 @@ pub(crate) struct LoadArgs {
     )]
     cacert: Option<PathBuf>,
 
-    /// Act like a careful client: send a request again (up to 3 times, on a new
-    /// connection) when it provably never reached the app: connect_refused,
+    /// Act like a careful client: send a request again (up to 3 times, at once)
+    /// when it provably never reached the app: connect_refused,
     /// refused_by_goaway, refused_stream. The summary shows what was retried and
     /// how many requests a retry saved; the outcome is the last attempt's.
     #[arg(long, help_heading = "Request")]
