@@ -75,7 +75,7 @@ for _ in $(seq 50); do curl -fs "$url" >/dev/null 2>&1 && break; sleep 0.1; done
 
 # Reloads for $1 seconds, every $interval.
 reload_for="end=\$(( \$(date +%s) + $((seconds - 2)) )); \
-while [ \$(date +%s) -lt \$end ]; do ${proxy[*]} -s reload; sleep $interval; done"
+while [ \$(date +%s) -lt \$end ]; do ${proxy[*]} -s reload 2>>$out/reload.log; sleep $interval; done"
 echo "$reload_for" > "$out/reload.sh"
 
 echo "== wrk, $connections connections, ${seconds}s, reload every ${interval}s" >&2

@@ -284,7 +284,7 @@ fn color(name: &str) -> &'static str {
         "connect_timeout" => "#5e35b1",
         "connect_error" => "#3949ab",
         "closed_before_response" => "#e53935",
-        "reset_before_response" => "#d81b60",
+        "reset_before_response" => "#1565c0",
         "reset_during_response" => "#880e4f",
         "truncated_body" => "#6d4c41",
         "request_timeout" => "#546e7a",

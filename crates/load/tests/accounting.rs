@@ -196,3 +196,24 @@ fn every(i: u64, n: u64, action: Action) -> Action {
         Action::Ok
     }
 }
+
+#[tokio::test]
+async fn a_full_accept_queue_is_connect_timeout() {
+    // A listener that never accepts, its queue filled: the kernel drops new
+    // SYNs, so connecting hangs until --connect-timeout.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+            fillers.push(s);
+        }
+    }
+    let mut cfg = config(&[format!("http://{addr}/")], 4, 2);
+    cfg.connect_timeout = Duration::from_millis(200);
+    let report = load(cfg).await;
+    assert_eq!(outcomes(&report), [("connect_timeout", 4)]);
+    drop((listener, fillers));
+}
