@@ -28,6 +28,9 @@ pub enum Error {
     /// The `--during` command could not be started.
     #[error("cannot start the --during command {command:?}: {source}")]
     During { command: String, source: io::Error },
+    /// The `--mark-socket` could not be created.
+    #[error("cannot listen on --mark-socket {path}: {source}")]
+    MarkSocket { path: PathBuf, source: io::Error },
     /// A report file could not be written.
     #[error("cannot write {path}: {source}")]
     WriteReport { path: PathBuf, source: io::Error },

@@ -24,6 +24,7 @@ mod error;
 mod html;
 mod http1;
 mod http2;
+mod marks;
 mod outcome;
 mod record;
 mod report;
@@ -36,6 +37,7 @@ pub use config::{
     parse_header, targets, Config, During, ExpectStatus, RequestSpec, Target, Thresholds,
 };
 pub use error::Error;
+pub use marks::listen_for_marks;
 pub use outcome::{Outcome, OutcomeCounts};
 pub use record::Live;
 pub use report::{Event, Latency, Report, Summary, TimelineBucket, Verdict};

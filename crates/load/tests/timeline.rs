@@ -210,3 +210,41 @@ async fn wait_for_requests(server: &InjectServer, n: u64) {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
+
+#[tokio::test]
+async fn lines_on_the_mark_socket_become_named_marks() {
+    use std::io::{Read, Write};
+
+    let server = InjectServer::start(|_, _| Action::Ok);
+    let mut cfg = config(&[server.url("/")], 0, 1);
+    cfg.requests = None;
+    cfg.duration = Some(Duration::from_secs(30));
+    let (controller, control) = lameduck_load::control();
+    let socket = temp_path("marks.sock");
+    let marks = lameduck_load::listen_for_marks(&socket, controller.clone()).unwrap();
+    let listening = tokio::spawn(marks);
+    let run = tokio::spawn(lameduck_load::run(cfg, control));
+    wait_for_requests(&server, 10).await;
+    let path = socket.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut client = std::os::unix::net::UnixStream::connect(path).unwrap();
+        client.write_all(b"canary at 10%\n\nstep 2\n").unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        // The server closes once it has read every line: all marks are in.
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).unwrap();
+    })
+    .await
+    .unwrap();
+    controller.stop();
+    let report = run.await.unwrap().unwrap();
+    let labels: Vec<_> = report
+        .events
+        .iter()
+        .map(|e| (e.kind, e.label.as_str()))
+        .collect();
+    assert_eq!(labels, [("mark", "canary at 10%"), ("mark", "step 2")]);
+    listening.abort();
+    let _ = listening.await;
+    assert!(!socket.exists(), "the socket file is removed");
+}

@@ -167,6 +167,11 @@ pub(crate) struct LoadArgs {
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration, help_heading = "Events")]
     cooldown: Duration,
 
+    /// Listen on this Unix socket: every line written to it adds a mark with
+    /// that name to the timeline (e.g. `echo "step 2" | nc -U PATH`).
+    #[arg(long, value_name = "PATH", help_heading = "Events")]
+    mark_socket: Option<PathBuf>,
+
     /// Width of one timeline bucket.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, help_heading = "Report")]
     bucket: Duration,
@@ -283,7 +288,7 @@ pub(crate) fn main(args: LoadArgs) -> i32 {
             return EXIT_ERROR;
         }
     };
-    let report = match rt.block_on(run(config, args.progress())) {
+    let report = match rt.block_on(run(config, args.progress(), args.mark_socket.as_deref())) {
         Ok(report) => report,
         Err(e @ lameduck_load::Error::BadSetting(_)) => {
             tracing::error!("{e}");
@@ -315,8 +320,13 @@ pub(crate) fn main(args: LoadArgs) -> i32 {
 async fn run(
     config: Config,
     progress: Option<Progress>,
+    mark_socket: Option<&std::path::Path>,
 ) -> Result<lameduck_load::Report, lameduck_load::Error> {
     let (controller, control) = lameduck_load::control();
+    if let Some(path) = mark_socket {
+        let marks = lameduck_load::listen_for_marks(path, controller.clone())?;
+        tokio::spawn(marks);
+    }
     let shown = progress.map(|p| tokio::spawn(p.show(controller.clone())));
     match listen_for_signals() {
         Ok(signals) => drop(tokio::spawn(forward_signals(signals, controller))),
