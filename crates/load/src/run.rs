@@ -124,52 +124,111 @@ pub async fn run(config: Config, control: Control) -> Result<Report, Error> {
         mut marks,
         live,
     } = control;
-    let start = Instant::now();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let timeline = Arc::new(Mutex::new(Timeline::default()));
-    let shared = Arc::new(Shared {
-        schedule: Schedule {
-            next: AtomicU64::new(0),
-            limit: config.requests,
-            rate: config.rate,
-            start,
-            stopped: AtomicBool::new(false),
-        },
-        config,
-        stop: stop_rx,
-    });
-    let events = Events::new(start);
-    let mut workers = JoinSet::new();
-    for _ in 0..shared.config.connections {
-        let recorder = Recorder::new(shared.config.bucket, timeline.clone(), live.clone());
-        workers.spawn(worker(shared.clone(), recorder));
-    }
-    let mut during = during::spawn(
-        shared.config.during.clone(),
-        events.clone(),
-        stop_tx.subscribe(),
-    );
-    let mut recorders = Vec::new();
-    let running = async {
-        tokio::select! {
-            () = end_of_run(&shared.config, start, outside_stop, &mut during) => {}
-            () = join_all(&mut workers, &mut recorders) => {}
+    let mut running = Running::start(config, live);
+    running.until_the_end(outside_stop, &mut marks).await;
+    running.stop_and_let_requests_finish(&mut marks).await;
+    running.report().await
+}
+
+/// A run in progress: its workers, its `--during` task, what they recorded.
+#[derive(Debug)]
+struct Running {
+    shared: Arc<Shared>,
+    start: Instant,
+    stop: watch::Sender<bool>,
+    timeline: Arc<Mutex<Timeline>>,
+    live: Arc<Live>,
+    events: Events,
+    workers: JoinSet<Recorder>,
+    recorders: Vec<Recorder>,
+    during: Option<during::Task>,
+}
+
+impl Running {
+    /// Starts one worker per connection, and the `--during` task.
+    fn start(config: Config, live: Arc<Live>) -> Running {
+        let start = Instant::now();
+        let (stop, stop_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            schedule: Schedule {
+                next: AtomicU64::new(0),
+                limit: config.requests,
+                rate: config.rate,
+                start,
+                stopped: AtomicBool::new(false),
+            },
+            config,
+            stop: stop_rx,
+        });
+        let timeline = Arc::new(Mutex::new(Timeline::default()));
+        let events = Events::new(start);
+        let mut workers = JoinSet::new();
+        for _ in 0..shared.config.connections {
+            let recorder = Recorder::new(shared.config.bucket, timeline.clone(), live.clone());
+            workers.spawn(worker(shared.clone(), recorder));
         }
-    };
-    taking_marks(running, &mut marks, &events).await;
-    shared.schedule.stopped.store(true, Ordering::Relaxed);
-    let _ = stop_tx.send(true);
-    taking_marks(join_all(&mut workers, &mut recorders), &mut marks, &events).await;
-    while let Ok(label) = marks.try_recv() {
-        events.push("mark", label);
+        let during = during::spawn(
+            shared.config.during.clone(),
+            events.clone(),
+            stop.subscribe(),
+        );
+        Running {
+            shared,
+            start,
+            stop,
+            timeline,
+            live,
+            events,
+            workers,
+            recorders: Vec::new(),
+            during,
+        }
     }
-    let elapsed = start.elapsed();
-    let mut problems = Vec::new();
-    if let Some(task) = during.take() {
-        problems.extend(during::finish(task, &events).await?);
+
+    /// Waits for the duration, a stop from outside, the end of `--during` (and
+    /// its cool-down) or the last request (`--requests`), taking marks meanwhile.
+    async fn until_the_end(
+        &mut self,
+        outside_stop: watch::Receiver<bool>,
+        marks: &mut mpsc::UnboundedReceiver<String>,
+    ) {
+        let ended = async {
+            tokio::select! {
+                () = end_of_run(&self.shared.config, self.start, outside_stop, &mut self.during) => {}
+                () = join_all(&mut self.workers, &mut self.recorders) => {}
+            }
+        };
+        taking_marks(ended, marks, &self.events).await;
     }
-    let gathered = gather(&live, &timeline, recorders, elapsed, events, problems);
-    Report::build(&shared.config, gathered)
+
+    /// No new request starts; those in flight end in their outcome.
+    async fn stop_and_let_requests_finish(&mut self, marks: &mut mpsc::UnboundedReceiver<String>) {
+        self.shared.schedule.stopped.store(true, Ordering::Relaxed);
+        let _ = self.stop.send(true);
+        let finished = join_all(&mut self.workers, &mut self.recorders);
+        taking_marks(finished, marks, &self.events).await;
+        while let Ok(label) = marks.try_recv() {
+            self.events.push("mark", label);
+        }
+    }
+
+    /// Gathers what the workers recorded into the report.
+    async fn report(mut self) -> Result<Report, Error> {
+        let elapsed = self.start.elapsed();
+        let mut problems = Vec::new();
+        if let Some(task) = self.during.take() {
+            problems.extend(during::finish(task, &self.events).await?);
+        }
+        let gathered = gather(
+            &self.live,
+            &self.timeline,
+            self.recorders,
+            elapsed,
+            self.events,
+            problems,
+        );
+        Report::build(&self.shared.config, gathered)
+    }
 }
 
 fn check(config: &Config) -> Result<(), Error> {
