@@ -7,6 +7,10 @@
 #
 #   bench/load-vs-wrk.sh [-c CONNECTIONS] [-d SECONDS] [-r ROUNDS]
 #
+# It also prints each tool's CPU time per request (user+system, from
+# /usr/bin/time): on a machine shared with other work, throughput swings with
+# the noise, CPU per request much less.
+#
 # Needs: nginx and wrk (Debian packages), python3; oha (`cargo install oha`) is
 # used when on PATH. Builds `lameduck` in release mode. Everything listens on
 # 127.0.0.1 only. Output and nginx's files go to bench/out/.
@@ -25,7 +29,7 @@ while getopts "c:d:r:" opt; do
     esac
 done
 
-for tool in nginx wrk python3; do
+for tool in nginx wrk python3 /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "$tool is not installed" >&2; exit 2; }
 done
 has_oha=false
@@ -57,9 +61,12 @@ nginx -p "$PWD/$out/nginx" -c "$PWD/$out/nginx/nginx.conf"
 trap 'nginx -p "$PWD/$out/nginx" -c "$PWD/$out/nginx/nginx.conf" -s stop 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -fs "$url" >/dev/null 2>&1 && break; sleep 0.1; done
 
-# Each runner prints one line: requests/s p50_us p99_us
+# Each runner prints one line: requests/s p50_us p99_us requests; its CPU
+# time goes to $out/TOOL.ROUND.cpu.
+timed() { /usr/bin/time -f "%U %S" -o "$out/$1.$2.cpu" "${@:3}"; }
+
 run_wrk() {
-    wrk -t2 -c"$connections" -d"${seconds}s" --latency "$url" > "$out/wrk.$1.txt"
+    timed wrk "$1" wrk -t2 -c"$connections" -d"${seconds}s" --latency "$url" > "$out/wrk.$1.txt"
     python3 - "$out/wrk.$1.txt" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
@@ -69,28 +76,30 @@ def us(v):
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 p50 = us(re.search(r"\s50%\s+(\S+)", text).group(1))
 p99 = us(re.search(r"\s99%\s+(\S+)", text).group(1))
-print(rps, p50, p99)
+n = int(re.search(r"(\d+) requests in", text).group(1))
+print(rps, p50, p99, n)
 PY
 }
 
 run_oha() {
-    oha -c "$connections" -z "${seconds}s" --no-tui --output-format json "$url" > "$out/oha.$1.json"
+    timed oha "$1" oha -c "$connections" -z "${seconds}s" --no-tui --output-format json "$url" > "$out/oha.$1.json"
     python3 - "$out/oha.$1.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 p = r["latencyPercentiles"]
-print(r["summary"]["requestsPerSec"], p["p50"] * 1e6, p["p99"] * 1e6)
+n = sum(r["statusCodeDistribution"].values())
+print(r["summary"]["requestsPerSec"], p["p50"] * 1e6, p["p99"] * 1e6, n)
 PY
 }
 
 run_lameduck() {
-    "$lameduck" load -c "$connections" -d "${seconds}s" --json "$out/lameduck.$1.json" "$url" \
+    timed lameduck "$1" "$lameduck" load -c "$connections" -d "${seconds}s" --json "$out/lameduck.$1.json" "$url" \
         > "$out/lameduck.$1.txt"
     python3 - "$out/lameduck.$1.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))["summary"]
 assert s["failures"] == 0, s["outcomes"]
-print(s["throughput_rps"], s["latency"]["p50_us"], s["latency"]["p99_us"])
+print(s["throughput_rps"], s["latency"]["p50_us"], s["latency"]["p99_us"], s["requests"])
 PY
 }
 
@@ -99,7 +108,9 @@ $has_oha && tools+=(oha)
 for round in $(seq "$rounds"); do
     for tool in "${tools[@]}"; do
         echo "round $round: $tool" >&2
-        "run_$tool" "$round" >> "$out/$tool.results"
+        line=$("run_$tool" "$round")
+        read -r user sys < "$out/$tool.$round.cpu"
+        echo "$line $user $sys" >> "$out/$tool.results"
     done
 done
 
@@ -109,16 +120,19 @@ out, conns, secs, rounds, tools = sys.argv[1], sys.argv[2], sys.argv[3], sys.arg
 med = {}
 for t in tools:
     rows = [list(map(float, l.split())) for l in open(f"{out}/{t}.results")]
+    # columns: req/s, p50 µs, p99 µs, requests, user s, system s
+    rows = [r[:3] + [(r[4] + r[5]) / r[3] * 1e6] for r in rows]
     med[t] = [statistics.median(col) for col in zip(*rows)]
 print(f"nginx 'ok' on loopback, {conns} connections, {secs}s x {rounds} rounds (medians)")
-print(f"{'tool':<10} {'req/s':>10} {'p50':>10} {'p99':>10}")
+print(f"{'tool':<10} {'req/s':>10} {'p50':>10} {'p99':>10} {'CPU/request':>12}")
 for t in tools:
-    rps, p50, p99 = med[t]
-    print(f"{t:<10} {rps:>10.0f} {p50/1e3:>8.2f}ms {p99/1e3:>8.2f}ms")
+    rps, p50, p99, cpu = med[t]
+    print(f"{t:<10} {rps:>10.0f} {p50/1e3:>8.2f}ms {p99/1e3:>8.2f}ms {cpu:>10.2f}µs")
 l = med["lameduck"]
 w = med["wrk"]
 print(f"lameduck/wrk throughput {l[0]/w[0]:.2f}x (goal >= 0.90)")
 print(f"lameduck/wrk p50 {l[1]/w[1]:.2f}x, p99 {l[2]/w[2]:.2f}x (goal within 0.90-1.10)")
+print(f"lameduck/wrk CPU per request {l[3]/w[3]:.2f}x (lower is better)")
 if "oha" in med:
     print(f"lameduck/oha throughput {l[0]/med['oha'][0]:.2f}x (goal >= 1.00)")
 else:

@@ -85,3 +85,16 @@ fn sigusr1_marks_the_timeline_and_sigint_stops_with_a_report() {
     assert!(stdout.contains("mark         SIGUSR1 #1"), "{stdout}");
     assert!(stdout.contains("PASS"), "{stdout}");
 }
+
+#[test]
+fn grpc_health_takes_the_url_and_a_service_name() {
+    let server = InjectServer::start_h2(|_, path| match path {
+        "/grpc.health.v1.Health/Check" => Action::Ok,
+        _ => Action::Status(404),
+    });
+    let url = server.url("/");
+    let out = load(&["-n", "10", "--grpc-health", "--grpc-service", "web", &url]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("10 requests in"), "{stdout}");
+}

@@ -118,11 +118,21 @@ pub(crate) struct LoadArgs {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, help_heading = "Request")]
     ws_interval: Duration,
 
-    /// Call the standard gRPC health check (grpc.health.v1.Health/Check) for
-    /// SERVICE (default: the server as a whole) at each URL's host, over HTTP/2.
-    /// Success needs grpc-status 0 and SERVING.
-    #[arg(long, value_name = "SERVICE", num_args = 0..=1, default_missing_value = "", help_heading = "Request")]
-    grpc_health: Option<String>,
+    /// Call the standard gRPC health check (grpc.health.v1.Health/Check) at each
+    /// URL's host instead of its path, over HTTP/2. Success needs grpc-status 0
+    /// and SERVING.
+    #[arg(long, help_heading = "Request")]
+    grpc_health: bool,
+
+    /// --grpc-health: the service to check (default: the server as a whole).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "",
+        requires = "grpc_health",
+        help_heading = "Request"
+    )]
+    grpc_service: String,
 
     /// https://: accept any server certificate (the handshake still happens).
     #[arg(long, help_heading = "Request")]
@@ -268,7 +278,7 @@ impl LoadArgs {
             body,
             keepalive: !self.no_keepalive,
             http2: self.http2,
-            grpc_health: self.grpc_health.clone(),
+            grpc_health: self.grpc_health.then(|| self.grpc_service.clone()),
         })
     }
 }
