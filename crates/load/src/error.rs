@@ -31,6 +31,9 @@ pub enum Error {
     /// The `--mark-socket` could not be created.
     #[error("cannot listen on --mark-socket {path}: {source}")]
     MarkSocket { path: PathBuf, source: io::Error },
+    /// The load's threads or their runtimes could not be started.
+    #[error("cannot start the load threads: {0}")]
+    Threads(io::Error),
     /// A report file could not be written.
     #[error("cannot write {path}: {source}")]
     WriteReport { path: PathBuf, source: io::Error },

@@ -15,7 +15,7 @@ use std::{
 };
 
 use tokio::{
-    sync::{mpsc, watch},
+    sync::{mpsc, oneshot, watch},
     task::JoinSet,
     time::Instant,
 };
@@ -124,7 +124,7 @@ pub async fn run(config: Config, control: Control) -> Result<Report, Error> {
         mut marks,
         live,
     } = control;
-    let mut running = Running::start(config, live);
+    let mut running = Running::start(config, live)?;
     running.until_the_end(outside_stop, &mut marks).await;
     running.stop_and_let_requests_finish(&mut marks).await;
     running.report().await
@@ -139,14 +139,26 @@ struct Running {
     timeline: Arc<Mutex<Timeline>>,
     live: Arc<Live>,
     events: Events,
-    workers: JoinSet<Recorder>,
+    workers: Vec<oneshot::Receiver<Vec<Recorder>>>,
     recorders: Vec<Recorder>,
     during: Option<during::Task>,
+    _stop_threads: StopOnDrop,
+}
+
+/// If a run is dropped before it ends (its caller gave up on it), its worker
+/// threads must not go on loading on their own.
+#[derive(Debug)]
+struct StopOnDrop(Arc<Shared>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.schedule.stopped.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Running {
     /// Starts one worker per connection, and the `--during` task.
-    fn start(config: Config, live: Arc<Live>) -> Running {
+    fn start(config: Config, live: Arc<Live>) -> Result<Running, Error> {
         let start = Instant::now();
         let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
@@ -162,18 +174,17 @@ impl Running {
         });
         let timeline = Arc::new(Mutex::new(Timeline::default()));
         let events = Events::new(start);
-        let mut workers = JoinSet::new();
-        for _ in 0..shared.config.connections {
-            let recorder = Recorder::new(shared.config.bucket, timeline.clone(), live.clone());
-            workers.spawn(worker(shared.clone(), recorder));
-        }
+        let recorders = (0..shared.config.connections)
+            .map(|_| Recorder::new(shared.config.bucket, timeline.clone(), live.clone()))
+            .collect();
+        let workers = spawn_threads(&shared, recorders)?;
         let during = during::spawn(
             shared.config.during.clone(),
             events.clone(),
             stop.subscribe(),
         );
-        Running {
-            shared,
+        Ok(Running {
+            shared: shared.clone(),
             start,
             stop,
             timeline,
@@ -182,7 +193,8 @@ impl Running {
             workers,
             recorders: Vec::new(),
             during,
-        }
+            _stop_threads: StopOnDrop(shared.clone()),
+        })
     }
 
     /// Waits for the duration, a stop from outside, the end of `--during` (and
@@ -294,13 +306,65 @@ async fn taking_marks(
     }
 }
 
-async fn join_all(workers: &mut JoinSet<Recorder>, out: &mut Vec<Recorder>) {
-    while let Some(result) = workers.join_next().await {
-        match result {
-            Ok(recorder) => out.push(recorder),
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
+/// Waits for every worker thread and collects its recorders. Cancel-safe: a
+/// thread's result is taken only once it is complete.
+async fn join_all(workers: &mut Vec<oneshot::Receiver<Vec<Recorder>>>, out: &mut Vec<Recorder>) {
+    while let Some(first) = workers.first_mut() {
+        let recorders = first.await.expect("a load worker thread panicked");
+        workers.remove(0);
+        out.extend(recorders);
     }
+}
+
+/// Shares the workers out over one thread per core, each with its own
+/// single-threaded runtime, as wrk does with its threads: a connection's
+/// requests and their wake-ups stay on one core, with no work stealing.
+fn spawn_threads(
+    shared: &Arc<Shared>,
+    recorders: Vec<Recorder>,
+) -> Result<Vec<oneshot::Receiver<Vec<Recorder>>>, Error> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.min(recorders.len()).max(1);
+    let mut groups: Vec<Vec<Recorder>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, recorder) in recorders.into_iter().enumerate() {
+        groups[i % threads].push(recorder);
+    }
+    groups
+        .into_iter()
+        .map(|group| spawn_thread(shared.clone(), group))
+        .collect()
+}
+
+fn spawn_thread(
+    shared: Arc<Shared>,
+    group: Vec<Recorder>,
+) -> Result<oneshot::Receiver<Vec<Recorder>>, Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Threads)?;
+    let (done, result) = oneshot::channel();
+    let work = async move {
+        let mut set = JoinSet::new();
+        for recorder in group {
+            set.spawn(worker(shared.clone(), recorder));
+        }
+        let mut recorders = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(recorder) => recorders.push(recorder),
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        }
+        recorders
+    };
+    std::thread::Builder::new()
+        .name("lameduck-load".into())
+        .spawn(move || {
+            let _ = done.send(runtime.block_on(work));
+        })
+        .map_err(Error::Threads)?;
+    Ok(result)
 }
 
 /// One connection's loop: claim a request, (open loop: wait for its time),
