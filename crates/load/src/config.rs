@@ -19,8 +19,11 @@ use crate::{http2::H2Request, tls, Error, TlsOptions};
 pub struct Config {
     /// Where requests go; request `i` goes to `targets[i % len]`.
     pub targets: Vec<Target>,
-    /// Concurrent connections (closed loop: requests in flight).
+    /// Concurrent connections.
     pub connections: usize,
+    /// HTTP/2: streams in flight on each connection (one worker each); 1 for
+    /// HTTP/1.1 and WebSocket. Requests in flight = `connections × streams`.
+    pub streams: usize,
     /// Open loop: requests per second, sent on schedule whatever the latency.
     /// `None`: closed loop, each connection sends its next request when the
     /// previous one ended.

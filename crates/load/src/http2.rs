@@ -1,5 +1,6 @@
 //! HTTP/2 (`--http2`): h2c with prior knowledge on `http://`, ALPN `h2` on
-//! `https://`, one stream at a time per connection (like `h2load -m 1`).
+//! `https://`; `--streams M` workers multiplex their streams on each connection
+//! (like `h2load -m M`).
 //!
 //! Uses the `h2` crate, whose errors are precise enough for exact outcomes:
 //! a stream failed by a GOAWAY (its id was above the GOAWAY's last stream id,
@@ -12,7 +13,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use h2::{client::SendRequest, Reason};
-use tokio::task::JoinHandle;
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
+
+use tokio::sync::Mutex;
 
 use crate::{config::ExpectStatus, stream::Stream, Outcome, Target};
 
@@ -26,53 +32,60 @@ pub(crate) struct H2Request {
     pub(crate) grpc: bool,
 }
 
-/// One HTTP/2 connection: a handle to open streams, and the task that drives
-/// the connection (stopped when this is dropped).
+/// One HTTP/2 connection: a handle to open streams on it. The task driving the
+/// connection is not stopped when this is dropped: it ends by itself once no
+/// handle is left and its streams are done, so dropping a connection never cuts
+/// another worker's stream that is still running on it.
 #[derive(Debug)]
 pub(crate) struct Conn {
     send: SendRequest<Bytes>,
-    driver: JoinHandle<()>,
+    /// Tells connections apart, so a worker only forgets the one that failed.
+    id: u64,
 }
 
-impl Drop for Conn {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
-}
+/// A connection shared by the workers that multiplex streams on it (`--streams`).
+pub(crate) type SharedConn = Arc<Mutex<Option<Conn>>>;
 
-/// Sends one request as a stream on `slot`'s connection (opening one if empty)
-/// and reads the whole response.
+/// Sends one request as a stream on the shared connection (opening one if there
+/// is none) and reads the whole response.
 pub(crate) async fn exchange(
-    slot: &mut Option<Conn>,
+    shared: &SharedConn,
     target: &Target,
     request: &H2Request,
     connect_timeout: Duration,
     expect: &ExpectStatus,
 ) -> Outcome {
-    let send = match ready(slot, target, connect_timeout).await {
-        Ok(send) => send,
-        Err(outcome) => return outcome,
+    let (send, id) = {
+        let mut slot = shared.lock().await;
+        match ready(&mut slot, target, connect_timeout).await {
+            Ok(ready) => ready,
+            Err(outcome) => return outcome,
+        }
     };
     let outcome = stream(send, request, expect).await;
     // A stream-level failure leaves the connection usable; any other failure
     // means starting again on a fresh connection.
     let stream_level = matches!(outcome, Outcome::RefusedStream | Outcome::StreamReset);
     if !(outcome.has_response() || stream_level) {
-        *slot = None;
+        let mut slot = shared.lock().await;
+        if slot.as_ref().is_some_and(|conn| conn.id == id) {
+            *slot = None;
+        }
     }
     outcome
 }
 
-/// A sender ready for a new stream. A kept connection that turns out to be
-/// closed (GOAWAY or EOF while idle) is replaced once: nothing was sent on it.
+/// A sender ready for a new stream (waiting, if need be, for the server's
+/// stream limit). A kept connection that turns out to be closed (GOAWAY or EOF
+/// while idle) is replaced once: nothing was sent on it.
 async fn ready(
     slot: &mut Option<Conn>,
     target: &Target,
     timeout: Duration,
-) -> Result<SendRequest<Bytes>, Outcome> {
+) -> Result<(SendRequest<Bytes>, u64), Outcome> {
     if let Some(conn) = slot.as_ref() {
         if let Ok(send) = conn.send.clone().ready().await {
-            return Ok(send);
+            return Ok((send, conn.id));
         }
         *slot = None;
     }
@@ -86,8 +99,9 @@ async fn ready(
         .ready()
         .await
         .map_err(|e| outcome(&e, false))?;
+    let id = conn.id;
     *slot = Some(conn);
-    Ok(send)
+    Ok((send, id))
 }
 
 async fn connect(target: &Target) -> Result<Conn, Outcome> {
@@ -101,10 +115,12 @@ async fn connect(target: &Target) -> Result<Conn, Outcome> {
     let (send, connection) = h2::client::handshake(stream)
         .await
         .map_err(|e| outcome(&e, false))?;
-    let driver = tokio::spawn(async move {
+    tokio::spawn(async move {
         let _ = connection.await;
     });
-    Ok(Conn { send, driver })
+    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    Ok(Conn { send, id })
 }
 
 async fn stream(

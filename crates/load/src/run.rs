@@ -174,10 +174,15 @@ impl Running {
         });
         let timeline = Arc::new(Mutex::new(Timeline::default()));
         let events = Events::new(start);
-        let recorders = (0..shared.config.connections)
-            .map(|_| Recorder::new(shared.config.bucket, timeline.clone(), live.clone()))
+        let groups = (0..shared.config.connections)
+            .map(|_| {
+                let recorder =
+                    || Recorder::new(shared.config.bucket, timeline.clone(), live.clone());
+                let slots = Slot::shared_by_streams(&shared.config);
+                slots.into_iter().map(|s| (recorder(), s)).collect()
+            })
             .collect();
-        let workers = spawn_threads(&shared, recorders)?;
+        let workers = spawn_threads(&shared, groups)?;
         let during = during::spawn(
             shared.config.during.clone(),
             events.clone(),
@@ -257,6 +262,10 @@ fn check(config: &Config) -> Result<(), Error> {
     if config.requests == Some(0) {
         return bad("--requests must be at least 1");
     }
+    let multiplexed = config.targets.iter().all(|t| t.h2.is_some()) && config.ws_interval.is_none();
+    if config.streams > 1 && !multiplexed {
+        return bad("--streams above 1 needs HTTP/2 (--http2 or --grpc-health)");
+    }
     if config.bucket < Duration::from_millis(10) {
         return bad("--bucket must be at least 10ms");
     }
@@ -319,15 +328,18 @@ async fn join_all(workers: &mut Vec<oneshot::Receiver<Vec<Recorder>>>, out: &mut
 /// Shares the workers out over one thread per core, each with its own
 /// single-threaded runtime, as wrk does with its threads: a connection's
 /// requests and their wake-ups stay on one core, with no work stealing.
+///
+/// `connections` holds, per connection, its workers (one, or `--streams` that
+/// share the connection); a connection's workers always go to the same thread.
 fn spawn_threads(
     shared: &Arc<Shared>,
-    recorders: Vec<Recorder>,
+    connections: Vec<Vec<Worker>>,
 ) -> Result<Vec<oneshot::Receiver<Vec<Recorder>>>, Error> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(recorders.len()).max(1);
-    let mut groups: Vec<Vec<Recorder>> = (0..threads).map(|_| Vec::new()).collect();
-    for (i, recorder) in recorders.into_iter().enumerate() {
-        groups[i % threads].push(recorder);
+    let threads = cores.min(connections.len()).max(1);
+    let mut groups: Vec<Vec<Worker>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, workers) in connections.into_iter().enumerate() {
+        groups[i % threads].extend(workers);
     }
     groups
         .into_iter()
@@ -335,9 +347,13 @@ fn spawn_threads(
         .collect()
 }
 
+/// What one worker starts with: its recorder and its connection slots (one per
+/// target).
+type Worker = (Recorder, Vec<Slot>);
+
 fn spawn_thread(
     shared: Arc<Shared>,
-    group: Vec<Recorder>,
+    group: Vec<Worker>,
 ) -> Result<oneshot::Receiver<Vec<Recorder>>, Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -346,8 +362,8 @@ fn spawn_thread(
     let (done, result) = oneshot::channel();
     let work = async move {
         let mut set = JoinSet::new();
-        for recorder in group {
-            set.spawn(worker(shared.clone(), recorder));
+        for (recorder, slots) in group {
+            set.spawn(worker(shared.clone(), recorder, slots));
         }
         let mut recorders = Vec::new();
         while let Some(joined) = set.join_next().await {
@@ -369,9 +385,8 @@ fn spawn_thread(
 
 /// One connection's loop: claim a request, (open loop: wait for its time),
 /// send it, record its outcome.
-async fn worker(shared: Arc<Shared>, mut recorder: Recorder) -> Recorder {
+async fn worker(shared: Arc<Shared>, mut recorder: Recorder, mut conns: Vec<Slot>) -> Recorder {
     let config = &shared.config;
-    let mut conns: Vec<Slot> = config.targets.iter().map(|_| Slot::default()).collect();
     let mut stop = shared.stop.clone();
     while let Some(seq) = shared.schedule.claim() {
         let sent_at = match shared.schedule.intended(seq) {
@@ -426,12 +441,31 @@ async fn with_retries(
     outcome
 }
 
-/// A worker's open connection to one target: HTTP/1.1, HTTP/2 or WebSocket.
+/// A worker's open connection to one target: HTTP/1.1, HTTP/2 (shared with the
+/// other workers multiplexing streams on it) or WebSocket.
 #[derive(Debug, Default)]
 struct Slot {
     h1: Option<http1::Conn>,
-    h2: Option<http2::Conn>,
+    h2: http2::SharedConn,
     ws: Option<ws::Conn>,
+}
+
+impl Slot {
+    /// Slots for the `--streams` workers of one connection: per target, one
+    /// HTTP/2 connection they all share.
+    fn shared_by_streams(config: &Config) -> Vec<Vec<Slot>> {
+        let h2: Vec<http2::SharedConn> =
+            config.targets.iter().map(|_| Default::default()).collect();
+        (0..config.streams.max(1))
+            .map(|_| {
+                let slot = |h2: &http2::SharedConn| Slot {
+                    h2: h2.clone(),
+                    ..Slot::default()
+                };
+                h2.iter().map(slot).collect()
+            })
+            .collect()
+    }
 }
 
 async fn one_request(
@@ -453,14 +487,18 @@ async fn one_request(
         match &target.h2 {
             None => http1::exchange(&mut slot.h1, target, connect_timeout, expect).await,
             Some(request) => {
-                http2::exchange(&mut slot.h2, target, request, connect_timeout, expect).await
+                http2::exchange(&slot.h2, target, request, connect_timeout, expect).await
             }
         }
     };
     match tokio::time::timeout(config.timeout, exchange).await {
         Ok(outcome) => outcome,
         Err(_elapsed) => {
-            *slot = Slot::default(); // in an unknown state: never reuse
+            // An HTTP/1.1 or WebSocket connection is in an unknown state: never
+            // reuse it. An HTTP/2 stream is reset (CANCEL) when dropped; its
+            // connection, shared with other streams, stays.
+            slot.h1 = None;
+            slot.ws = None;
             Outcome::RequestTimeout
         }
     }

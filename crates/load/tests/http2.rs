@@ -129,3 +129,53 @@ async fn h2_over_tls_is_chosen_by_alpn() {
     assert_eq!(outcomes(&report), [("refused_stream", 10), ("success", 30)]);
     assert_eq!(server.connections(), 2);
 }
+
+#[tokio::test]
+async fn streams_multiplex_on_one_connection() {
+    // 16 requests of 100ms each, 8 streams on one connection: two rounds, not
+    // sixteen.
+    let server = InjectServer::start_h2(|_, _| Action::Delay(Duration::from_millis(100)));
+    let mut cfg = config(&[server.url("/")], 16, 1);
+    cfg.targets = h2_targets(&[server.url("/")], &TlsOptions::default());
+    cfg.streams = 8;
+    let started = std::time::Instant::now();
+    let report = load(cfg).await;
+    assert_eq!(outcomes(&report), [("success", 16)]);
+    assert_eq!(server.connections(), 1);
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn refused_streams_among_multiplexed_ones_are_counted_exactly() {
+    let server = InjectServer::start_h2(|i, _| match i % 4 {
+        0 => Action::RefusedStream,
+        _ => Action::Ok,
+    });
+    let mut cfg = config(&[server.url("/")], 200, 2);
+    cfg.targets = h2_targets(&[server.url("/")], &TlsOptions::default());
+    cfg.streams = 4;
+    let report = load(cfg).await;
+    assert_eq!(
+        outcomes(&report),
+        [("refused_stream", 50), ("success", 150)]
+    );
+    assert_eq!(
+        server.connections(),
+        2,
+        "a refused stream keeps its connection"
+    );
+}
+
+#[tokio::test]
+async fn streams_need_http2() {
+    let server = InjectServer::start(|_, _| Action::Ok);
+    let mut cfg = config(&[server.url("/")], 10, 1);
+    cfg.streams = 2;
+    let (_c, control) = lameduck_load::control();
+    let e = lameduck_load::run(cfg, control).await.unwrap_err();
+    assert!(e.to_string().contains("--streams"), "{e}");
+}

@@ -103,9 +103,14 @@ pub(crate) struct LoadArgs {
     connect_timeout: Duration,
 
     /// Speak HTTP/2: h2c with prior knowledge on http://, ALPN h2 on https://
-    /// (no fallback to HTTP/1.1). One stream at a time per connection.
+    /// (no fallback to HTTP/1.1).
     #[arg(long, help_heading = "Request")]
     http2: bool,
+
+    /// HTTP/2: streams in flight on each connection; -c × --streams requests
+    /// are in flight in all.
+    #[arg(long, value_name = "M", default_value_t = 1, help_heading = "Request")]
+    streams: usize,
 
     /// WebSocket: hold -c connections to the ws:// or wss:// URLs and exchange
     /// one message on each every --ws-interval (any message back answers it). A
@@ -233,6 +238,7 @@ impl LoadArgs {
         Ok(Config {
             targets,
             connections: self.connections,
+            streams: self.streams,
             rate: self.rate,
             duration: if nothing_ends_it {
                 Some(Duration::from_secs(10))

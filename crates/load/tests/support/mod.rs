@@ -61,6 +61,7 @@ pub fn config(urls: &[String], n: u64, c: usize) -> Config {
     Config {
         targets: targets(urls, true),
         connections: c,
+        streams: 1,
         rate: None,
         duration: None,
         requests: Some(n),
