@@ -179,3 +179,23 @@ async fn streams_need_http2() {
     let e = lameduck_load::run(cfg, control).await.unwrap_err();
     assert!(e.to_string().contains("--streams"), "{e}");
 }
+
+#[tokio::test]
+async fn a_stream_reset_mid_body_is_stream_reset() {
+    let server = InjectServer::start_h2(|i, _| match i % 5 {
+        0 => Action::ResetMidBody,
+        _ => Action::Ok,
+    });
+    let report = load_h2(&server, 50, 2).await;
+    assert_eq!(outcomes(&report), [("stream_reset", 10), ("success", 40)]);
+}
+
+#[tokio::test]
+async fn a_connection_closed_mid_body_is_truncated_body() {
+    let server = InjectServer::start_h2(|i, _| match i % 5 {
+        0 => Action::Truncate,
+        _ => Action::Ok,
+    });
+    let report = load_h2(&server, 50, 2).await;
+    assert_eq!(outcomes(&report), [("success", 40), ("truncated_body", 10)]);
+}

@@ -177,7 +177,9 @@ impl InjectServer {
 
     /// Like [`InjectServer::start`], but speaks HTTP/2 without TLS (h2c, prior
     /// knowledge). Supports `Ok`, `Status`, `Delay`, `RefusedStream`,
-    /// `StreamReset` and `Close` (FIN, no GOAWAY); for gRPC calls (content-type
+    /// `StreamReset`, `Close` (FIN, no GOAWAY), `ResetMidBody` (head, part of
+    /// the body, RST_STREAM) and `Truncate` (head, part of the body, then a
+    /// clean close); for gRPC calls (content-type
     /// `application/grpc`) `Ok` is a SERVING health answer, and `NotServing`
     /// and `GrpcStatus` answer as they say.
     pub fn start_h2(plan: impl Fn(u64, &str) -> Action + Send + Sync + 'static) -> InjectServer {
@@ -453,8 +455,24 @@ async fn h2_connection<S: H2Socket>(stream: S, plan: Arc<Plan>, requests: Arc<At
                 return;
             }
             Action::RefusedStream => respond.send_reset(h2::Reason::REFUSED_STREAM),
-            Action::StreamReset | Action::Reset | Action::ResetMidBody | Action::Truncate => {
-                respond.send_reset(h2::Reason::INTERNAL_ERROR)
+            Action::StreamReset | Action::Reset => respond.send_reset(h2::Reason::INTERNAL_ERROR),
+            Action::ResetMidBody => {
+                // HEADERS, part of the body, then RST_STREAM, in that order.
+                if let Some(mut body) = h2_partial(&mut respond) {
+                    body.send_reset(h2::Reason::INTERNAL_ERROR);
+                }
+            }
+            Action::Truncate => {
+                // HEADERS and part of the body; the connection writes them on
+                // its next poll; then a clean close (FIN) under the stream.
+                let _body = h2_partial(&mut respond);
+                let flush = Duration::from_millis(50);
+                while let Ok(Some(Ok(_))) = tokio::time::timeout(flush, conn.accept()).await {}
+                if let Some(spare) = spare.as_mut() {
+                    let _ = spare.shutdown().await;
+                    drain(spare).await;
+                }
+                return;
             }
             Action::Ok | Action::Chunked | Action::WsGoingAway => h2_respond(respond, 200),
             Action::Status(code) => h2_respond(respond, code),
@@ -512,6 +530,21 @@ impl H2Socket for tokio_rustls::server::TlsStream<TcpStream> {
     fn split_handle(self) -> Option<(Self, Option<TcpStream>)> {
         Some((self, None))
     }
+}
+
+/// Sends a head announcing 100 body bytes and the first 10 of them.
+fn h2_partial(
+    respond: &mut h2::server::SendResponse<bytes::Bytes>,
+) -> Option<h2::SendStream<bytes::Bytes>> {
+    let head = http::Response::builder()
+        .status(200)
+        .header("content-length", "100")
+        .body(())
+        .expect("a valid response");
+    let mut body = respond.send_response(head, false).ok()?;
+    body.send_data(bytes::Bytes::from_static(b"0123456789"), false)
+        .ok()?;
+    Some(body)
 }
 
 fn h2_respond(mut respond: h2::server::SendResponse<bytes::Bytes>, status: u16) {
