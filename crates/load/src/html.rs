@@ -75,6 +75,19 @@ fn summary(page: &mut String, report: &Report) {
         );
     }
     page.push_str("</table>\n");
+    if !s.per_url.is_empty() {
+        page.push_str("<table><tr><th>URL</th><th>requests</th><th>failed</th></tr>\n");
+        for (url, outcomes) in &s.per_url {
+            let total: u64 = outcomes.values().sum();
+            let failed = total - outcomes.get("success").copied().unwrap_or(0);
+            let _ = writeln!(
+                page,
+                "<tr><td>{}</td><td>{total}</td><td>{failed}</td></tr>",
+                escape(url)
+            );
+        }
+        page.push_str("</table>\n");
+    }
 }
 
 /// The scales every panel shares.
@@ -357,6 +370,7 @@ mod tests {
                     ("success".to_string(), 27),
                     ("closed_before_response".to_string(), 3),
                 ]),
+                per_url: BTreeMap::new(),
                 retried: BTreeMap::new(),
                 saved_by_retry: 0,
                 ws_clean_closes: 0,

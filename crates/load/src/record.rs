@@ -99,6 +99,8 @@ pub(crate) struct Recorder {
     pub(crate) saved: u64,
     /// WebSocket exchanges cut by a clean close and sent again.
     pub(crate) ws_clean_closes: u64,
+    /// Outcomes per target (by index in the config's targets).
+    pub(crate) per_target: Vec<OutcomeCounts>,
     /// Latencies of every response (success or unexpected status), 3 digits.
     pub(crate) latency: Histogram<u64>,
     bucket_width: Duration,
@@ -118,6 +120,7 @@ impl Recorder {
             retried: OutcomeCounts::default(),
             saved: 0,
             ws_clean_closes: 0,
+            per_target: Vec::new(),
             latency: histogram(3),
             bucket_width,
             current: None,
@@ -131,10 +134,21 @@ impl Recorder {
         self.live.started.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Records a request that ended `at` (since the run started) in `outcome`
-    /// after `latency`.
-    pub(crate) fn record(&mut self, outcome: Outcome, latency: Duration, at: Duration) {
+    /// Records a request to target `target` that ended `at` (since the run
+    /// started) in `outcome` after `latency`.
+    pub(crate) fn record(
+        &mut self,
+        target: usize,
+        outcome: Outcome,
+        latency: Duration,
+        at: Duration,
+    ) {
         self.counts.add(outcome);
+        if self.per_target.len() <= target {
+            self.per_target
+                .resize_with(target + 1, OutcomeCounts::default);
+        }
+        self.per_target[target].add(outcome);
         let index = (at.as_nanos() / self.bucket_width.as_nanos().max(1)) as usize;
         if self.current.as_ref().is_some_and(|(i, _)| *i != index) {
             self.flush();

@@ -45,6 +45,8 @@ pub struct Summary {
     pub throughput_rps: f64,
     /// Outcome name → count (only outcomes that happened).
     pub outcomes: BTreeMap<String, u64>,
+    /// With more than one URL: URL → outcome name → count.
+    pub per_url: BTreeMap<String, BTreeMap<String, u64>>,
     /// With `--retry-unprocessed`: attempts that ended unprocessed and were sent
     /// again, by outcome (not requests: one request may be retried several times).
     pub retried: BTreeMap<String, u64>,
@@ -133,6 +135,7 @@ pub(crate) struct Gathered {
     pub(crate) elapsed: Duration,
     pub(crate) counts: OutcomeCounts,
     pub(crate) retried: OutcomeCounts,
+    pub(crate) per_target: Vec<OutcomeCounts>,
     pub(crate) saved: u64,
     pub(crate) ws_clean_closes: u64,
     pub(crate) latency: Histogram<u64>,
@@ -171,6 +174,7 @@ impl Report {
                 0.0
             },
             outcomes: g.counts.to_map(),
+            per_url: per_url(config, &g.per_target),
             retried: g.retried.to_map(),
             saved_by_retry: g.saved,
             ws_clean_closes: g.ws_clean_closes,
@@ -240,6 +244,15 @@ impl Report {
             let pct = 100.0 * count as f64 / s.requests.max(1) as f64;
             let _ = writeln!(out, "{name:<26} {count:>12} {pct:>8.3}");
         }
+        for (url, outcomes) in &s.per_url {
+            let failed: u64 = outcomes
+                .iter()
+                .filter(|(n, _)| *n != "success")
+                .map(|(_, c)| c)
+                .sum();
+            let total: u64 = outcomes.values().sum();
+            let _ = writeln!(out, "{url}: {total} requests, {failed} failed");
+        }
         if !s.retried.is_empty() {
             let list: Vec<_> = s.retried.iter().map(|(n, c)| format!("{n} {c}")).collect();
             let _ = writeln!(
@@ -269,6 +282,23 @@ impl Report {
         }
         out
     }
+}
+
+/// Outcomes per URL, when there is more than one URL.
+fn per_url(
+    config: &Config,
+    per_target: &[OutcomeCounts],
+) -> BTreeMap<String, BTreeMap<String, u64>> {
+    if config.targets.len() < 2 {
+        return BTreeMap::new();
+    }
+    let mut map: BTreeMap<String, OutcomeCounts> = BTreeMap::new();
+    for (target, counts) in config.targets.iter().zip(per_target) {
+        map.entry(target.url.clone()).or_default().merge(counts);
+    }
+    map.into_iter()
+        .map(|(url, counts)| (url, counts.to_map()))
+        .collect()
 }
 
 /// Success first, then the failures by count (largest first).

@@ -402,7 +402,7 @@ async fn worker(shared: Arc<Shared>, mut recorder: Recorder, mut conns: Vec<Slot
         let i = (seq % config.targets.len() as u64) as usize;
         let outcome = with_retries(config, &mut conns[i], (i, seq), &mut recorder).await;
         let now = Instant::now();
-        recorder.record(outcome, now - sent_at, now - shared.schedule.start);
+        recorder.record(i, outcome, now - sent_at, now - shared.schedule.start);
         if let Some(interval) = config.ws_interval {
             if !wait_until(now + interval, &mut stop).await {
                 break;
@@ -514,12 +514,19 @@ fn gather(
 ) -> Gathered {
     let mut counts = crate::OutcomeCounts::default();
     let mut retried = crate::OutcomeCounts::default();
+    let mut per_target: Vec<crate::OutcomeCounts> = Vec::new();
     let mut saved = 0;
     let mut ws_clean_closes = 0;
     let mut latency = histogram(3);
     for r in &recorders {
         counts.merge(&r.counts);
         retried.merge(&r.retried);
+        for (i, counts) in r.per_target.iter().enumerate() {
+            if per_target.len() <= i {
+                per_target.resize_with(i + 1, Default::default);
+            }
+            per_target[i].merge(counts);
+        }
         saved += r.saved;
         ws_clean_closes += r.ws_clean_closes;
         latency
@@ -532,6 +539,7 @@ fn gather(
         elapsed,
         counts,
         retried,
+        per_target,
         saved,
         ws_clean_closes,
         latency,

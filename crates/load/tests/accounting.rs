@@ -186,6 +186,10 @@ async fn urls_take_turns() {
         ]
     );
     assert_eq!(report.summary.urls.len(), 3);
+    let per_url = &report.summary.per_url;
+    assert_eq!(per_url[&urls[1]].get("status_500"), Some(&30));
+    assert_eq!(per_url[&urls[2]].get("closed_before_response"), Some(&30));
+    assert_eq!(per_url[&urls[0]].get("success"), Some(&30));
     let _ = Outcome::Success; // the enum is public API
 }
 
