@@ -23,7 +23,7 @@ use crate::{Outcome, OutcomeCounts};
 const MAX_LATENCY_US: u64 = 60_000_000;
 
 /// A latency histogram in microseconds with `sigfig` significant digits.
-pub(crate) fn histogram(sigfig: u8) -> Histogram<u64> {
+pub(crate) fn histogram<C: hdrhistogram::Counter>(sigfig: u8) -> Histogram<C> {
     let mut h = Histogram::new_with_bounds(1, MAX_LATENCY_US, sigfig)
         .expect("constant histogram bounds are valid");
     h.auto(true);
@@ -54,8 +54,10 @@ impl Live {
 #[derive(Debug, Clone)]
 pub(crate) struct Bucket {
     pub(crate) counts: OutcomeCounts,
-    /// Latencies of responses that ended in this bucket (2 significant digits).
-    pub(crate) latency: Histogram<u64>,
+    /// Latencies of responses that ended in this bucket: 2 significant digits
+    /// and 32-bit counters keep one bucket near 10 KiB, the timeline of an hour
+    /// of 1 s buckets near 36 MiB (use a wider `--bucket` for long soaks).
+    pub(crate) latency: Histogram<u32>,
 }
 
 impl Bucket {
