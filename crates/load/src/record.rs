@@ -173,3 +173,50 @@ impl Recorder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_histogram_stays_near_10_kib() {
+        let h = histogram::<u32>(2);
+        let bytes = h.distinct_values() * std::mem::size_of::<u32>();
+        assert!((8 * 1024..12 * 1024).contains(&bytes), "{bytes} bytes");
+    }
+
+    #[test]
+    fn a_worker_moving_on_hands_its_bucket_to_the_timeline() {
+        let timeline = Arc::new(Mutex::new(Timeline::default()));
+        let mut r = Recorder::new(Duration::from_secs(1), timeline.clone(), Arc::default());
+        r.record(
+            0,
+            Outcome::Success,
+            Duration::from_millis(2),
+            Duration::from_millis(100),
+        );
+        r.record(
+            0,
+            Outcome::ConnectRefused,
+            Duration::ZERO,
+            Duration::from_millis(900),
+        );
+        assert!(
+            timeline.lock().unwrap().buckets.is_empty(),
+            "still filling bucket 0"
+        );
+        r.record(
+            0,
+            Outcome::Success,
+            Duration::from_millis(3),
+            Duration::from_millis(2100),
+        );
+        r.flush();
+        let t = timeline.lock().unwrap();
+        assert_eq!(t.buckets.len(), 3);
+        assert_eq!(t.buckets[0].counts.total(), 2);
+        assert_eq!(t.buckets[0].counts.failures(), 1);
+        assert_eq!(t.buckets[1].counts.total(), 0);
+        assert_eq!(t.buckets[2].counts.total(), 1);
+    }
+}
