@@ -98,3 +98,42 @@ fn grpc_health_takes_the_url_and_a_service_name() {
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("10 requests in"), "{stdout}");
 }
+
+#[test]
+fn during_marks_the_timeline_and_html_is_written() {
+    let server = InjectServer::start(|_, _| Action::Ok);
+    let dir = std::env::temp_dir().join(format!("ld-load-html-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let html = dir.join("report.html");
+    let html_arg = format!("--html={}", html.display());
+    let url = server.url("/");
+    let args = [
+        "-c",
+        "2",
+        "--warmup",
+        "100ms",
+        "--cooldown",
+        "100ms",
+        "--during",
+        "echo rolling",
+        &html_arg,
+        &url,
+    ];
+    let out = load(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("during_start echo rolling"), "{stdout}");
+    assert!(stdout.contains("during_end   exit status 0"), "{stdout}");
+    assert!(
+        stderr.contains("rolling"),
+        "the command's output goes to stderr: {stderr}"
+    );
+    assert!(
+        !stdout.lines().any(|line| line == "rolling"),
+        "stdout stays the report: {stdout}"
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<svg"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
