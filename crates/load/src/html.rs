@@ -374,6 +374,7 @@ mod tests {
                 retried: BTreeMap::new(),
                 saved_by_retry: 0,
                 ws_clean_closes: 0,
+                sent_late: 0,
                 latency: Latency::default(),
             },
             timeline: vec![bucket(0.0, 10, 0), bucket(1.0, 7, 3), bucket(2.0, 10, 0)],

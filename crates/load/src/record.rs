@@ -101,6 +101,8 @@ pub(crate) struct Recorder {
     pub(crate) saved: u64,
     /// WebSocket exchanges cut by a clean close and sent again.
     pub(crate) ws_clean_closes: u64,
+    /// Open loop: requests sent more than 1 ms after their intended time.
+    pub(crate) sent_late: u64,
     /// Outcomes per target (by index in the config's targets).
     pub(crate) per_target: Vec<OutcomeCounts>,
     /// Latencies of every response (success or unexpected status), 3 digits.
@@ -122,6 +124,7 @@ impl Recorder {
             retried: OutcomeCounts::default(),
             saved: 0,
             ws_clean_closes: 0,
+            sent_late: 0,
             per_target: Vec::new(),
             latency: histogram(3),
             bucket_width,

@@ -55,6 +55,10 @@ pub struct Summary {
     /// With `--ws`: exchanges cut by a clean close (1000/1001) and sent again on
     /// a new connection (not losses).
     pub ws_clean_closes: u64,
+    /// Open loop (`--rate`): requests sent more than 1 ms after their intended
+    /// time because every connection was busy; their latency includes the wait.
+    /// A large count means `-c` is too small for the rate (or the server stalls).
+    pub sent_late: u64,
     /// Latency of responses (success and unexpected status), in microseconds.
     pub latency: Latency,
 }
@@ -138,6 +142,7 @@ pub(crate) struct Gathered {
     pub(crate) per_target: Vec<OutcomeCounts>,
     pub(crate) saved: u64,
     pub(crate) ws_clean_closes: u64,
+    pub(crate) sent_late: u64,
     pub(crate) latency: Histogram<u64>,
     pub(crate) buckets: Vec<Bucket>,
     pub(crate) events: Vec<Event>,
@@ -178,6 +183,7 @@ impl Report {
             retried: g.retried.to_map(),
             saved_by_retry: g.saved,
             ws_clean_closes: g.ws_clean_closes,
+            sent_late: g.sent_late,
             latency: Latency::of(&g.latency),
         };
         let width = config.bucket.as_secs_f64();
@@ -260,6 +266,13 @@ impl Report {
                 "retried (never processed): {}; saved by a retry: {} requests",
                 list.join(", "),
                 s.saved_by_retry
+            );
+        }
+        if s.sent_late > 0 {
+            let _ = writeln!(
+                out,
+                "sent late (no free connection when due; latency counts the wait): {}",
+                s.sent_late
             );
         }
         if s.ws_clean_closes > 0 {

@@ -383,6 +383,10 @@ fn spawn_thread(
     Ok(result)
 }
 
+/// Open loop: a request sent this long after its intended time is counted as
+/// late (every connection was busy when it was due).
+const LATE: Duration = Duration::from_millis(1);
+
 /// One connection's loop: claim a request, (open loop: wait for its time),
 /// send it, record its outcome.
 async fn worker(shared: Arc<Shared>, mut recorder: Recorder, mut conns: Vec<Slot>) -> Recorder {
@@ -394,6 +398,9 @@ async fn worker(shared: Arc<Shared>, mut recorder: Recorder, mut conns: Vec<Slot
             Some(at) => {
                 if !wait_until(at, &mut stop).await {
                     break;
+                }
+                if at.elapsed() > LATE {
+                    recorder.sent_late += 1;
                 }
                 at
             }
@@ -517,6 +524,7 @@ fn gather(
     let mut per_target: Vec<crate::OutcomeCounts> = Vec::new();
     let mut saved = 0;
     let mut ws_clean_closes = 0;
+    let mut sent_late = 0;
     let mut latency = histogram(3);
     for r in &recorders {
         counts.merge(&r.counts);
@@ -529,6 +537,7 @@ fn gather(
         }
         saved += r.saved;
         ws_clean_closes += r.ws_clean_closes;
+        sent_late += r.sent_late;
         latency
             .add(&r.latency)
             .expect("auto-resizing histograms always merge");
@@ -542,6 +551,7 @@ fn gather(
         per_target,
         saved,
         ws_clean_closes,
+        sent_late,
         latency,
         buckets,
         events: events.into_vec(),

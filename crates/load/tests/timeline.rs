@@ -157,6 +157,11 @@ async fn open_loop_latency_counts_from_the_intended_send_time() {
     let open = load(cfg).await;
     let p90 = open.summary.latency.p90_us.unwrap();
     assert!(p90 >= 25_000, "queued requests show the stall: p90 {p90}µs");
+    assert!(
+        open.summary.sent_late >= 4,
+        "requests 1..5 were sent late: {}",
+        open.summary.sent_late
+    );
 
     let server = InjectServer::start(plan);
     let closed = load(config(&[server.url("/")], 10, 1)).await;
