@@ -3,6 +3,7 @@
 //! checked library config built by each module's `config()`.
 
 pub(crate) mod drain_args;
+pub(crate) mod load;
 pub(crate) mod prestop;
 pub(crate) mod proxy;
 pub(crate) mod registry;
@@ -48,4 +49,5 @@ pub(crate) enum Command {
     Prestop(prestop::PrestopArgs),
     Proxy(proxy::ProxyArgs),
     Registry(registry::RegistryArgs),
+    Load(load::LoadArgs),
 }

@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         cli::Command::Prestop(args) => cli::prestop::main(args),
         cli::Command::Proxy(args) => cli::proxy::main(args),
         cli::Command::Registry(args) => cli::registry::main(args),
+        cli::Command::Load(args) => cli::load::main(args),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

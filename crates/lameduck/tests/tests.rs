@@ -6,6 +6,8 @@
 
 #![allow(unreachable_pub)] // test helpers are `pub` for readability
 
+mod load_cli;
+mod nginx_reload;
 mod proxy;
 mod registry;
 mod run;

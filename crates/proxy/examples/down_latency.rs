@@ -62,7 +62,7 @@ fn instance(id: &str, addr: SocketAddr) -> lameduck_eureka::model::Instance {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let feed = args.first().map_or(true, |m| m != "poll");
+    let feed = args.first().is_none_or(|m| m != "poll");
     let rounds: usize =
         args.get(1)
             .and_then(|r| r.parse().ok())

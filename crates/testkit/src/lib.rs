@@ -1,5 +1,8 @@
 //! Test support shared by lameduck's black-box tests: waiting for a condition
-//! with a deadline (never a bare sleep), and reading `/proc`.
+//! with a deadline (never a bare sleep), reading `/proc`, and a failure-injection
+//! HTTP server ([`inject`]).
+
+pub mod inject;
 
 use std::time::{Duration, Instant};
 
