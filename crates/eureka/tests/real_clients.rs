@@ -4,7 +4,7 @@
 //! registers, heartbeats, fetches the full registry then deltas, is marked
 //! DOWN, and cancels; and each recovers by itself from a registry restart.
 //!
-//! The clients are installed by `.ci/setup-eureka-clients.sh`.
+//! The clients are installed by `.ci/setup-eureka-clients.sh`, run on first use.
 
 use lameduck_eureka::Config;
 

@@ -2,8 +2,9 @@
 //! rule in both formats, the change feed, the drain, and the real Eureka
 //! clients (py-eureka-client, eureka-js-client) driven unmodified.
 //!
-//! The real-client tests need `.ci/setup-eureka-clients.sh` to have run; they
-//! fail, naming that script, when the clients are missing.
+//! The real-client tests install the clients on first use by running
+//! `.ci/setup-eureka-clients.sh` (pip and npm, pinned versions, under
+//! `target/eureka-clients/`); they fail, naming that script, if it cannot.
 
 #![allow(unreachable_pub)] // test helpers are `pub` for readability
 

@@ -256,10 +256,29 @@ pub fn clients_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/eureka-clients")
 }
 
+/// The installed client at `path`; on a fresh checkout, installs the clients
+/// first with `.ci/setup-eureka-clients.sh` (pip and npm, pinned versions), once
+/// per test run, so `cargo test --workspace` works on its own.
 fn require(path: PathBuf, what: &str) -> PathBuf {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    if !path.exists() {
+        INSTALL.call_once(|| {
+            let script =
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.ci/setup-eureka-clients.sh");
+            eprintln!(
+                "installing the real Eureka clients with {}",
+                script.display()
+            );
+            let ok = Command::new("bash")
+                .arg(&script)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "{} failed: see its output above", script.display());
+        });
+    }
     assert!(
         path.exists(),
-        "{what} is not installed ({} is missing): run .ci/setup-eureka-clients.sh first",
+        "{what} is not installed ({} is missing): run .ci/setup-eureka-clients.sh",
         path.display()
     );
     path
