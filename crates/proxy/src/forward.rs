@@ -40,11 +40,34 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
-/// Where the request came from, for the `X-Forwarded-*` and `Forwarded` headers.
-#[derive(Debug, Clone, Copy)]
+/// Where the request came from, for the `X-Forwarded-*` and `Forwarded`
+/// headers; built once per client connection, so requests only copy it.
+#[derive(Debug, Clone)]
 pub(crate) struct Peer {
-    pub(crate) addr: SocketAddr,
-    pub(crate) tls: bool,
+    /// The client's IP, as `X-Forwarded-For` lists it.
+    ip: HeaderValue,
+    /// `http` or `https`.
+    proto: HeaderValue,
+    /// `for=IP;proto=…` (an IPv6 address quoted and bracketed), the start of
+    /// this hop's `Forwarded` element.
+    forwarded_for: String,
+}
+
+impl Peer {
+    pub(crate) fn new(addr: SocketAddr, tls: bool) -> Peer {
+        let ip = addr.ip().to_string();
+        let proto = if tls { "https" } else { "http" };
+        let node = if addr.is_ipv6() {
+            format!("\"[{ip}]\"")
+        } else {
+            ip.clone()
+        };
+        Peer {
+            ip: HeaderValue::from_str(&ip).unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            proto: HeaderValue::from_static(proto),
+            forwarded_for: format!("for={node};proto={proto}"),
+        }
+    }
 }
 
 /// Removes hop-by-hop headers (and those the `Connection` header names). `TE:
@@ -76,39 +99,37 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-/// Adds `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and `Forwarded`.
-pub(crate) fn add_forwarded(headers: &mut HeaderMap, peer: Peer, host: &str) {
-    let ip = peer.addr.ip().to_string();
-    let proto = if peer.tls { "https" } else { "http" };
+/// Adds `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
+/// `Forwarded` (RFC 7239), appending to what earlier proxies set. `host` is the
+/// request's `Host` (or HTTP/2 `:authority`), port included.
+pub(crate) fn add_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<HeaderValue>) {
     let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip.clone(),
-    };
-    let node = if peer.addr.is_ipv6() {
-        format!("\"[{ip}]\"")
-    } else {
-        ip
-    };
-    let mut forwarded = format!("for={node};proto={proto}");
-    if !host.is_empty() {
-        forwarded.push_str(&format!(";host=\"{host}\""));
-    }
-    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {forwarded}"),
-        None => forwarded,
-    };
-    for (name, value) in [
-        ("x-forwarded-for", xff),
-        ("x-forwarded-proto", proto.to_string()),
-        ("forwarded", forwarded),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(name, v);
+        Some(prev) => {
+            HeaderValue::from_str(&format!("{prev}, {}", peer.ip.to_str().unwrap_or(""))).ok()
         }
+        None => Some(peer.ip.clone()),
+    };
+    let mut forwarded = String::with_capacity(64);
+    if let Some(prev) = headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+        forwarded.push_str(prev);
+        forwarded.push_str(", ");
     }
-    if !headers.contains_key("x-forwarded-host") && !host.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(host) {
-            headers.insert("x-forwarded-host", v);
+    forwarded.push_str(&peer.forwarded_for);
+    if let Some(h) = host.as_ref().and_then(|h| h.to_str().ok()) {
+        forwarded.push_str(";host=\"");
+        forwarded.push_str(h);
+        forwarded.push('"');
+    }
+    if let Some(v) = xff {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert("x-forwarded-proto", peer.proto.clone());
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(forwarded)) {
+        headers.insert(header::FORWARDED, v);
+    }
+    if let Some(h) = host {
+        if !headers.contains_key("x-forwarded-host") {
+            headers.insert("x-forwarded-host", h);
         }
     }
 }

@@ -27,12 +27,11 @@ impl Router {
 
     /// The upstream name for `host` (without port) and `path`, if any route matches.
     pub(crate) fn pick(&self, host: &str, path: &str) -> Option<&str> {
-        let host = host.to_ascii_lowercase();
         self.routes
             .iter()
             .enumerate()
             .filter_map(|(i, r)| {
-                let host_rank = host_rank(&r.host, &host)?;
+                let host_rank = host_rank(&r.host, host)?;
                 path_matches(&r.path_prefix, path).then_some((
                     host_rank,
                     r.path_prefix.len(),
@@ -45,17 +44,21 @@ impl Router {
     }
 }
 
-/// 2 for an exact host, 1 for a matching `*.suffix`, 0 for `*`; `None` if no match.
+/// 2 for an exact host, 1 for a matching `*.suffix`, 0 for `*`; `None` if no
+/// match. `rule` is lower case (the config is); `host` is compared without
+/// regard to case, and without allocating.
 fn host_rank(rule: &str, host: &str) -> Option<u8> {
+    let (rule_b, host_b) = (rule.as_bytes(), host.as_bytes());
     if rule == "*" {
         Some(0)
-    } else if let Some(suffix) = rule.strip_prefix("*.") {
-        (host.len() > suffix.len() + 1
-            && host.ends_with(suffix)
-            && host[..host.len() - suffix.len()].ends_with('.'))
-        .then_some(1)
+    } else if let Some(suffix) = rule_b.strip_prefix(b"*.") {
+        let n = host_b.len();
+        let fits = n > suffix.len() + 1
+            && host_b[n - suffix.len()..].eq_ignore_ascii_case(suffix)
+            && host_b[n - suffix.len() - 1] == b'.';
+        fits.then_some(1)
     } else {
-        (rule == host).then_some(2)
+        rule_b.eq_ignore_ascii_case(host_b).then_some(2)
     }
 }
 
@@ -70,14 +73,14 @@ fn path_matches(prefix: &str, path: &str) -> bool {
 }
 
 /// The host of a request, without port: the `Host` header, else the URI's authority.
-pub(crate) fn request_host<B>(req: &hyper::Request<B>) -> String {
+pub(crate) fn request_host<B>(req: &hyper::Request<B>) -> &str {
     let raw = req
         .headers()
         .get(hyper::header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri().host())
         .unwrap_or("");
-    strip_port(raw).to_string()
+    strip_port(raw)
 }
 
 fn strip_port(host: &str) -> &str {

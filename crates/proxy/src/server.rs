@@ -118,7 +118,8 @@ pub(crate) async fn accept_loop(
 struct Conn {
     listener: Arc<str>,
     peer: SocketAddr,
-    tls: bool,
+    /// This client's `X-Forwarded-*` / `Forwarded` values, built once.
+    forwarded: Peer,
     state: Arc<State>,
     activity: Arc<Activity>,
     requests: AtomicU64,
@@ -127,8 +128,6 @@ struct Conn {
     last_request: std::sync::Mutex<Instant>,
     /// Set when the handler wants this connection ended gracefully (HTTP/2).
     goaway: Notify,
-    /// Set when a request ends, so the idle deadline is computed again.
-    rearm: Notify,
 }
 
 /// Decrements the active-connection gauge however the task ends.
@@ -199,7 +198,7 @@ async fn serve_http<I>(
     let conn = Arc::new(Conn {
         listener,
         peer,
-        tls,
+        forwarded: Peer::new(peer, tls),
         state: Arc::clone(&state),
         activity,
         requests: AtomicU64::new(0),
@@ -207,7 +206,6 @@ async fn serve_http<I>(
         is_h2: AtomicBool::new(false),
         last_request: std::sync::Mutex::new(Instant::now()),
         goaway: Notify::new(),
-        rearm: Notify::new(),
     });
     let c = Arc::clone(&conn);
     let service = hyper::service::service_fn(move |req| handle(req, Arc::clone(&c)));
@@ -237,18 +235,18 @@ async fn serve_http<I>(
         tokio::select! {
             _ = server.as_mut() => return,
             _ = phase.changed() => {}
-            () = conn.rearm.notified() => {}
             () = conn.goaway.notified(), if !ending => {
                 server.as_mut().graceful_shutdown();
                 ending = true;
             }
             () = tokio::time::sleep_until(conn.idle_deadline(&settings).into()), if !ending => {
-                if conn.requests.load(Ordering::Relaxed) == 0 && conn.in_flight.load(Ordering::Relaxed) == 0 {
+                let no_request = conn.requests.load(Ordering::Relaxed) == 0;
+                if no_request && conn.idle_for() >= settings.header_read_timeout {
                     // No complete request within header_read_timeout: nothing to lose.
                     tracing::debug!(peer = %conn.peer, "no request head within header_read_timeout; closing");
                     return;
                 }
-                if conn.idle_for() >= settings.keepalive_timeout {
+                if !no_request && conn.idle_for() >= settings.keepalive_timeout {
                     server.as_mut().graceful_shutdown();
                     ending = true;
                 }
@@ -258,16 +256,19 @@ async fn serve_http<I>(
 }
 
 impl Conn {
-    /// When the connection's next idle check is due: `header_read_timeout`
-    /// after it opened until a first request arrives, then `keepalive_timeout`
-    /// after the last request ended.
+    /// When the connection's next idle check is due. The check is lazy, so that
+    /// requests never have to wake the connection task: when it comes due it
+    /// closes the connection if it has really been idle, and otherwise computes
+    /// the next due time. Until a first request: the sooner of
+    /// `header_read_timeout` and `keepalive_timeout` after opening; then
+    /// `keepalive_timeout` after the last request ended.
     fn idle_deadline(&self, s: &crate::config::ProxySettings) -> Instant {
         if self.in_flight.load(Ordering::Relaxed) > 0 {
             return Instant::now() + s.keepalive_timeout;
         }
         let last = *self.last_request.lock().unwrap_or_else(|e| e.into_inner());
         if self.requests.load(Ordering::Relaxed) == 0 {
-            last + s.header_read_timeout
+            last + s.header_read_timeout.min(s.keepalive_timeout)
         } else {
             last + s.keepalive_timeout
         }
@@ -289,7 +290,6 @@ struct InFlight(Arc<Conn>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.rearm.notify_one();
         *self
             .0
             .last_request
@@ -333,11 +333,10 @@ async fn proxy(
     conn: &Conn,
     snapshot: &crate::state::Snapshot,
 ) -> (Option<Arc<str>>, Response<Body>) {
-    let host = request_host(&req);
     let version = req.version();
     let router = snapshot.routers.get(&*conn.listener);
     let pool = router
-        .and_then(|r| r.pick(&host, req.uri().path()))
+        .and_then(|r| r.pick(request_host(&req), req.uri().path()))
         .and_then(|name| snapshot.pools.get(name))
         .cloned();
     let Some(pool) = pool else {
@@ -363,14 +362,13 @@ async fn proxy(
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    forward::add_forwarded(
-        &mut parts.headers,
-        Peer {
-            addr: conn.peer,
-            tls: conn.tls,
-        },
-        &host,
-    );
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    forward::add_forwarded(&mut parts.headers, &conn.forwarded, host);
     let req = Request::from_parts(parts, body::boxed(incoming));
     match forward::send(&pool, req, upgrade).await {
         Ok(mut fwd) => {
