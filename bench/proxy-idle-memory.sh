@@ -6,6 +6,7 @@
 #   bench/proxy-idle-memory.sh [CONNECTIONS]   (default 10000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 N=${1:-10000}
 OUT=bench/out/idle
 mkdir -p "$OUT"
@@ -21,28 +22,10 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; exit 1; }
-nginx_conf() {
-  mkdir -p "$1/logs"
-  cat > "$1/nginx.conf" <<CONF
-worker_processes 1;
-worker_rlimit_nofile 20000;
-pid $PWD/$1/nginx.pid;
-error_log $PWD/$1/logs/error.log warn;
-events { worker_connections 19000; }
-http {
-  access_log off;
-  keepalive_timeout 300s;
-  client_body_temp_path $PWD/$1/tmp; proxy_temp_path $PWD/$1/tmp;
-  fastcgi_temp_path $PWD/$1/tmp; uwsgi_temp_path $PWD/$1/tmp; scgi_temp_path $PWD/$1/tmp;
-  $2
-}
-CONF
-}
-nginx_conf "$OUT/backend" "server { listen 127.0.0.1:19201; location / { return 200 'hello\n'; } }"
+nginx_conf "$OUT/backend" "keepalive_timeout 300s; server { listen 127.0.0.1:19201; location / { return 200 'hello\n'; } }" 19000
 $NGINX_BIN -p "$PWD/$OUT/backend" -c nginx.conf
-nginx_conf "$OUT/front" "upstream app { server 127.0.0.1:19201; keepalive 64; }
-  server { listen 127.0.0.1:19210; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+nginx_conf "$OUT/front" "keepalive_timeout 300s; upstream app { server 127.0.0.1:19201; keepalive 64; }
+  server { listen 127.0.0.1:19210; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }" 19000
 $NGINX_BIN -p "$PWD/$OUT/front" -c nginx.conf
 cat > "$OUT/lameduck.toml" <<CONF
 [proxy]

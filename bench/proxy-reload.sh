@@ -6,6 +6,7 @@
 #   bench/proxy-reload.sh [SECONDS] [CONNECTIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DURATION=${1:-12}
 CONNS=${2:-50}
 OUT=bench/out/reload
@@ -25,32 +26,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-nginx_conf() { # $1 = dir, $2 = server block body
-  mkdir -p "$1/logs"
-  cat > "$1/nginx.conf" <<CONF
-worker_processes 1;
-pid $PWD/$1/nginx.pid;
-error_log $PWD/$1/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $PWD/$1/tmp; proxy_temp_path $PWD/$1/tmp;
-  fastcgi_temp_path $PWD/$1/tmp; uwsgi_temp_path $PWD/$1/tmp; scgi_temp_path $PWD/$1/tmp;
-  keepalive_requests 100000;
-  $2
-}
-CONF
-}
 
 # Three backends, served by one nginx on 19001-19003.
-nginx_conf "$OUT/backend" "
+nginx_conf "$OUT/backend" "keepalive_requests 100000;
   server { listen 127.0.0.1:19001; location / { return 200 'ok\n'; } }
   server { listen 127.0.0.1:19002; location / { return 200 'ok\n'; } }
   server { listen 127.0.0.1:19003; location / { return 200 'ok\n'; } }"
 $NGINX_BIN -p "$PWD/$OUT/backend" -c nginx.conf
 
 front_conf() { # $1 = first backend port, $2 = second
-  nginx_conf "$OUT/front" "
+  nginx_conf "$OUT/front" "keepalive_requests 100000;
   upstream app { server 127.0.0.1:$1; server 127.0.0.1:$2; keepalive 64; }
   server { listen 127.0.0.1:19080;
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
@@ -70,7 +55,6 @@ endpoints = ["127.0.0.1:$1", "127.0.0.1:$2"]
 CONF
 }
 
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
 # Reloads every 200 ms until wrk is done, alternating the upstream list.
 reloader() { # $1 = command to reload, $2 = conf writer

@@ -7,6 +7,7 @@
 #   bench/proxy-throughput.sh [SECONDS] [CONNECTIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DURATION=${1:-10}
 CONNS=${2:-50}
 OUT=bench/out/throughput
@@ -24,28 +25,11 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
-nginx_conf() { # $1 dir, $2 http body
-  mkdir -p "$1/logs"
-  cat > "$1/nginx.conf" <<CONF
-worker_processes 1;
-pid $PWD/$1/nginx.pid;
-error_log $PWD/$1/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $PWD/$1/tmp; proxy_temp_path $PWD/$1/tmp;
-  fastcgi_temp_path $PWD/$1/tmp; uwsgi_temp_path $PWD/$1/tmp; scgi_temp_path $PWD/$1/tmp;
-  keepalive_requests 1000000;
-  $2
-}
-CONF
-}
 
-nginx_conf "$OUT/backend" "server { listen 127.0.0.1:19101; location / { return 200 'hello\n'; } }"
+nginx_conf "$OUT/backend" "keepalive_requests 1000000; server { listen 127.0.0.1:19101; location / { return 200 'hello\n'; } }"
 $NGINX_BIN -p "$PWD/$OUT/backend" -c nginx.conf
-nginx_conf "$OUT/front" "upstream app { server 127.0.0.1:19101; keepalive 64; }
+nginx_conf "$OUT/front" "keepalive_requests 1000000; upstream app { server 127.0.0.1:19101; keepalive 64; }
   server { listen 127.0.0.1:19110; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 $NGINX_BIN -p "$PWD/$OUT/front" -c nginx.conf
 cat > "$OUT/haproxy.cfg" <<CONF
