@@ -16,9 +16,7 @@ cargo build --release -q -p lameduck
 NGINX_BIN=$(command -v nginx)
 PIDS=()
 cleanup() {
-  for d in backend front; do
-    [ -f "$OUT/$d/nginx.pid" ] && $NGINX_BIN -p "$PWD/$OUT/$d" -c nginx.conf -s stop 2>/dev/null || true
-  done
+  nginx_stop "$OUT/backend"; nginx_stop "$OUT/front"
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT

@@ -20,8 +20,7 @@ LAMEDUCK=target/release/lameduck
 NGINX_BIN=$(command -v nginx)
 
 cleanup() {
-  [ -f "$OUT/backend/nginx.pid" ] && $NGINX_BIN -p "$PWD/$OUT/backend" -c nginx.conf -s stop 2>/dev/null || true
-  [ -f "$OUT/front/nginx.pid" ] && $NGINX_BIN -p "$PWD/$OUT/front" -c nginx.conf -s stop 2>/dev/null || true
+  nginx_stop "$OUT/backend"; nginx_stop "$OUT/front"
   [ -n "${LD_PID:-}" ] && kill "$LD_PID" 2>/dev/null || true
 }
 trap cleanup EXIT

@@ -23,7 +23,7 @@ use hyper::{
 
 use crate::{
     body::{self, Body},
-    config::UpstreamProtocol,
+    config::{Upstream, UpstreamProtocol},
     error::Cause,
     upstream::{Conn, Endpoint, Pool},
 };
@@ -216,16 +216,7 @@ pub(crate) async fn send(
         let Some(mut r) = req.take() else { break };
         // Reused connections first; a dead one hands the request back.
         while let Some(conn) = endpoint.take_idle(settings.protocol) {
-            match attempt(
-                conn,
-                r,
-                &endpoint,
-                settings.max_idle_per_endpoint,
-                upgrade,
-                settings.response_timeout,
-            )
-            .await
-            {
+            match attempt(conn, r, &endpoint, &settings, upgrade).await {
                 Ok(response) => {
                     endpoint.succeeded();
                     return Ok(Forwarded { response, retries });
@@ -255,16 +246,7 @@ pub(crate) async fn send(
                 continue;
             }
         };
-        return match attempt(
-            conn,
-            r,
-            &endpoint,
-            settings.max_idle_per_endpoint,
-            upgrade,
-            settings.response_timeout,
-        )
-        .await
-        {
+        return match attempt(conn, r, &endpoint, &settings, upgrade).await {
             Ok(response) => {
                 endpoint.succeeded();
                 Ok(Forwarded { response, retries })
@@ -301,10 +283,10 @@ async fn attempt(
     conn: Conn,
     mut req: Request<Body>,
     endpoint: &Arc<Endpoint>,
-    max_idle: usize,
+    settings: &Upstream,
     upgrade: bool,
-    timeout: std::time::Duration,
 ) -> Result<Response<Body>, Failure> {
+    let (max_idle, timeout) = (settings.max_idle_per_endpoint, settings.response_timeout);
     match conn {
         Conn::H1(mut send) => {
             for_upstream(&mut req, UpstreamProtocol::Http1, endpoint.addr);
