@@ -653,7 +653,12 @@ fn metrics_show_phase_and_forwarded_signals() {
 /// Runs `lameduck run --no-control -- APP…` on a fresh terminal made by
 /// `script`, whose stdin the test writes to as if typing.
 fn on_a_terminal(dir: &Scratch, app: &str) -> (Lameduck, std::process::ChildStdin) {
-    let line = format!("{} run --no-control -- {app}", path_str(&lameduck_bin()));
+    // `exec`: some shells (dash) fork even for a single command, and a
+    // shell between `script` and lameduck would not stop with the job.
+    let line = format!(
+        "exec {} run --no-control -- {app}",
+        path_str(&lameduck_bin())
+    );
     let mut cmd = Command::new("script");
     cmd.args(["-qec", &line, "/dev/null"])
         .stdout(std::process::Stdio::null());
