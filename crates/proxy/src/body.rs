@@ -18,6 +18,13 @@ pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed_unsync()
 }
 
+/// A body with nothing in it.
+pub(crate) fn empty() -> Body {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
 /// Boxes any body whose error converts into [`BoxError`].
 pub(crate) fn boxed<B>(body: B) -> Body
 where

@@ -31,6 +31,16 @@ pub enum Cause {
     BodyTooLarge,
     /// The proxy is shutting down and no longer takes this request.
     ShuttingDown,
+    /// The request head is malformed or ambiguous (see `docs/proxy.md`).
+    BadRequest,
+    /// The request head is larger than 64 KiB or has more than 100 fields.
+    HeadTooLarge,
+    /// No complete request head came within `header_read_timeout`.
+    HeadTimeout,
+    /// The request uses a transfer coding other than `chunked`.
+    UnsupportedCoding,
+    /// The method is not served by a reverse proxy (`CONNECT`).
+    MethodNotAllowed,
 }
 
 impl Cause {
@@ -48,6 +58,11 @@ impl Cause {
             Cause::UpstreamProtocol => "upstream-protocol-error",
             Cause::BodyTooLarge => "body-too-large",
             Cause::ShuttingDown => "shutting-down",
+            Cause::BadRequest => "bad-request",
+            Cause::HeadTooLarge => "request-head-too-large",
+            Cause::HeadTimeout => "request-head-timeout",
+            Cause::UnsupportedCoding => "unsupported-transfer-coding",
+            Cause::MethodNotAllowed => "method-not-allowed",
         }
     }
 
@@ -60,6 +75,11 @@ impl Cause {
             }
             Cause::UpstreamConnectTimeout | Cause::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Cause::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Cause::BadRequest => StatusCode::BAD_REQUEST,
+            Cause::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Cause::HeadTimeout => StatusCode::REQUEST_TIMEOUT,
+            Cause::UnsupportedCoding => StatusCode::NOT_IMPLEMENTED,
+            Cause::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Cause::UpstreamConnectRefused
             | Cause::UpstreamConnectFailed
             | Cause::UpstreamReset

@@ -7,6 +7,7 @@
 //! - `forward`: one request to an upstream, with the retries that are safe;
 //! - `server`: listeners and client connections, and how each drain phase
 //!   ends them gracefully;
+//! - `h1`: the client-side HTTP/1.x connection loop (HTTP/2 is hyper's);
 //! - `state`: the running config, swapped atomically on reload;
 //! - `admin`: probes, metrics, `PUT /config`, `PUT /upstreams/NAME`.
 //!
@@ -20,6 +21,7 @@ pub mod config;
 mod discovery;
 mod error;
 mod forward;
+mod h1;
 mod router;
 mod server;
 mod state;

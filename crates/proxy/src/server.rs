@@ -1,14 +1,16 @@
 //! Client side: listeners, connections, and the per-request handler.
 //!
-//! Each accepted connection runs hyper's automatic HTTP/1.1 + h2c server and
-//! watches the drain phase:
+//! Each accepted connection is served by the proxy's own HTTP/1.x loop
+//! ([`crate::h1`]), or by hyper's HTTP/2 server when TLS negotiated `h2` or the
+//! client sent the HTTP/2 preface (h2c). Both watch the drain phase:
 //!
 //! - lame duck: HTTP/1.1 responses carry `Connection: close` (the client closes
 //!   after reading it, so no idle connection is ever closed under its feet);
 //!   HTTP/2 connections get a graceful GOAWAY (hyper sends the two-step form);
 //!   new connections are still accepted;
-//! - drain: listeners stop accepting; every connection shuts down gracefully
-//!   (idle HTTP/1.1 connections close, in-flight requests finish);
+//! - drain: listeners stop accepting; idle HTTP/1.1 connections close (bytes
+//!   of a request that already arrived are still served), in-flight requests
+//!   finish, HTTP/2 connections end after their last stream;
 //! - terminate: what is left is dropped.
 //!
 //! `keepalive_requests` and `keepalive_timeout` end a connection the same
@@ -18,7 +20,7 @@ use std::{
     convert::Infallible,
     net::SocketAddr,
     sync::{
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
     time::{Duration, Instant},
@@ -29,10 +31,7 @@ use hyper::{
     header::{self, HeaderValue},
     Request, Response, StatusCode, Version,
 };
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::conn::auto,
-};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use lameduck_drain::Phase;
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -43,9 +42,9 @@ use crate::{
     body::{self, Body},
     error::Cause,
     forward::{self, Peer},
+    h1,
     router::request_host,
     state::State,
-    websocket,
 };
 
 /// Activity the drain watches: accepted connections and requests.
@@ -115,16 +114,15 @@ pub(crate) async fn accept_loop(
 }
 
 /// Per-connection facts the handler and the connection task share.
-struct Conn {
+pub(crate) struct Conn {
     listener: Arc<str>,
-    peer: SocketAddr,
+    pub(crate) peer: SocketAddr,
     /// This client's `X-Forwarded-*` / `Forwarded` values, built once.
     forwarded: Peer,
-    state: Arc<State>,
+    pub(crate) state: Arc<State>,
     activity: Arc<Activity>,
     requests: AtomicU64,
     in_flight: AtomicUsize,
-    is_h2: AtomicBool,
     last_request: std::sync::Mutex<Instant>,
     /// Set when the handler wants this connection ended gracefully (HTTP/2).
     goaway: Notify,
@@ -170,55 +168,50 @@ async fn serve_connection(
         .map(|t| Arc::clone(&t.server));
     let handshake_timeout = snapshot.config.proxy.header_read_timeout;
     drop(snapshot);
+    let conn = Arc::new(Conn::new(listener, peer, tls.is_some(), state, activity));
     let Some(server) = tls else {
-        return serve_http(TokioIo::new(stream), peer, false, listener, state, activity).await;
+        return serve(stream, conn).await;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(server);
     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => {
-            serve_http(TokioIo::new(stream), peer, true, listener, state, activity).await
+        Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+            serve_h2(TokioIo::new(stream), conn).await
         }
+        Ok(Ok(stream)) => serve(stream, conn).await,
         Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
 }
 
-/// Serves HTTP/1.1 and HTTP/2 on one client connection until it ends.
-async fn serve_http<I>(
-    io: I,
-    peer: SocketAddr,
-    tls: bool,
-    listener: Arc<str>,
-    state: Arc<State>,
-    activity: Arc<Activity>,
-) where
+/// HTTP/1.x by the proxy's own loop, and HTTP/2 when the client opens with the
+/// HTTP/2 preface (h2c with prior knowledge).
+async fn serve<I>(mut io: I, conn: Arc<Conn>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut phase = conn.state.phase.subscribe();
+    let ended = tokio::select! {
+        ended = h1::serve(&mut io, &conn) => ended,
+        // At the deadline whatever is left is dropped, which closes it.
+        _ = phase.wait_for(|p| *p == Phase::Terminate) => return,
+    };
+    if let h1::Ended::Http2(preface) = ended {
+        serve_h2(TokioIo::new(h1::Prefixed::new(preface, io)), conn).await;
+    }
+}
+
+/// Serves HTTP/2 on one client connection until it ends, by hyper's server.
+async fn serve_h2<I>(io: I, conn: Arc<Conn>)
+where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    let state = Arc::clone(&conn.state);
     let settings = state.snapshot().config.proxy.clone();
-    let conn = Arc::new(Conn {
-        listener,
-        peer,
-        forwarded: Peer::new(peer, tls),
-        state: Arc::clone(&state),
-        activity,
-        requests: AtomicU64::new(0),
-        in_flight: AtomicUsize::new(0),
-        is_h2: AtomicBool::new(false),
-        last_request: std::sync::Mutex::new(Instant::now()),
-        goaway: Notify::new(),
-    });
     let c = Arc::clone(&conn);
     let service = hyper::service::service_fn(move |req| handle(req, Arc::clone(&c)));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // hyper's own header-read timer also runs while a kept-alive connection
-    // waits for its next request, which would close idle connections early;
-    // both limits are enforced below instead.
-    builder
-        .http1()
+    let server = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
-        .header_read_timeout(None);
-    builder.http2().timer(TokioTimer::new());
-    let server = builder.serve_connection_with_upgrades(io, service);
+        .serve_connection(io, service);
     tokio::pin!(server);
     let mut phase = state.phase.subscribe();
     let mut ending = false;
@@ -227,8 +220,7 @@ async fn serve_http<I>(
         if current == Phase::Terminate {
             return; // dropping the connection closes it
         }
-        let h2 = conn.is_h2.load(Ordering::Relaxed);
-        if !ending && (current >= Phase::Drain || (current == Phase::LameDuck && h2)) {
+        if !ending && current >= Phase::LameDuck {
             server.as_mut().graceful_shutdown();
             ending = true;
         }
@@ -242,8 +234,8 @@ async fn serve_http<I>(
             () = tokio::time::sleep_until(conn.idle_deadline(&settings).into()), if !ending => {
                 let no_request = conn.requests.load(Ordering::Relaxed) == 0;
                 if no_request && conn.idle_for() >= settings.header_read_timeout {
-                    // No complete request within header_read_timeout: nothing to lose.
-                    tracing::debug!(peer = %conn.peer, "no request head within header_read_timeout; closing");
+                    // No request within header_read_timeout: nothing to lose.
+                    tracing::debug!(peer = %conn.peer, "no request within header_read_timeout; closing");
                     return;
                 }
                 if !no_request && conn.idle_for() >= settings.keepalive_timeout {
@@ -256,6 +248,26 @@ async fn serve_http<I>(
 }
 
 impl Conn {
+    fn new(
+        listener: Arc<str>,
+        peer: SocketAddr,
+        tls: bool,
+        state: Arc<State>,
+        activity: Arc<Activity>,
+    ) -> Conn {
+        Conn {
+            listener,
+            peer,
+            forwarded: Peer::new(peer, tls),
+            state,
+            activity,
+            requests: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            last_request: std::sync::Mutex::new(Instant::now()),
+            goaway: Notify::new(),
+        }
+    }
+
     /// When the connection's next idle check is due. The check is lazy, so that
     /// requests never have to wake the connection task: when it comes due it
     /// closes the connection if it has really been idle, and otherwise computes
@@ -299,37 +311,38 @@ impl Drop for InFlight {
     }
 }
 
+/// hyper's HTTP/2 service: one stream.
 async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Result<Response<Body>, Infallible> {
+    let (response, closing) = respond(req.map(body::boxed), &conn).await;
+    if closing {
+        conn.goaway.notify_one();
+    }
+    Ok(response)
+}
+
+/// Answers one request (HTTP/1 or HTTP/2) and says whether the connection
+/// should end gracefully after it: in the lame-duck phase and after
+/// `keepalive_requests`.
+pub(crate) async fn respond(req: Request<Body>, conn: &Arc<Conn>) -> (Response<Body>, bool) {
     conn.in_flight.fetch_add(1, Ordering::Relaxed);
-    let _in_flight = InFlight(Arc::clone(&conn));
+    let _in_flight = InFlight(Arc::clone(conn));
     conn.activity.touch();
     let n = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
-    let h2 = req.version() == Version::HTTP_2;
-    conn.is_h2.store(h2, Ordering::Relaxed);
     let snapshot = conn.state.snapshot();
-    let settings = &snapshot.config.proxy;
-    let (upstream, mut response) = proxy(req, &conn, &snapshot).await;
+    let (upstream, response) = proxy(req, conn, &snapshot).await;
     conn.state.metrics.count_request(
         &conn.listener,
         upstream.as_ref(),
         response.status().as_u16(),
     );
-    let closing = conn.state.phase() >= Phase::LameDuck || n >= settings.keepalive_requests;
-    if closing && response.status() != StatusCode::SWITCHING_PROTOCOLS {
-        if h2 {
-            conn.goaway.notify_one();
-        } else {
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-    }
-    Ok(response)
+    let closing = response.status() != StatusCode::SWITCHING_PROTOCOLS
+        && (conn.state.phase() >= Phase::LameDuck || n >= snapshot.config.proxy.keepalive_requests);
+    (response, closing)
 }
 
 /// Routes and forwards; returns the upstream's name (if routed) and the response.
 async fn proxy(
-    mut req: Request<Incoming>,
+    req: Request<Body>,
     conn: &Conn,
     snapshot: &crate::state::Snapshot,
 ) -> (Option<Arc<str>>, Response<Body>) {
@@ -349,13 +362,7 @@ async fn proxy(
         }
     }
     let upgrade = is_upgrade(&req);
-    let websocket = upgrade
-        && req
-            .headers()
-            .get(header::UPGRADE)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let (mut parts, incoming) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     forward::strip_hop_by_hop(&mut parts.headers, upgrade);
     if upgrade {
         parts
@@ -369,24 +376,25 @@ async fn proxy(
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
     forward::add_forwarded(&mut parts.headers, &conn.forwarded, host);
-    let req = Request::from_parts(parts, body::boxed(incoming));
+    let req = Request::from_parts(parts, body);
     match forward::send(&pool, req, upgrade).await {
         Ok(mut fwd) => {
             conn.state
                 .metrics
                 .upstream_retries
                 .fetch_add(u64::from(fwd.retries), Ordering::Relaxed);
-            let switching = fwd.response.status() == StatusCode::SWITCHING_PROTOCOLS;
-            if let (true, Some(client)) = (switching, client_upgrade) {
-                let upstream = hyper::upgrade::on(&mut fwd.response);
-                tokio::spawn(websocket::tunnel(
-                    client,
-                    upstream,
-                    websocket,
-                    Arc::clone(&conn.state),
-                ));
-            } else {
-                forward::strip_hop_by_hop(fwd.response.headers_mut(), false);
+            // A 101 keeps its Connection and Upgrade headers: the HTTP/1 loop
+            // answers it and turns the connection into a tunnel.
+            match (
+                fwd.response.status() == StatusCode::SWITCHING_PROTOCOLS,
+                upgrade,
+            ) {
+                (true, true) => {}
+                (true, false) => {
+                    tracing::debug!(upstream = %name, "101 to a request that asked for no upgrade");
+                    return (Some(name), error_response(conn, Cause::UpstreamProtocol));
+                }
+                (false, _) => forward::strip_hop_by_hop(fwd.response.headers_mut(), false),
             }
             // The client's protocol, not the upstream's, says how to answer it.
             *fwd.response.version_mut() = version;
@@ -412,7 +420,7 @@ fn content_length<B>(req: &Request<B>) -> Option<u64> {
         .ok()
 }
 
-fn is_upgrade<B>(req: &Request<B>) -> bool {
+pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
     req.version() == Version::HTTP_11
         && req.headers().contains_key(header::UPGRADE)
         && req

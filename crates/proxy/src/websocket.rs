@@ -97,26 +97,28 @@ pub(crate) fn close_frame(code: u16, masked: bool) -> Vec<u8> {
     }
 }
 
-/// Runs an upgraded connection to its end.
-pub(crate) async fn tunnel(
-    client: hyper::upgrade::OnUpgrade,
+/// Runs an upgraded connection to its end: `client` is the client's
+/// connection after the `101` was written to it.
+pub(crate) async fn tunnel<C>(
+    client: C,
     upstream: hyper::upgrade::OnUpgrade,
     websocket: bool,
     state: Arc<State>,
-) {
+) where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
     state
         .metrics
         .active_upgrades
         .fetch_add(1, Ordering::Relaxed);
     let _open = Open(Arc::clone(&state));
-    let (client, upstream) = match tokio::try_join!(client, upstream) {
-        Ok(pair) => pair,
+    let upstream = match upstream.await {
+        Ok(upgraded) => TokioIo::new(upgraded),
         Err(e) => {
-            tracing::debug!("upgrade failed: {e}");
+            tracing::debug!("upstream upgrade failed: {e}");
             return;
         }
     };
-    let (client, upstream) = (TokioIo::new(client), TokioIo::new(upstream));
     let mut phase = state.phase.subscribe();
     if !websocket {
         let (mut client, mut upstream) = (client, upstream);

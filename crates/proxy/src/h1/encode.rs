@@ -1,0 +1,260 @@
+//! Response heads and body framing toward an HTTP/1.x client.
+//!
+//! The upstream's framing headers were removed as hop-by-hop; this module picks
+//! the framing anew for the client: the upstream's `Content-Length` when there
+//! is one (or the body's exact size), `chunked` for an HTTP/1.1 client
+//! otherwise, and for an HTTP/1.0 client a body delimited by closing the
+//! connection. Responses that have no body (to `HEAD`, `1xx`, `204`, `304`)
+//! get none, whatever the upstream sent.
+
+use std::{cell::RefCell, time::SystemTime};
+
+use hyper::{
+    body::Body as _,
+    header::{self, HeaderMap},
+    Method, Response, StatusCode, Version,
+};
+
+use crate::body::Body;
+
+/// How the response body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Out {
+    /// No body is written.
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked; trailers can be sent.
+    Chunked,
+    /// Until the connection closes (HTTP/1.0 clients, unknown length).
+    Close,
+}
+
+/// The request facts the response head depends on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Exchange {
+    pub(crate) version: Version,
+    pub(crate) head_request: bool,
+    /// The connection ends after this response.
+    pub(crate) closing: bool,
+}
+
+impl Exchange {
+    pub(crate) fn new(method: &Method, version: Version, closing: bool) -> Exchange {
+        Exchange {
+            version,
+            head_request: method == Method::HEAD,
+            closing,
+        }
+    }
+}
+
+/// Writes the status line and header fields of `resp` into `out`, and returns
+/// the body framing and whether the connection must close after it.
+pub(crate) fn head(out: &mut Vec<u8>, resp: &Response<Body>, ex: Exchange) -> (Out, bool) {
+    let status = resp.status();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let headers = resp.headers();
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        fields(out, headers, |_| true);
+        out.extend_from_slice(b"\r\n");
+        return (Out::None, false);
+    }
+    let framing = framing(resp, ex);
+    let no_length = status.is_informational() || status == StatusCode::NO_CONTENT;
+    fields(out, headers, |name| {
+        !(name == header::CONNECTION
+            || name == header::TRANSFER_ENCODING
+            || name == "keep-alive"
+            || (no_length && name == header::CONTENT_LENGTH))
+    });
+    match framing {
+        Out::Length(n) if !headers.contains_key(header::CONTENT_LENGTH) => {
+            field(out, b"content-length", n.to_string().as_bytes());
+        }
+        Out::Chunked => field(out, b"transfer-encoding", b"chunked"),
+        _ => {}
+    }
+    let closing = ex.closing || framing == Out::Close;
+    if closing {
+        field(out, b"connection", b"close");
+    } else if ex.version == Version::HTTP_10 {
+        field(out, b"connection", b"keep-alive");
+    }
+    if !headers.contains_key(header::DATE) {
+        DATE.with(|d| field(out, b"date", d.borrow_mut().now()));
+    }
+    out.extend_from_slice(b"\r\n");
+    (framing, closing)
+}
+
+fn framing(resp: &Response<Body>, ex: Exchange) -> Out {
+    let status = resp.status();
+    if ex.head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Out::None;
+    }
+    let declared = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(n) = declared.or(resp.body().size_hint().exact()) {
+        return Out::Length(n);
+    }
+    if ex.version == Version::HTTP_11 {
+        Out::Chunked
+    } else {
+        Out::Close
+    }
+}
+
+fn fields(out: &mut Vec<u8>, headers: &HeaderMap, keep: impl Fn(&header::HeaderName) -> bool) {
+    for (name, value) in headers {
+        if keep(name) {
+            field(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+}
+
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the chunk-size line for `len` bytes of data.
+pub(crate) fn chunk_prefix(out: &mut Vec<u8>, len: usize) {
+    use std::io::Write;
+    let _ = write!(out, "{len:x}\r\n");
+}
+
+thread_local! {
+    static DATE: RefCell<Date> = RefCell::new(Date::default());
+}
+
+/// The `Date` value, formatted once per second per thread.
+#[derive(Default)]
+struct Date {
+    second: u64,
+    text: String,
+}
+
+impl Date {
+    fn now(&mut self) -> &[u8] {
+        let now = SystemTime::now();
+        let second = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if second != self.second || self.text.is_empty() {
+            self.second = second;
+            self.text = httpdate::fmt_http_date(now);
+        }
+        self.text.as_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body;
+
+    fn render(resp: Response<Body>, ex: Exchange) -> (String, Out, bool) {
+        let mut out = Vec::new();
+        let (framing, closing) = head(&mut out, &resp, ex);
+        (String::from_utf8(out).unwrap(), framing, closing)
+    }
+
+    fn ex(version: Version, closing: bool) -> Exchange {
+        Exchange::new(&Method::GET, version, closing)
+    }
+
+    #[test]
+    fn known_length_is_kept_and_framing_headers_are_not_copied() {
+        let mut r = Response::new(body::full("hello"));
+        r.headers_mut()
+            .insert("content-length", "5".parse().unwrap());
+        r.headers_mut()
+            .insert("connection", "keep-alive".parse().unwrap());
+        r.headers_mut().insert("date", "then".parse().unwrap());
+        let (text, framing, closing) = render(r, ex(Version::HTTP_11, false));
+        assert_eq!(framing, Out::Length(5));
+        assert!(!closing);
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ndate: then\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn exact_size_hint_gives_a_length_and_a_date_is_added() {
+        let (text, framing, _) =
+            render(Response::new(body::full("abc")), ex(Version::HTTP_11, true));
+        assert_eq!(framing, Out::Length(3));
+        assert!(text.contains("content-length: 3\r\n"), "{text}");
+        assert!(text.contains("connection: close\r\n"), "{text}");
+        assert!(text.contains("date: "), "{text}");
+    }
+
+    #[test]
+    fn unknown_length_is_chunked_for_1_1_and_close_delimited_for_1_0() {
+        let stream = || {
+            let (_tx, body) = crate::h1::body::RequestBody::channel(None);
+            Response::new(body::boxed(body))
+        };
+        let (text, framing, closing) = render(stream(), ex(Version::HTTP_11, false));
+        assert_eq!(framing, Out::Chunked);
+        assert!(
+            !closing && text.contains("transfer-encoding: chunked"),
+            "{text}"
+        );
+        let (text, framing, closing) = render(stream(), ex(Version::HTTP_10, false));
+        assert_eq!(framing, Out::Close);
+        assert!(closing && text.contains("connection: close"), "{text}");
+    }
+
+    #[test]
+    fn no_body_for_head_204_and_304() {
+        let mut r = Response::new(body::full("abc"));
+        r.headers_mut()
+            .insert("content-length", "3".parse().unwrap());
+        let head_req = Exchange::new(&Method::HEAD, Version::HTTP_11, false);
+        let (text, framing, _) = render(r, head_req);
+        assert_eq!(framing, Out::None);
+        assert!(
+            text.contains("content-length: 3"),
+            "HEAD keeps the length: {text}"
+        );
+        let mut r = Response::new(body::full(""));
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        r.headers_mut()
+            .insert("content-length", "0".parse().unwrap());
+        let (text, framing, _) = render(r, ex(Version::HTTP_11, false));
+        assert_eq!(framing, Out::None);
+        assert!(!text.contains("content-length"), "{text}");
+    }
+
+    #[test]
+    fn switching_protocols_keeps_connection_and_upgrade() {
+        let mut r = Response::new(body::full(""));
+        *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        r.headers_mut()
+            .insert("connection", "upgrade".parse().unwrap());
+        r.headers_mut()
+            .insert("upgrade", "websocket".parse().unwrap());
+        let (text, framing, _) = render(r, ex(Version::HTTP_11, false));
+        assert_eq!(framing, Out::None);
+        assert_eq!(
+            text,
+            "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n"
+        );
+    }
+}

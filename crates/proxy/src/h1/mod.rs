@@ -1,0 +1,592 @@
+//! Client-side HTTP/1.x: the proxy's own connection loop.
+//!
+//! Why not hyper's server here (hyper still serves HTTP/2, and every upstream
+//! connection): a proxy holds many idle keepalive connections, and hyper keeps
+//! an 8 KiB read buffer, a header-map cache and the largest request future of
+//! each one for its whole life. This loop holds nothing while a connection is
+//! idle but the socket and a few words: the first read of each request goes to
+//! a buffer on the stack, and the heap buffer it is copied to lives only until
+//! the exchange ends. Each exchange runs in its own boxed future, so the
+//! connection task stays small between requests.
+//!
+//! One exchange: read and check the head ([`parse`]); forward it (the request
+//! body, if any, streamed from the socket through a channel of one frame while
+//! the response streams back); write the response head and body with the
+//! framing the client needs ([`encode`]); then keep the connection for the next
+//! request, or close it: on `Connection: close` from either side, after
+//! `keepalive_requests`, in the drain, or when a body could not be read or
+//! written whole. A `101 Switching Protocols` turns the connection into a tunnel
+//! ([`crate::websocket`]). An HTTP/2 prior-knowledge preface hands the
+//! connection to hyper's HTTP/2 server.
+
+pub(crate) mod body;
+mod chunked;
+mod encode;
+mod parse;
+
+use std::{
+    io::IoSlice,
+    mem::MaybeUninit,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::{body::Frame, header, HeaderMap, Response, StatusCode};
+use lameduck_drain::Phase;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use crate::{
+    body::{self as bodies, Body},
+    error::Cause,
+    server::{self, Conn},
+};
+use encode::{Exchange, Out};
+use parse::{Framing, Head, Reject};
+
+/// What a read asks for when more of a head or body is needed.
+const READ_CHUNK: usize = 16 * 1024;
+/// The stack buffer the first read of each request goes to.
+const FIRST_READ: usize = 4096;
+/// Response bytes gathered before a write; larger data frames go out directly.
+const GATHER: usize = 16 * 1024;
+/// After the response, how long the rest of an unread request body is read
+/// (and dropped) so that the connection can be kept.
+const LINGER: Duration = Duration::from_secs(2);
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How a connection's HTTP/1 life ended.
+pub(crate) enum Ended {
+    /// Closed (or to be closed) by the loop.
+    Closed,
+    /// The client spoke HTTP/2 with prior knowledge: serve it as HTTP/2,
+    /// replaying these bytes first.
+    Http2(Bytes),
+}
+
+/// Serves HTTP/1.x requests on `io` until the connection ends.
+pub(crate) async fn serve<I>(io: &mut I, conn: &Arc<Conn>) -> Ended
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let settings = conn.state.snapshot().config.proxy.clone();
+    let mut buf = BytesMut::new();
+    let mut phase = conn.state.phase.subscribe();
+    let mut served: u64 = 0;
+    loop {
+        if buf.is_empty() {
+            let wait = if served == 0 {
+                settings.header_read_timeout.min(settings.keepalive_timeout)
+            } else {
+                settings.keepalive_timeout
+            };
+            if let Err(why) = next_request(io, &mut buf, &mut phase, wait).await {
+                tracing::debug!(peer = %conn.peer, requests = served, "connection ends: {why}");
+                return Ended::Closed;
+            }
+        }
+        if served == 0 && H2_PREFACE.starts_with(&buf[..buf.len().min(H2_PREFACE.len())]) {
+            return match read_preface(io, &mut buf).await {
+                true => Ended::Http2(buf.freeze()),
+                false => Ended::Closed,
+            };
+        }
+        let read = tokio::time::timeout(settings.header_read_timeout, read_head(io, &mut buf));
+        let head = match read.await {
+            Ok(Ok(head)) => head,
+            Ok(Err(None)) => return Ended::Closed,
+            Ok(Err(Some(reject))) => {
+                refuse(io, conn, reject.cause(), reject.reason()).await;
+                return Ended::Closed;
+            }
+            Err(_) => {
+                refuse(
+                    io,
+                    conn,
+                    Cause::HeadTimeout,
+                    "no complete request head in time",
+                )
+                .await;
+                return Ended::Closed;
+            }
+        };
+        served += 1;
+        let keep = Box::pin(exchange(io, &mut buf, head, conn)).await;
+        if !keep {
+            let _ = io.shutdown().await;
+            return Ended::Closed;
+        }
+        if buf.is_empty() {
+            // Idle: give the buffer back.
+            buf = BytesMut::new();
+        }
+    }
+}
+
+/// Waits for the first bytes of the next request, without holding a buffer
+/// while none come. Ends the connection when the client closes it, after
+/// `wait`, or once the drain begins (bytes that already arrived are served).
+async fn next_request<I>(
+    io: &mut I,
+    buf: &mut BytesMut,
+    phase: &mut tokio::sync::watch::Receiver<Phase>,
+    wait: Duration,
+) -> Result<(), &'static str>
+where
+    I: AsyncRead + Unpin,
+{
+    let read = std::future::poll_fn(|cx| poll_first_read(Pin::new(&mut *io), cx, buf));
+    tokio::select! {
+        biased;
+        read = read => match read {
+            Ok(0) => Err("closed by the client"),
+            Ok(_) => Ok(()),
+            Err(_) => Err("read error"),
+        },
+        _ = phase.wait_for(|p| *p >= Phase::Drain) => Err("idle in the drain"),
+        () = tokio::time::sleep(wait) => Err("idle timeout"),
+    }
+}
+
+/// Reads into a buffer on the stack and copies what came to `buf`, so that a
+/// pending read costs no heap memory.
+fn poll_first_read<I: AsyncRead>(
+    io: Pin<&mut I>,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+) -> Poll<std::io::Result<usize>> {
+    let mut stack = [MaybeUninit::<u8>::uninit(); FIRST_READ];
+    let mut read = ReadBuf::uninit(&mut stack);
+    match io.poll_read(cx, &mut read) {
+        Poll::Ready(Ok(())) => {
+            let filled = read.filled();
+            if !filled.is_empty() {
+                buf.reserve(FIRST_READ.max(filled.len()));
+                buf.extend_from_slice(filled);
+            }
+            Poll::Ready(Ok(filled.len()))
+        }
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+/// Reads until the buffer holds the whole HTTP/2 preface, or shows it is not one.
+async fn read_preface<I: AsyncRead + Unpin>(io: &mut I, buf: &mut BytesMut) -> bool {
+    while buf.len() < H2_PREFACE.len() {
+        buf.reserve(H2_PREFACE.len());
+        match io.read_buf(buf).await {
+            Ok(n) if n > 0 => {}
+            _ => return false,
+        }
+    }
+    buf.starts_with(H2_PREFACE)
+}
+
+/// Reads until a whole head is buffered. `Err(None)`: the client went away.
+async fn read_head<I: AsyncRead + Unpin>(
+    io: &mut I,
+    buf: &mut BytesMut,
+) -> Result<Head, Option<Reject>> {
+    loop {
+        if let Some(head) = parse::parse(buf).map_err(Some)? {
+            return Ok(head);
+        }
+        buf.reserve(READ_CHUNK);
+        match io.read_buf(buf).await {
+            Ok(n) if n > 0 => {}
+            _ => return Err(None),
+        }
+    }
+}
+
+/// Answers a request the proxy refuses before forwarding it; the connection
+/// closes after.
+async fn refuse<I>(io: &mut I, conn: &Conn, cause: Cause, reason: &str)
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    tracing::debug!(peer = %conn.peer, %cause, "refused a request: {reason}");
+    conn.state.metrics.count_error(cause);
+    let status = cause.status();
+    let body = format!("{} {}: {reason}\n", status.as_u16(), cause.name());
+    let head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n\
+         connection: close\r\nlameduck-error: {}\r\n\r\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or(""),
+        body.len(),
+        cause.name()
+    );
+    let _ = io.write_all(format!("{head}{body}").as_bytes()).await;
+    let _ = io.shutdown().await;
+    linger(io).await;
+}
+
+/// After answering and shutting down the write side, reads and drops what the
+/// client still sends, for a moment, so that closing with unread bytes (which
+/// makes the kernel send a reset) does not destroy the answer before the
+/// client has read it (nginx's `lingering_close`).
+async fn linger<I: AsyncRead + Unpin>(io: &mut I) {
+    let until = tokio::time::Instant::now() + LINGER;
+    let mut left = 1 << 20;
+    let mut sink = [0u8; 4096];
+    while left > 0 {
+        match tokio::time::timeout_at(until, io.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => left -= n.min(left),
+            _ => return,
+        }
+    }
+}
+
+/// One request and its response; true when the connection can be kept.
+async fn exchange<I>(io: &mut I, buf: &mut BytesMut, head: Head, conn: &Arc<Conn>) -> bool
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let Head {
+        request,
+        framing,
+        keep_alive,
+        expect_continue,
+    } = head;
+    let (method, version) = (request.method().clone(), request.version());
+    let ex = |closing: bool| Exchange::new(&method, version, closing || !keep_alive);
+    if framing == Framing::None {
+        let upgrade = server::is_upgrade(&request);
+        let websocket = upgrade && is_websocket(request.headers());
+        let (mut response, closing) =
+            server::respond(request.map(|()| bodies::empty()), conn).await;
+        if upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let upstream = hyper::upgrade::on(&mut response);
+            let mut out = Vec::with_capacity(256);
+            encode::head(&mut out, &response, ex(false));
+            if io.write_all(&out).await.is_ok() && io.flush().await.is_ok() {
+                let client = Prefixed::new(buf.split().freeze(), io);
+                crate::websocket::tunnel(client, upstream, websocket, Arc::clone(&conn.state))
+                    .await;
+            }
+            return false;
+        }
+        return write_response(io, response, ex(closing)).await;
+    }
+    if expect_continue
+        && io
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .is_err()
+    {
+        return false;
+    }
+    let length = match framing {
+        Framing::Length(n) => Some(n),
+        _ => None,
+    };
+    let (tx, body) = body::RequestBody::channel(length);
+    let request = request.map(|()| bodies::boxed(body));
+    let max = conn.state.snapshot().config.proxy.max_body_bytes;
+    let (mut rd, mut wr) = tokio::io::split(&mut *io);
+    let pump = pump_body(&mut rd, buf, framing, tx, max);
+    let respond = async {
+        let (response, closing) = server::respond(request, conn).await;
+        write_response(&mut wr, response, ex(closing)).await
+    };
+    tokio::pin!(pump, respond);
+    let (whole, kept) = tokio::select! {
+        whole = &mut pump => (whole, respond.await),
+        kept = &mut respond => (tokio::time::timeout(LINGER, pump).await.unwrap_or(false), kept),
+    };
+    whole && kept
+}
+
+fn is_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+}
+
+/// Reads the request body into `tx`, frame by frame; true when it was read
+/// whole. Once the upstream stops taking it, the rest is read and dropped.
+async fn pump_body<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    framing: Framing,
+    tx: body::Sender,
+    max: Option<u64>,
+) -> bool {
+    let mut tx = Some(tx);
+    let mut left = match framing {
+        Framing::Length(n) => n,
+        _ => 0,
+    };
+    let mut decoder = chunked::Decoder::new();
+    let mut total: u64 = 0;
+    loop {
+        let next = match framing {
+            Framing::None => return true,
+            Framing::Length(_) if left == 0 => return true,
+            Framing::Length(_) if buf.is_empty() => None,
+            Framing::Length(_) => {
+                let n = left.min(buf.len() as u64);
+                left -= n;
+                Some(Ok(Frame::data(buf.split_to(n as usize).freeze())))
+            }
+            Framing::Chunked => match decoder.next(buf) {
+                Ok(None) => None,
+                Ok(Some(chunked::Piece::Data(d))) => Some(Ok(Frame::data(d))),
+                Ok(Some(chunked::Piece::Trailers(t))) => Some(Ok(Frame::trailers(t))),
+                Ok(Some(chunked::Piece::End)) => return true,
+                Err(e) => Some(Err(e.0)),
+            },
+        };
+        let Some(next) = next else {
+            buf.reserve(READ_CHUNK);
+            if !matches!(rd.read_buf(buf).await, Ok(n) if n > 0) {
+                fail(tx, "the client closed the connection in the request body").await;
+                return false;
+            }
+            continue;
+        };
+        let frame = match next {
+            Ok(frame) => frame,
+            Err(why) => {
+                fail(tx, why).await;
+                return false;
+            }
+        };
+        total += frame.data_ref().map_or(0, |d| d.len() as u64);
+        if max.is_some_and(|m| total > m) {
+            fail(tx, "request body larger than max_body_bytes").await;
+            return false;
+        }
+        if let Some(sender) = &tx {
+            if sender.send(Ok(frame)).await.is_err() {
+                tx = None;
+            }
+        }
+    }
+}
+
+async fn fail(tx: Option<body::Sender>, why: &'static str) {
+    if let Some(tx) = tx {
+        let _ = tx.send(Err(why.into())).await;
+    }
+}
+
+/// Writes the response; true when it went out whole and the connection can
+/// be kept.
+async fn write_response<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    response: Response<Body>,
+    ex: Exchange,
+) -> bool {
+    let mut out = Vec::with_capacity(512);
+    let (framing, closing) = encode::head(&mut out, &response, ex);
+    let body = response.into_body();
+    let whole = match framing {
+        Out::None => w.write_all(&out).await.is_ok(),
+        _ => write_body(w, out, body, framing).await.is_ok(),
+    };
+    whole && w.flush().await.is_ok() && !closing
+}
+
+/// Why a response body could not be written whole.
+#[derive(Debug)]
+struct Broken;
+
+impl From<std::io::Error> for Broken {
+    fn from(_: std::io::Error) -> Broken {
+        Broken
+    }
+}
+
+/// Streams the body after the head already in `out`. Frames that are ready go
+/// out together with the head in one write.
+async fn write_body<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    mut out: Vec<u8>,
+    mut body: Body,
+    framing: Out,
+) -> Result<(), Broken> {
+    let mut left = match framing {
+        Out::Length(n) => n,
+        _ => 0,
+    };
+    loop {
+        let frame = match now_or_later(&mut body) {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                w.write_all(&out).await?;
+                out.clear();
+                w.flush().await?;
+                body.frame().await
+            }
+        };
+        let frame = match frame {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
+                tracing::debug!("response body failed: {e}");
+                w.write_all(&out).await?;
+                return Err(Broken);
+            }
+        };
+        let data = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => {
+                if let (Out::Chunked, Ok(trailers)) = (framing, frame.into_trailers()) {
+                    out.extend_from_slice(b"0\r\n");
+                    for (name, value) in &trailers {
+                        out.extend_from_slice(name.as_str().as_bytes());
+                        out.extend_from_slice(b": ");
+                        out.extend_from_slice(value.as_bytes());
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    out.extend_from_slice(b"\r\n");
+                    w.write_all(&out).await?;
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if matches!(framing, Out::Length(_)) && data.len() as u64 > left {
+            w.write_all(&out).await?;
+            return Err(Broken); // more than the declared length
+        }
+        left = left.saturating_sub(data.len() as u64);
+        put_data(w, &mut out, data, framing).await?;
+    }
+    match framing {
+        Out::Chunked => out.extend_from_slice(b"0\r\n\r\n"),
+        Out::Length(_) if left > 0 => {
+            w.write_all(&out).await?;
+            return Err(Broken); // the body ended short
+        }
+        _ => {}
+    }
+    w.write_all(&out).await?;
+    Ok(())
+}
+
+/// Adds one data frame: copied after what is gathered when small, written
+/// straight from the frame when large.
+async fn put_data<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    out: &mut Vec<u8>,
+    data: Bytes,
+    framing: Out,
+) -> Result<(), Broken> {
+    let chunked = framing == Out::Chunked;
+    if chunked {
+        encode::chunk_prefix(out, data.len());
+    }
+    if out.len() + data.len() <= GATHER {
+        out.extend_from_slice(&data);
+        if chunked {
+            out.extend_from_slice(b"\r\n");
+        }
+        return Ok(());
+    }
+    let tail: &[u8] = if chunked { b"\r\n" } else { b"" };
+    write_all_vectored(
+        w,
+        &mut [IoSlice::new(out), IoSlice::new(&data), IoSlice::new(tail)],
+    )
+    .await?;
+    out.clear();
+    Ok(())
+}
+
+/// The next frame if it is already there, without waiting.
+fn now_or_later(body: &mut Body) -> Poll<Option<Result<Frame<Bytes>, bodies::BoxError>>> {
+    let waker = std::task::Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    hyper::body::Body::poll_frame(Pin::new(body), &mut cx)
+}
+
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    mut slices: &mut [IoSlice<'_>],
+) -> std::io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        let n = w.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
+}
+
+/// An IO whose first reads return bytes that were read ahead.
+pub(crate) struct Prefixed<I> {
+    prefix: Bytes,
+    io: I,
+}
+
+impl<I> Prefixed<I> {
+    pub(crate) fn new(prefix: Bytes, io: I) -> Prefixed<I> {
+        Prefixed { prefix, io }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl<I> std::fmt::Debug for Prefixed<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefixed")
+            .field("prefix", &self.prefix.len())
+            .finish()
+    }
+}

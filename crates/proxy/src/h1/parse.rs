@@ -1,0 +1,360 @@
+//! A request head (request line and header fields) into an `http::Request`,
+//! and the framing of the body that follows.
+//!
+//! The rules are RFC 9112's, held strictly where a lenient proxy would let two
+//! parties disagree on where a request ends (request smuggling): one body length
+//! only (`Transfer-Encoding` and `Content-Length` together are refused, as are
+//! differing `Content-Length` values), `chunked` as the only transfer coding, no
+//! obsolete line folding (httparse refuses it), and exactly one `Host` in
+//! HTTP/1.1. Header values are not copied: they are slices of the head's buffer.
+
+use bytes::{Bytes, BytesMut};
+use hyper::{
+    header::{self, HeaderMap, HeaderName, HeaderValue},
+    Method, Request, Uri, Version,
+};
+
+use crate::error::Cause;
+
+/// Header fields accepted in one head (hyper's default too).
+pub(crate) const MAX_HEADERS: usize = 100;
+/// The largest head accepted, request line included.
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// How the request body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body.
+    None,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A parsed head.
+#[derive(Debug)]
+pub(crate) struct Head {
+    pub(crate) request: Request<()>,
+    pub(crate) framing: Framing,
+    /// Whether the client wants the connection kept open after this exchange.
+    pub(crate) keep_alive: bool,
+    /// `Expect: 100-continue`: the client waits for a `100 Continue` first.
+    pub(crate) expect_continue: bool,
+}
+
+/// Why a head was refused; answered with [`Reject::cause`]'s status, and the
+/// connection closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reject {
+    /// Malformed request line or header field (400).
+    Malformed(&'static str),
+    /// Head larger than [`MAX_HEAD_BYTES`] or more than [`MAX_HEADERS`] (431).
+    TooLarge,
+    /// A transfer coding other than `chunked` (501).
+    UnsupportedCoding,
+    /// A method a reverse proxy does not serve (`CONNECT`, 405).
+    MethodNotAllowed,
+}
+
+impl Reject {
+    /// The cause the client is told (and the metrics count).
+    pub(crate) fn cause(self) -> Cause {
+        match self {
+            Reject::Malformed(_) => Cause::BadRequest,
+            Reject::TooLarge => Cause::HeadTooLarge,
+            Reject::UnsupportedCoding => Cause::UnsupportedCoding,
+            Reject::MethodNotAllowed => Cause::MethodNotAllowed,
+        }
+    }
+
+    /// A short reason for the response body and the log.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Reject::Malformed(why) => why,
+            Reject::TooLarge => "request head too large",
+            Reject::UnsupportedCoding => "transfer coding other than chunked",
+            Reject::MethodNotAllowed => "CONNECT is not served",
+        }
+    }
+}
+
+/// Where a header's name and value lie in the head buffer.
+#[derive(Clone, Copy, Default)]
+struct Span {
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
+/// Parses the head at the start of `buf`. `Ok(None)`: incomplete, read more.
+/// On success the head's bytes are taken out of `buf`; what follows (a body or
+/// a pipelined request) stays.
+pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Reject> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut spans = [Span::default(); MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let base = buf.as_ptr() as usize;
+    let offset = |s: &[u8]| {
+        (
+            s.as_ptr() as usize - base,
+            s.as_ptr() as usize - base + s.len(),
+        )
+    };
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD_BYTES => {
+            return Err(Reject::TooLarge)
+        }
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
+            return Err(Reject::TooLarge)
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(Reject::TooLarge),
+        Err(e) => return Err(Reject::Malformed(malformed(e))),
+    };
+    let method = req.method.unwrap_or_default();
+    let method =
+        Method::from_bytes(method.as_bytes()).map_err(|_| Reject::Malformed("bad method"))?;
+    let target = offset(req.path.unwrap_or_default().as_bytes());
+    let version = match req.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let count = req.headers.len();
+    for (span, h) in spans.iter_mut().zip(req.headers.iter()) {
+        *span = Span {
+            name: offset(h.name.as_bytes()),
+            value: offset(h.value),
+        };
+    }
+    let head = buf.split_to(len).freeze();
+    build(&head, method, target, version, &spans[..count]).map(Some)
+}
+
+fn malformed(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status | httparse::Error::Token => "invalid request line",
+        httparse::Error::Version => "unsupported HTTP version",
+        httparse::Error::TooManyHeaders => "too many header fields",
+    }
+}
+
+fn build(
+    head: &Bytes,
+    method: Method,
+    target: (usize, usize),
+    version: Version,
+    spans: &[Span],
+) -> Result<Head, Reject> {
+    if method == Method::CONNECT {
+        return Err(Reject::MethodNotAllowed);
+    }
+    let uri = Uri::from_maybe_shared(head.slice(target.0..target.1))
+        .map_err(|_| Reject::Malformed("invalid request target"))?;
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for s in spans {
+        let name = HeaderName::from_bytes(&head[s.name.0..s.name.1])
+            .map_err(|_| Reject::Malformed("invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(s.value.0..s.value.1))
+            .map_err(|_| Reject::Malformed("invalid header value"))?;
+        headers.append(name, value);
+    }
+    let framing = framing(&headers, version)?;
+    check_host(&headers, &uri, version)?;
+    let keep_alive = keep_alive(&headers, version);
+    let expect_continue = version == Version::HTTP_11
+        && headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = headers;
+    Ok(Head {
+        request,
+        framing,
+        keep_alive,
+        expect_continue,
+    })
+}
+
+/// The body's framing; refuses every ambiguous combination.
+fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, Reject> {
+    let has_te = headers.contains_key(header::TRANSFER_ENCODING);
+    let length = content_length(headers)?;
+    if !has_te {
+        return Ok(match length {
+            None | Some(0) => Framing::None,
+            Some(n) => Framing::Length(n),
+        });
+    }
+    if length.is_some() {
+        return Err(Reject::Malformed(
+            "both Transfer-Encoding and Content-Length",
+        ));
+    }
+    if version == Version::HTTP_10 {
+        return Err(Reject::Malformed(
+            "Transfer-Encoding in an HTTP/1.0 request",
+        ));
+    }
+    let mut codings = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty());
+    match (codings.next(), codings.next()) {
+        (Some(c), None) if c.eq_ignore_ascii_case(b"chunked") => Ok(Framing::Chunked),
+        _ => Err(Reject::UnsupportedCoding),
+    }
+}
+
+/// Every `Content-Length` value (several fields, or a list) must be the same
+/// decimal number.
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Reject> {
+    let mut found = None;
+    let values = headers.get_all(header::CONTENT_LENGTH).iter();
+    for part in values.flat_map(|v| v.as_bytes().split(|b| *b == b',')) {
+        let part = part.trim_ascii();
+        let n = std::str::from_utf8(part)
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or(Reject::Malformed("invalid Content-Length"))?;
+        if found.is_some_and(|f| f != n) {
+            return Err(Reject::Malformed("conflicting Content-Length values"));
+        }
+        found = Some(n);
+    }
+    Ok(found)
+}
+
+fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), Reject> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => Err(Reject::Malformed("more than one Host")),
+        (None, None) if version == Version::HTTP_11 && uri.authority().is_none() => {
+            Err(Reject::Malformed("no Host in an HTTP/1.1 request"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 only
+/// with `Connection: keep-alive`.
+fn keep_alive(headers: &HeaderMap, version: Version) -> bool {
+    let has = |token: &[u8]| {
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+    };
+    if version == Version::HTTP_10 {
+        has(b"keep-alive") && !has(b"close")
+    } else {
+        !has(b"close")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &str) -> Result<Option<Head>, Reject> {
+        parse(&mut BytesMut::from(s))
+    }
+
+    #[test]
+    fn a_simple_get_and_what_follows_it_stays_buffered() {
+        let mut buf =
+            BytesMut::from("GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nX-A: 2\r\n\r\nNEXT");
+        let head = parse(&mut buf).unwrap().unwrap();
+        assert_eq!(head.request.method(), Method::GET);
+        assert_eq!(head.request.uri(), "/a?b=1");
+        assert_eq!(head.request.version(), Version::HTTP_11);
+        assert_eq!(head.request.headers().get_all("x-a").iter().count(), 2);
+        assert_eq!(head.framing, Framing::None);
+        assert!(head.keep_alive);
+        assert_eq!(&buf[..], b"NEXT");
+    }
+
+    #[test]
+    fn incomplete_heads_ask_for_more() {
+        assert!(parse_str("GET / HTTP/1.1\r\nHost: x\r\n")
+            .unwrap()
+            .is_none());
+        assert!(parse_str("GE").unwrap().is_none());
+    }
+
+    #[test]
+    fn body_framing() {
+        let h = parse_str("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!(h.unwrap().unwrap().framing, Framing::Length(5));
+        let h = parse_str("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n");
+        assert_eq!(h.unwrap().unwrap().framing, Framing::Length(5));
+        let h = parse_str("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n");
+        assert_eq!(h.unwrap().unwrap().framing, Framing::Chunked);
+    }
+
+    #[test]
+    fn ambiguous_framing_is_refused() {
+        let cases = [
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ];
+        for c in cases {
+            assert!(matches!(parse_str(c), Err(Reject::Malformed(_))), "{c}");
+        }
+        let gzip = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+        assert_eq!(parse_str(gzip).unwrap_err(), Reject::UnsupportedCoding);
+    }
+
+    #[test]
+    fn host_rules() {
+        assert!(parse_str("GET / HTTP/1.1\r\n\r\n").is_err());
+        assert!(parse_str("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").is_err());
+        assert!(parse_str("GET http://a/ HTTP/1.1\r\n\r\n")
+            .unwrap()
+            .is_some());
+        assert!(parse_str("GET / HTTP/1.0\r\n\r\n").unwrap().is_some());
+    }
+
+    #[test]
+    fn keep_alive_by_version() {
+        let h = |s: &str| parse_str(s).unwrap().unwrap().keep_alive;
+        assert!(!h("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+        assert!(!h("GET / HTTP/1.0\r\n\r\n"));
+        assert!(h("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+    }
+
+    #[test]
+    fn bad_heads_are_refused_with_their_status() {
+        assert_eq!(
+            parse_str("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n").unwrap_err(),
+            Reject::MethodNotAllowed
+        );
+        assert!(matches!(
+            parse_str("GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n"),
+            Err(Reject::Malformed(_))
+        ));
+        let many = (0..=MAX_HEADERS)
+            .map(|i| format!("h{i}: v\r\n"))
+            .collect::<String>();
+        let req = format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+        assert_eq!(parse_str(&req).unwrap_err(), Reject::TooLarge);
+        let huge = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nA: {}",
+            "a".repeat(MAX_HEAD_BYTES)
+        );
+        assert_eq!(parse_str(&huge).unwrap_err(), Reject::TooLarge);
+    }
+}
