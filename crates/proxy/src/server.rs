@@ -172,6 +172,18 @@ async fn serve_connection(
     let Some(server) = tls else {
         return serve(stream, conn).await;
     };
+    // Boxed: a TLS session is large, and the plain connection's task should
+    // not carry room for one.
+    Box::pin(serve_tls(stream, server, handshake_timeout, conn)).await;
+}
+
+async fn serve_tls(
+    stream: TcpStream,
+    server: Arc<rustls::ServerConfig>,
+    handshake_timeout: Duration,
+    conn: Arc<Conn>,
+) {
+    let peer = conn.peer;
     let acceptor = tokio_rustls::TlsAcceptor::from(server);
     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
         Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
