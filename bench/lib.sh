@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by the proxy benchmarks (sourced, not run).
 
 # nginx_conf DIR HTTP_BODY [WORKER_CONNECTIONS]: writes DIR/nginx.conf for one
@@ -33,4 +34,15 @@ wait_port() {
   done
   echo "port $1 never opened" >&2
   exit 1
+}
+
+# apt_need CMD PACKAGE: installs the Debian PACKAGE if CMD is not on PATH
+# (apt-get update first only if the plain install fails). Returns non-zero if
+# it still is not there.
+apt_need() {
+  command -v "$1" >/dev/null && return 0
+  echo "installing $2 (for $1)" >&2
+  apt-get install -y -qq "$2" >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$2" >/dev/null 2>&1; } || true
+  command -v "$1" >/dev/null
 }
