@@ -208,7 +208,8 @@ where
         _ = phase.wait_for(|p| *p == Phase::Terminate) => return,
     };
     if let h1::Ended::Http2(preface) = ended {
-        serve_h2(TokioIo::new(h1::Prefixed::new(preface, io)), conn).await;
+        // Boxed, so that HTTP/1 connections' tasks carry no room for it.
+        Box::pin(serve_h2(TokioIo::new(h1::Prefixed::new(preface, io)), conn)).await;
     }
 }
 

@@ -73,16 +73,20 @@ pub(crate) async fn serve<I>(io: &mut I, conn: &Arc<Conn>) -> Ended
 where
     I: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let settings = conn.state.snapshot().config.proxy.clone();
+    // Only what the loop needs: the connection's task holds this while idle.
+    let (header_read_timeout, keepalive_timeout) = {
+        let settings = &conn.state.snapshot().config.proxy;
+        (settings.header_read_timeout, settings.keepalive_timeout)
+    };
     let mut buf = BytesMut::new();
     let mut phase = conn.state.phase.subscribe();
     let mut served: u64 = 0;
     loop {
         if buf.is_empty() {
             let wait = if served == 0 {
-                settings.header_read_timeout.min(settings.keepalive_timeout)
+                header_read_timeout.min(keepalive_timeout)
             } else {
-                settings.keepalive_timeout
+                keepalive_timeout
             };
             if let Err(why) = next_request(io, &mut buf, &mut phase, wait).await {
                 tracing::debug!(peer = %conn.peer, requests = served, "connection ends: {why}");
@@ -95,21 +99,21 @@ where
                 false => Ended::Closed,
             };
         }
-        let read = tokio::time::timeout(settings.header_read_timeout, read_head(io, &mut buf));
+        let read = tokio::time::timeout(header_read_timeout, read_head(io, &mut buf));
         let head = match read.await {
             Ok(Ok(head)) => head,
             Ok(Err(None)) => return Ended::Closed,
             Ok(Err(Some(reject))) => {
-                refuse(io, conn, reject.cause(), reject.reason()).await;
+                Box::pin(refuse(io, conn, reject.cause(), reject.reason())).await;
                 return Ended::Closed;
             }
             Err(_) => {
-                refuse(
+                Box::pin(refuse(
                     io,
                     conn,
                     Cause::HeadTimeout,
                     "no complete request head in time",
-                )
+                ))
                 .await;
                 return Ended::Closed;
             }
@@ -205,7 +209,8 @@ async fn read_head<I: AsyncRead + Unpin>(
 }
 
 /// Answers a request the proxy refuses before forwarding it; the connection
-/// closes after.
+/// closes after. Callers box it: its linger buffer must not take room in every
+/// connection's task.
 async fn refuse<I>(io: &mut I, conn: &Conn, cause: Cause, reason: &str)
 where
     I: AsyncRead + AsyncWrite + Unpin,
