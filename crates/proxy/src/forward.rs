@@ -40,6 +40,11 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
+// Named once: a `&str` name would be parsed again on every request.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 /// Where the request came from, for the `X-Forwarded-*` and `Forwarded`
 /// headers; built once per client connection, so requests only copy it.
 #[derive(Debug, Clone)]
@@ -103,7 +108,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 /// `Forwarded` (RFC 7239), appending to what earlier proxies set. `host` is the
 /// request's `Host` (or HTTP/2 `:authority`), port included.
 pub(crate) fn add_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<HeaderValue>) {
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) => {
             HeaderValue::from_str(&format!("{prev}, {}", peer.ip.to_str().unwrap_or(""))).ok()
         }
@@ -121,15 +126,15 @@ pub(crate) fn add_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<H
         forwarded.push('"');
     }
     if let Some(v) = xff {
-        headers.insert("x-forwarded-for", v);
+        headers.insert(X_FORWARDED_FOR, v);
     }
-    headers.insert("x-forwarded-proto", peer.proto.clone());
+    headers.insert(X_FORWARDED_PROTO, peer.proto.clone());
     if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(forwarded)) {
         headers.insert(header::FORWARDED, v);
     }
     if let Some(h) = host {
-        if !headers.contains_key("x-forwarded-host") {
-            headers.insert("x-forwarded-host", h);
+        if !headers.contains_key(&X_FORWARDED_HOST) {
+            headers.insert(X_FORWARDED_HOST, h);
         }
     }
 }

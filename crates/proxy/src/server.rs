@@ -447,6 +447,8 @@ pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
             })
 }
 
+const LAMEDUCK_ERROR: header::HeaderName = header::HeaderName::from_static("lameduck-error");
+
 fn error_response(conn: &Conn, cause: Cause) -> Response<Body> {
     conn.state.metrics.count_error(cause);
     let mut resp = Response::new(body::full(format!(
@@ -456,7 +458,7 @@ fn error_response(conn: &Conn, cause: Cause) -> Response<Body> {
     )));
     *resp.status_mut() = cause.status();
     resp.headers_mut()
-        .insert("lameduck-error", HeaderValue::from_static(cause.name()));
+        .insert(LAMEDUCK_ERROR, HeaderValue::from_static(cause.name()));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -154,7 +154,9 @@ fn build(
     }
     let uri = Uri::from_maybe_shared(head.slice(target.0..target.1))
         .map_err(|_| Reject::Malformed("invalid request target"))?;
-    let mut headers = HeaderMap::with_capacity(spans.len());
+    // Room for the forwarding headers the proxy adds, so that adding them does
+    // not grow (and rehash) the map.
+    let mut headers = HeaderMap::with_capacity(spans.len() + FORWARDING_HEADERS);
     for s in spans {
         let name = HeaderName::from_bytes(&head[s.name.0..s.name.1])
             .map_err(|_| Reject::Malformed("invalid header name"))?;
@@ -183,6 +185,9 @@ fn build(
 }
 
 /// The body's framing; refuses every ambiguous combination.
+/// `X-Forwarded-For`, `-Proto`, `-Host` and `Forwarded`.
+const FORWARDING_HEADERS: usize = 4;
+
 fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, Reject> {
     let has_te = headers.contains_key(header::TRANSFER_ENCODING);
     let length = content_length(headers)?;
