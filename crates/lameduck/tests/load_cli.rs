@@ -87,6 +87,42 @@ fn sigusr1_marks_the_timeline_and_sigint_stops_with_a_report() {
 }
 
 #[test]
+fn a_during_command_still_running_at_the_end_is_stopped_and_fails_the_run() {
+    let server = InjectServer::start(|_, _| Action::Ok);
+    let dir = std::env::temp_dir().join(format!("ld-load-during-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pidfile = dir.join("pid");
+    // A disruption that outlives the run, as a forgotten reload loop would.
+    // Bounded, so that without the fix the test fails instead of hanging.
+    let command = format!("echo $$ > {}; exec sleep 30", pidfile.display());
+    let url = server.url("/");
+    let args = [
+        "-c", "2", "-d", "1s", "--warmup", "100ms", "--during", &command, &url,
+    ];
+    let started = std::time::Instant::now();
+    let out = load(&args);
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        took < std::time::Duration::from_secs(15),
+        "the run waited {took:?} for the --during command"
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("had not ended when the load stopped, and was stopped"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("killed by signal 15"), "{stdout}");
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "the --during command (pid {}) outlived the run",
+        pid.trim()
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn grpc_health_takes_the_url_and_a_service_name() {
     let server = InjectServer::start_h2(|_, path| match path {
         "/grpc.health.v1.Health/Check" => Action::Ok,

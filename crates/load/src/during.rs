@@ -5,6 +5,11 @@
 //! nginx reload loop) after a warm-up of plain load, records when it started and
 //! ended, and ends the run a cool-down after it. Marks (SIGUSR1, or
 //! [`crate::Controller::mark`]) add named points in time.
+//!
+//! The command runs in a process group of its own. If it is still running when
+//! the load stops (`--duration` or `-n` reached, or SIGINT/SIGTERM), its group
+//! gets SIGTERM, then SIGKILL after [`STOP_GRACE`]: a reload loop must not
+//! outlive the run that measured it. The report says so.
 
 use std::{
     os::fd::AsFd,
@@ -13,6 +18,7 @@ use std::{
     time::Duration,
 };
 
+use nix::{sys::signal::Signal, unistd::Pid};
 use tokio::{sync::watch, task::JoinHandle, time::Instant};
 
 use crate::{report::Event, During, Error};
@@ -46,11 +52,15 @@ impl Events {
     }
 }
 
+/// How long a command still running at the end has between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// Where the `--during` command is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     WarmingUp,
-    Running,
+    /// Running as the leader of this process group.
+    Running(Pid),
     CoolingDown,
     Done,
 }
@@ -86,22 +96,37 @@ pub(crate) async fn ended_plus_cooldown(task: &mut Option<Task>) {
 }
 
 /// After the run: the command's problems, or an error if it could not start.
-/// A command still running is left to finish on its own and reported.
-pub(crate) async fn finish(task: Task, events: &Events) -> Result<Vec<String>, Error> {
-    if *task.state.borrow() == State::Running {
+/// A command still running is stopped (see the module doc) and reported.
+pub(crate) async fn finish(mut task: Task, events: &Events) -> Result<Vec<String>, Error> {
+    let running = match *task.state.borrow() {
+        State::Running(group) => Some(group),
+        _ => None,
+    };
+    let mut problems = Vec::new();
+    if let Some(group) = running {
         events.push(
             "during_running",
-            "still running when the load stopped".into(),
+            "still running when the load stopped; sent SIGTERM".into(),
         );
-        return Ok(vec![
-            "the --during command had not ended when the load stopped; \
+        problems.push(
+            "the --during command had not ended when the load stopped, and was stopped; \
              lengthen --duration to cover it"
                 .into(),
-        ]);
+        );
+        stop_group(group, &mut task.state).await;
     }
     match task.handle.await {
-        Ok(result) => result,
+        Ok(result) => result.map(|more| problems.into_iter().chain(more).collect()),
         Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// SIGTERM to the command's group; SIGKILL if it has not ended in time.
+async fn stop_group(group: Pid, state: &mut watch::Receiver<State>) {
+    let _ = nix::sys::signal::killpg(group, Signal::SIGTERM);
+    let ended = state.wait_for(|s| !matches!(s, State::Running(_)));
+    if tokio::time::timeout(STOP_GRACE, ended).await.is_err() {
+        let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
     }
 }
 
@@ -124,10 +149,15 @@ async fn run_command(
         .arg(&during.command)
         .stdin(Stdio::null())
         .stdout(stdout_to_stderr().map_err(spawn_err)?)
+        .process_group(0)
         .spawn()
         .map_err(spawn_err)?;
     events.push("during_start", during.command.clone());
-    let _ = state.send(State::Running);
+    let group = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
+    let _ = state.send(group.map_or(State::CoolingDown, State::Running));
     let status = child.wait().await.map_err(spawn_err)?;
     let _ = state.send(State::CoolingDown);
     events.push("during_end", describe(status));
