@@ -5,7 +5,7 @@
 //! inside the window of the `--during` command, and account for every request.
 //!
 //! Needs nginx on PATH, so it is ignored by default:
-//! `cargo test -p lameduck --test nginx_reload -- --ignored`.
+//! `cargo test -p lameduck --test tests nginx_reload -- --ignored`.
 
 use std::{
     net::TcpListener,
