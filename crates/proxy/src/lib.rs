@@ -2,6 +2,7 @@
 //! and shutdowns lose no request.
 //!
 //! - [`config`]: the TOML config and its checks (errors name key and line);
+//! - `config_file`: the file behind it, re-read on SIGHUP or when it changes;
 //! - `router`: host and path-prefix routing;
 //! - `upstream`: endpoint pools with keepalive connections and ejection;
 //! - `forward`: one request to an upstream, with the retries that are safe;
@@ -18,6 +19,7 @@
 mod admin;
 mod body;
 pub mod config;
+mod config_file;
 mod discovery;
 mod error;
 mod forward;
@@ -42,6 +44,7 @@ use lameduck_drain::{
 use tokio::{net::TcpListener, sync::mpsc, time::Instant};
 
 pub use config::{Config, ConfigError};
+use config_file::ConfigFile;
 pub use error::Cause;
 use server::Activity;
 use state::State;
@@ -174,13 +177,17 @@ fn load(source: &Source) -> Result<(Config, Option<String>), Error> {
                 path: path.clone(),
                 source,
             })?;
-            let config = Config::from_toml(&text).map_err(|source| Error::Config {
-                path: path.display().to_string(),
-                source,
-            })?;
-            Ok((config, Some(text)))
+            parse(path, text)
         }
     }
+}
+
+fn parse(path: &std::path::Path, text: String) -> Result<(Config, Option<String>), Error> {
+    let config = Config::from_toml(&text).map_err(|source| Error::Config {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok((config, Some(text)))
 }
 
 impl Bound {
@@ -224,31 +231,43 @@ impl Bound {
             }
             tokio::spawn(admin::serve(l, Arc::clone(&state)));
         }
-        if let Source::File(path) = &source {
-            tokio::spawn(watch_file(path.clone(), Arc::clone(&state)));
-        }
+        let file = match &source {
+            Source::File(path) => {
+                let text = state.snapshot().source.clone();
+                let file = Arc::new(ConfigFile::new(path.clone(), text));
+                tokio::spawn(watch_file(Arc::clone(&file), Arc::clone(&state)));
+                Some(file)
+            }
+            Source::Inline(_) => None,
+        };
         state::start_discovery(&state);
         let mut orchestrator = Orchestrator::new(state, plan, activity);
-        orchestrator.run(&source, &mut control).await
+        orchestrator.run(file.as_deref(), &mut control).await
     }
 }
 
 /// Reloads the config file when its content changes (polled once a second:
 /// simple, and it sees Kubernetes ConfigMap updates, which swap a symlink).
-async fn watch_file(path: PathBuf, state: Arc<State>) {
-    let mut last = std::fs::read_to_string(&path).ok();
+async fn watch_file(file: Arc<ConfigFile>, state: Arc<State>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = std::fs::read_to_string(&path).ok();
-        if now.is_some() && now != last {
-            reload_file(&path, &state);
-            last = now;
+        if let Some(text) = file.read_if_changed() {
+            apply_file(&file, Ok(text), &state);
         }
     }
 }
 
-fn reload_file(path: &std::path::Path, state: &Arc<State>) {
-    match load(&Source::File(path.to_path_buf())) {
+/// Parses and applies what was read from the config file; an invalid file is
+/// rejected and the running config keeps serving.
+fn apply_file(file: &ConfigFile, text: std::io::Result<String>, state: &Arc<State>) {
+    let path = file.path();
+    let parsed = text
+        .map_err(|source| Error::ReadConfig {
+            path: path.to_path_buf(),
+            source,
+        })
+        .and_then(|text| parse(path, text));
+    match parsed {
         Ok((config, text)) => match state.reload(config, text) {
             Ok(()) => tracing::info!(path = %path.display(), "config reloaded"),
             Err(e) => {
@@ -290,7 +309,7 @@ impl Orchestrator {
 
     async fn run(
         &mut self,
-        source: &Source,
+        file: Option<&ConfigFile>,
         control: &mut mpsc::UnboundedReceiver<Control>,
     ) -> Exit {
         loop {
@@ -306,9 +325,9 @@ impl Orchestrator {
             }
             tokio::select! {
                 c = control.recv() => match c {
-                    Some(Control::Reload) => match source {
-                        Source::File(path) => reload_file(path, &self.state),
-                        Source::Inline(_) => tracing::info!("SIGHUP ignored: no config file to reload"),
+                    Some(Control::Reload) => match file {
+                        Some(file) => apply_file(file, file.read(), &self.state),
+                        None => tracing::info!("SIGHUP ignored: no config file to reload"),
                     },
                     Some(Control::Stop(kind)) => self.apply(Trigger::Signal(kind), match kind {
                         StopKind::Graceful => "stop requested (graceful)",
