@@ -7,7 +7,8 @@
 //! - `forward`: one request to an upstream, with the retries that are safe;
 //! - `server`: listeners and client connections, and how each drain phase
 //!   ends them gracefully;
-//! - `h1`: the client-side HTTP/1.x connection loop (HTTP/2 is hyper's);
+//! - `h1`: HTTP/1.x on both sides, the client connection loop and the
+//!   upstream client (HTTP/2 is hyper's);
 //! - `state`: the running config, swapped atomically on reload;
 //! - `admin`: probes, metrics, `PUT /config`, `PUT /upstreams/NAME`.
 //!

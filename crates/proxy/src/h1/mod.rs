@@ -18,9 +18,13 @@
 //! written whole. A `101 Switching Protocols` turns the connection into a tunnel
 //! ([`crate::websocket`]). An HTTP/2 prior-knowledge preface hands the
 //! connection to hyper's HTTP/2 server.
+//!
+//! The upstream side of HTTP/1.1 is the proxy's own too ([`client`]), run by
+//! the same task.
 
 pub(crate) mod body;
 mod chunked;
+pub(crate) mod client;
 mod encode;
 mod parse;
 
@@ -267,7 +271,10 @@ where
         let (mut response, closing) =
             server::respond(request.map(|()| bodies::empty()), conn).await;
         if upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            let upstream = hyper::upgrade::on(&mut response);
+            let upstream = response.extensions_mut().remove::<client::Upgraded>();
+            let Some(upstream) = upstream.and_then(|u| u.take()) else {
+                return false;
+            };
             let mut out = Vec::with_capacity(256);
             encode::head(&mut out, &response, ex(false));
             if io.write_all(&out).await.is_ok() && io.flush().await.is_ok() {
@@ -291,6 +298,12 @@ where
         Framing::Length(n) => Some(n),
         _ => None,
     };
+    if let Some(body) = length.and_then(|n| buffered_body(buf, n)) {
+        // The whole body came with the head (a small one usually does): no
+        // channel, and the upstream client can send it with the head.
+        let (response, closing) = server::respond(request.map(|()| bodies::full(body)), conn).await;
+        return write_response(io, response, ex(closing)).await;
+    }
     let (tx, body) = body::RequestBody::channel(length);
     let request = request.map(|()| bodies::boxed(body));
     let max = conn.state.snapshot().config.proxy.max_body_bytes;
@@ -306,6 +319,11 @@ where
         kept = &mut respond => (tokio::time::timeout(LINGER, pump).await.unwrap_or(false), kept),
     };
     whole && kept
+}
+
+/// The body of `length` bytes, if `buf` holds all of it.
+fn buffered_body(buf: &mut BytesMut, length: u64) -> Option<Bytes> {
+    (buf.len() as u64 >= length).then(|| buf.split_to(length as usize).freeze())
 }
 
 fn is_websocket(headers: &HeaderMap) -> bool {
