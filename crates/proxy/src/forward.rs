@@ -38,7 +38,8 @@ use crate::{
     upstream::{Candidates, Pool},
 };
 
-/// Headers that belong to one hop and are never forwarded.
+/// Headers that belong to one hop and are never forwarded (`Upgrade` too,
+/// except on upgrades).
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -87,27 +88,32 @@ impl Peer {
 
 /// Removes hop-by-hop headers (and those the `Connection` header names). `TE:
 /// trailers` survives, as gRPC needs it; `Upgrade` survives when `upgrade`.
+///
+/// One pass over the fields finds what must go; most requests have none, and
+/// then nothing else is done (no lookup per hop-by-hop name).
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .filter(|n| !(upgrade && n == header::UPGRADE))
-        .collect();
-    let te_trailers = headers
-        .get(header::TE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
-        });
-    for name in HOP_BY_HOP.iter().chain(&named) {
-        headers.remove(name);
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    let mut te_trailers = false;
+    for (name, value) in headers.iter() {
+        if name == header::CONNECTION {
+            let named = value
+                .as_bytes()
+                .split(|b| *b == b',')
+                .filter_map(|n| HeaderName::from_bytes(n.trim_ascii()).ok())
+                .filter(|n| !(upgrade && n == header::UPGRADE));
+            doomed.extend(named);
+        } else if name == header::TE {
+            te_trailers |= value
+                .as_bytes()
+                .split(|b| *b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
+        }
+        if HOP_BY_HOP.contains(name) || (!upgrade && name == header::UPGRADE) {
+            doomed.push(name.clone());
+        }
     }
-    if !upgrade {
-        headers.remove(header::UPGRADE);
+    for name in &doomed {
+        headers.remove(name);
     }
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -385,5 +391,60 @@ fn settle(result: SendResult) -> Result<Response<Incoming>, H2Failure> {
             None if e.error().is_parse() => Err(H2Failure::Sent(Cause::UpstreamProtocol)),
             None => Err(H2Failure::Sent(Cause::UpstreamReset)),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(fields: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (n, v) in fields {
+            map.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn names(map: &HeaderMap) -> Vec<&str> {
+        let mut names: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    #[test]
+    fn hop_by_hop_fields_and_those_connection_names_are_removed() {
+        let mut map = headers(&[
+            ("host", "a"),
+            ("connection", "keep-alive, x-secret"),
+            ("connection", "upgrade"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "gzip, trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "basic x"),
+            ("x-kept", "1"),
+        ]);
+        strip_hop_by_hop(&mut map, false);
+        assert_eq!(names(&map), ["host", "te", "x-kept"]);
+        assert_eq!(map["te"], "trailers");
+    }
+
+    #[test]
+    fn an_upgrade_keeps_upgrade() {
+        let mut map = headers(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
+        strip_hop_by_hop(&mut map, true);
+        assert_eq!(names(&map), ["upgrade"]);
+    }
+
+    #[test]
+    fn nothing_to_strip_leaves_the_map_alone() {
+        let mut map = headers(&[("host", "a"), ("accept", "*/*")]);
+        strip_hop_by_hop(&mut map, false);
+        assert_eq!(names(&map), ["accept", "host"]);
     }
 }
