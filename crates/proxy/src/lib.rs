@@ -225,12 +225,25 @@ impl Bound {
             }
             tokio::spawn(admin::serve(l, Arc::clone(&state)));
         }
-        if let Source::File(path) = &source {
-            tokio::spawn(watch_file(path.clone(), Arc::clone(&state)));
-        }
+        match &source {
+            Source::File(path) => tokio::spawn(watch_file(path.clone(), Arc::clone(&state))),
+            Source::Inline(_) => tokio::spawn(tick()),
+        };
         state::start_discovery(&state);
         let mut orchestrator = Orchestrator::new(state, plan, activity);
         orchestrator.run(&source, &mut control).await
+    }
+}
+
+/// Wakes once a second, only to keep the timer driver's next wake-up within a
+/// second. A timer that would come due before the driver's next wake-up must
+/// interrupt it (an eventfd write, one system call) when it is registered; a
+/// request's timeouts (seconds) are then never that early, so registering
+/// them costs no system call. [`watch_file`]'s polling does the same when a
+/// config file is watched.
+async fn tick() {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
