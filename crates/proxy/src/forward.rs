@@ -219,7 +219,10 @@ pub(crate) async fn send(
     }
     match settings.protocol {
         UpstreamProtocol::Http1 => send_h1(candidates, req, &settings, upgrade).await,
-        UpstreamProtocol::Http2 => send_h2(candidates, req, &settings).await,
+        // Boxed: HTTP/2 upstreams are the rarer case, and the future of every
+        // HTTP/1 exchange (moved into its box once per request) should not
+        // carry room for hyper's handshake.
+        UpstreamProtocol::Http2 => Box::pin(send_h2(candidates, req, &settings)).await,
     }
 }
 

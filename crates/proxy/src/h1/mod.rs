@@ -279,8 +279,10 @@ where
             encode::head(&mut out, &response, ex(false));
             if io.write_all(&out).await.is_ok() && io.flush().await.is_ok() {
                 let client = Prefixed::new(buf.split().freeze(), io);
-                crate::websocket::tunnel(client, upstream, websocket, Arc::clone(&conn.state))
-                    .await;
+                // Boxed, so that every exchange's future (moved into its box
+                // once per request) carries no room for a tunnel.
+                let state = Arc::clone(&conn.state);
+                Box::pin(crate::websocket::tunnel(client, upstream, websocket, state)).await;
             }
             return false;
         }

@@ -42,8 +42,9 @@ pub(crate) use response::Upgraded;
 
 use crate::{body::Body, error::Cause, upstream::Endpoint};
 
-/// What a response head read asks for at a time.
-const HEAD_CHUNK: usize = 8 * 1024;
+/// What a response head read asks for at a time: most heads (and small
+/// bodies behind them) fit.
+const HEAD_CHUNK: usize = 4 * 1024;
 /// What a response body read asks for at a time.
 const BODY_CHUNK: usize = 16 * 1024;
 
