@@ -38,9 +38,9 @@ use crate::{
     upstream::{Candidates, Pool},
 };
 
-/// Headers that belong to one hop and are never forwarded (`Upgrade` too,
-/// except on upgrades).
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// Headers that belong to one hop and are never forwarded (the last one,
+/// `Upgrade`, except on upgrades).
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -49,6 +49,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 // Named once: a `&str` name would be parsed again on every request.
@@ -89,35 +90,67 @@ impl Peer {
 /// Removes hop-by-hop headers (and those the `Connection` header names). `TE:
 /// trailers` survives, as gRPC needs it; `Upgrade` survives when `upgrade`.
 ///
-/// One pass over the fields finds what must go; most requests have none, and
-/// then nothing else is done (no lookup per hop-by-hop name).
+/// One pass over the fields finds what must go, without allocating for the
+/// usual `Connection: keep-alive` or `close`; most requests have nothing to
+/// remove, and then nothing else is done.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let mut doomed: Vec<HeaderName> = Vec::new();
+    let kept = if upgrade {
+        HOP_BY_HOP.len() - 1
+    } else {
+        HOP_BY_HOP.len()
+    };
+    let hop_by_hop = &HOP_BY_HOP[..kept];
+    // Bit i: hop_by_hop[i] is present.
+    let mut found: u16 = 0;
+    // Other fields that `Connection` names (rare).
+    let mut named: Vec<HeaderName> = Vec::new();
     let mut te_trailers = false;
     for (name, value) in headers.iter() {
-        if name == header::CONNECTION {
-            let named = value
-                .as_bytes()
-                .split(|b| *b == b',')
-                .filter_map(|n| HeaderName::from_bytes(n.trim_ascii()).ok())
-                .filter(|n| !(upgrade && n == header::UPGRADE));
-            doomed.extend(named);
-        } else if name == header::TE {
-            te_trailers |= value
-                .as_bytes()
-                .split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
+        if let Some(i) = hop_by_hop.iter().position(|h| h == name) {
+            found |= 1 << i;
         }
-        if HOP_BY_HOP.contains(name) || (!upgrade && name == header::UPGRADE) {
-            doomed.push(name.clone());
+        if name == header::CONNECTION {
+            named.extend(connection_names(value));
+        } else if name == header::TE {
+            te_trailers |= tokens(value).any(|t| t.eq_ignore_ascii_case(b"trailers"));
         }
     }
-    for name in &doomed {
+    if found == 0 && named.is_empty() {
+        return;
+    }
+    for (i, name) in hop_by_hop.iter().enumerate() {
+        if found & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
+    for name in &named {
         headers.remove(name);
     }
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
+}
+
+/// The comma-separated tokens of a field value, trimmed.
+fn tokens(value: &HeaderValue) -> impl Iterator<Item = &[u8]> {
+    value
+        .as_bytes()
+        .split(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
+/// The fields a `Connection` value names, other than the hop-by-hop ones
+/// (removed anyway, or kept on upgrades) and `close`.
+fn connection_names(value: &HeaderValue) -> impl Iterator<Item = HeaderName> + '_ {
+    tokens(value)
+        .filter(|t| {
+            !t.eq_ignore_ascii_case(b"close")
+                && !HOP_BY_HOP
+                    .iter()
+                    .any(|h| t.eq_ignore_ascii_case(h.as_str().as_bytes()))
+        })
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
 }
 
 /// Adds `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
