@@ -242,8 +242,16 @@ fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, Reject> {
 /// decimal number.
 pub(super) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Reject> {
     let mut found = None;
-    let values = headers.get_all(header::CONTENT_LENGTH).iter();
-    for part in values.flat_map(|v| v.as_bytes().split(|b| *b == b',')) {
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        add_content_length(&mut found, value.as_bytes())?;
+    }
+    Ok(found)
+}
+
+/// Adds one `Content-Length` field value (a list, possibly) to what was
+/// `found` in earlier ones.
+pub(super) fn add_content_length(found: &mut Option<u64>, value: &[u8]) -> Result<(), Reject> {
+    for part in value.split(|b| *b == b',') {
         let part = part.trim_ascii();
         let n = std::str::from_utf8(part)
             .ok()
@@ -253,9 +261,9 @@ pub(super) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Reject>
         if found.is_some_and(|f| f != n) {
             return Err(Reject::Malformed("conflicting Content-Length values"));
         }
-        found = Some(n);
+        *found = Some(n);
     }
-    Ok(found)
+    Ok(())
 }
 
 fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), Reject> {

@@ -22,7 +22,7 @@ use std::{
 use bytes::{Bytes, BytesMut};
 use hyper::{
     body::{Frame, SizeHint},
-    header::{self, HeaderMap},
+    header::HeaderMap,
     Response, StatusCode, Version,
 };
 use tokio::{io::AsyncReadExt, net::TcpStream};
@@ -68,6 +68,71 @@ enum Framing {
 #[error("{0}")]
 pub(super) struct Malformed(&'static str);
 
+/// Hop-by-hop field names: the response's map does without them (they
+/// would be removed before the response goes on), unless `Connection` names
+/// other fields or the response is a `101`.
+const HOP_BY_HOP: [&[u8]; 9] = [
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"proxy-authenticate",
+    b"proxy-authorization",
+    b"te",
+    b"trailer",
+    b"transfer-encoding",
+    b"upgrade",
+];
+
+fn is_hop_by_hop(name: &[u8]) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// What the framing and keep-alive decisions need, read from the raw fields
+/// before any map is built.
+#[derive(Debug, Default)]
+struct Raw {
+    length: Option<u64>,
+    /// `Transfer-Encoding` is present; its last coding is `chunked`.
+    coded: bool,
+    chunked: bool,
+    /// `Connection: close`.
+    close: bool,
+    /// `Connection` names a field that is not hop-by-hop anyway.
+    names_others: bool,
+}
+
+impl Raw {
+    fn read(fields: &[httparse::Header<'_>]) -> Result<Raw, Malformed> {
+        let mut raw = Raw::default();
+        for f in fields {
+            let name = f.name.as_bytes();
+            if name.eq_ignore_ascii_case(b"content-length") {
+                parse::add_content_length(&mut raw.length, f.value)
+                    .map_err(|_| Malformed("invalid Content-Length"))?;
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                raw.coded = true;
+                if let Some(last) = tokens(f.value).last() {
+                    raw.chunked = last.eq_ignore_ascii_case(b"chunked");
+                }
+            } else if name.eq_ignore_ascii_case(b"connection") {
+                for token in tokens(f.value) {
+                    raw.close |= token.eq_ignore_ascii_case(b"close");
+                    raw.names_others |=
+                        !token.eq_ignore_ascii_case(b"close") && !is_hop_by_hop(token);
+                }
+            }
+        }
+        Ok(raw)
+    }
+}
+
+fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
 /// Parses the head at the start of `buf` (taking it out); `Ok(None)`: read more.
 pub(super) fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Malformed> {
     let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
@@ -87,27 +152,29 @@ pub(super) fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Hea
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    let count = resp.headers.len();
-    parse::spans(buf, resp.headers, &mut span_of);
+    let raw = Raw::read(resp.headers)?;
+    let framing = framing(status, &raw, head_request)?;
+    let keep_all = raw.names_others || status == StatusCode::SWITCHING_PROTOCOLS;
+    let mut count = 0;
+    for f in resp.headers.iter() {
+        if keep_all || !is_hop_by_hop(f.name.as_bytes()) {
+            parse::spans(buf, std::slice::from_ref(f), &mut span_of[count..]);
+            count += 1;
+        }
+    }
     let head = buf.split_to(len).freeze();
     let headers = parse::header_map(&head, &span_of[..count], 0)
         .map_err(|_| Malformed("invalid header field"))?;
-    let framing = framing(status, &headers, head_request)?;
-    let keep_alive = version == Version::HTTP_11 && parse::keep_alive(&headers, version);
     Ok(Some(Head {
         status,
         version,
         headers,
         framing,
-        keep_alive,
+        keep_alive: version == Version::HTTP_11 && !raw.close,
     }))
 }
 
-fn framing(
-    status: StatusCode,
-    headers: &HeaderMap,
-    head_request: bool,
-) -> Result<Framing, Malformed> {
+fn framing(status: StatusCode, raw: &Raw, head_request: bool) -> Result<Framing, Malformed> {
     if head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -115,23 +182,12 @@ fn framing(
     {
         return Ok(Framing::None);
     }
-    let length = parse::content_length(headers).map_err(|_| Malformed("invalid Content-Length"))?;
-    if !headers.contains_key(header::TRANSFER_ENCODING) {
-        return Ok(length.map_or(Framing::Close, Framing::Length));
+    match (raw.coded, raw.length) {
+        (true, Some(_)) => Err(Malformed("both Transfer-Encoding and Content-Length")),
+        (true, None) if raw.chunked => Ok(Framing::Chunked),
+        (true, None) => Ok(Framing::Close),
+        (false, length) => Ok(length.map_or(Framing::Close, Framing::Length)),
     }
-    if length.is_some() {
-        return Err(Malformed("both Transfer-Encoding and Content-Length"));
-    }
-    let last = headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii)
-        .rfind(|c| !c.is_empty());
-    Ok(match last {
-        Some(c) if c.eq_ignore_ascii_case(b"chunked") => Framing::Chunked,
-        _ => Framing::Close,
-    })
 }
 
 /// The response for `head`, its body reading on from `buf` and `io`.
@@ -428,6 +484,21 @@ mod tests {
     }
 
     #[test]
+    fn hop_by_hop_fields_are_left_out_unless_connection_names_others() {
+        let map = |s: &str| head(s, false).unwrap().unwrap().headers;
+        let plain = map("HTTP/1.1 200 OK\r\nconnection: keep-alive\r\nkeep-alive: timeout=5\r\ntransfer-encoding: chunked\r\nx: y\r\n\r\n");
+        assert_eq!(plain.keys().collect::<Vec<_>>(), ["x"]);
+        let named = map(
+            "HTTP/1.1 200 OK\r\nconnection: x-secret\r\nx-secret: 1\r\ncontent-length: 0\r\n\r\n",
+        );
+        assert!(named.contains_key("connection") && named.contains_key("x-secret"));
+        let upgrade = map(
+            "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
+        );
+        assert!(upgrade.contains_key("connection") && upgrade.contains_key("upgrade"));
+    }
+
+    #[test]
     fn the_head_is_taken_and_the_body_stays() {
         let mut buf = BytesMut::from(
             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\nx: y\r\n\r\nhi",
@@ -437,6 +508,7 @@ mod tests {
         let second = parse(&mut buf, false).unwrap().unwrap();
         assert!(!second.is_interim());
         assert_eq!(second.headers["x"], "y");
+        assert!(second.headers.contains_key("content-length"));
         assert_eq!(&buf[..], b"hi");
     }
 }
