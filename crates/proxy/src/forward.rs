@@ -39,8 +39,9 @@ use crate::{
 };
 
 /// Headers that belong to one hop and are never forwarded (the last one,
-/// `Upgrade`, except on upgrades).
-const HOP_BY_HOP: [HeaderName; 9] = [
+/// `Upgrade`, except on upgrades). A `static`: a `const` array of names would
+/// be built and dropped again at every use.
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
