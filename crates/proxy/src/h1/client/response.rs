@@ -227,14 +227,14 @@ pub(super) fn respond(
     let body = match framing {
         Framing::None | Framing::Length(0) => {
             if keep && buf.is_empty() {
-                home.take_back(io);
+                home.take_back(io, buf);
             }
             body::empty()
         }
         Framing::Length(n) if buf.len() as u64 >= n => {
             let data = buf.split_to(n as usize).freeze();
             if keep && buf.is_empty() {
-                home.take_back(io);
+                home.take_back(io, buf);
             }
             body::full(data)
         }
@@ -356,7 +356,7 @@ impl Streamed {
         if let (Some(home), Some(io), true) =
             (self.home.take(), self.io.take(), self.buf.is_empty())
         {
-            home.take_back(io);
+            home.take_back(io, std::mem::take(&mut self.buf));
         }
     }
 
