@@ -4,19 +4,28 @@
 //!
 //! - a failed *connect* (refused, timed out) is retried on the next endpoint for
 //!   any method, POST included, because nothing reached the app;
-//! - a request that fails on a *reused* keepalive connection before it was sent
-//!   (hyper hands the request back) is retried on a fresh connection; one that
-//!   was sent but got no response byte is retried only if it had no body (the
-//!   keepalive race: the upstream closed the idle connection as we sent);
+//! - a request that fails on a *reused* keepalive connection before any
+//!   response byte came (writing its head failed, or the upstream closed the
+//!   connection: the keepalive race, the upstream closing an idle connection
+//!   as the request goes out) is retried on a fresh connection, if it can be
+//!   sent again whole: no body byte beyond the first write went out. A body
+//!   that was all there when the request was first written (a small one
+//!   usually is) went out with the head and is replayed from the same
+//!   encoded bytes; a body still streaming is not;
 //! - everything else is answered by the proxy with 502/503/504 and a
-//!   `lameduck-error` header that names the cause.
+//!   `lameduck-error` header that names the cause; a response that did not
+//!   come within `response_timeout` is never retried.
+//!
+//! HTTP/1.1 upstreams are served by the proxy's own client
+//! ([`crate::h1::client`]), HTTP/2 ones by hyper's (which hands back a request
+//! it could not send, and is retried under the same rules).
 
-use std::{net::SocketAddr, sync::Arc, task::Poll};
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use hyper::{
-    body::{Body as _, Frame, Incoming, SizeHint},
-    client::conn::http1,
+    body::{Body as _, Incoming},
+    client::conn::http2,
     header::{self, HeaderMap, HeaderName, HeaderValue},
     Request, Response, Uri, Version,
 };
@@ -25,11 +34,14 @@ use crate::{
     body::{self, Body},
     config::{Upstream, UpstreamProtocol},
     error::Cause,
-    upstream::{Conn, Endpoint, Pool},
+    h1::client::{self, Failure, Outgoing},
+    upstream::{Candidates, Pool},
 };
 
-/// Headers that belong to one hop and are never forwarded.
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// Headers that belong to one hop and are never forwarded (the last one,
+/// `Upgrade`, except on upgrades). A `static`: a `const` array of names would
+/// be built and dropped again at every use.
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -38,6 +50,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 // Named once: a `&str` name would be parsed again on every request.
@@ -77,31 +90,68 @@ impl Peer {
 
 /// Removes hop-by-hop headers (and those the `Connection` header names). `TE:
 /// trailers` survives, as gRPC needs it; `Upgrade` survives when `upgrade`.
+///
+/// One pass over the fields finds what must go, without allocating for the
+/// usual `Connection: keep-alive` or `close`; most requests have nothing to
+/// remove, and then nothing else is done.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .filter(|n| !(upgrade && n == header::UPGRADE))
-        .collect();
-    let te_trailers = headers
-        .get(header::TE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
-        });
-    for name in HOP_BY_HOP.iter().chain(&named) {
-        headers.remove(name);
+    let kept = if upgrade {
+        HOP_BY_HOP.len() - 1
+    } else {
+        HOP_BY_HOP.len()
+    };
+    let hop_by_hop = &HOP_BY_HOP[..kept];
+    // Bit i: hop_by_hop[i] is present.
+    let mut found: u16 = 0;
+    // Other fields that `Connection` names (rare).
+    let mut named: Vec<HeaderName> = Vec::new();
+    let mut te_trailers = false;
+    for (name, value) in headers.iter() {
+        if let Some(i) = hop_by_hop.iter().position(|h| h == name) {
+            found |= 1 << i;
+        }
+        if name == header::CONNECTION {
+            named.extend(connection_names(value));
+        } else if name == header::TE {
+            te_trailers |= tokens(value).any(|t| t.eq_ignore_ascii_case(b"trailers"));
+        }
     }
-    if !upgrade {
-        headers.remove(header::UPGRADE);
+    if found == 0 && named.is_empty() {
+        return;
+    }
+    for (i, name) in hop_by_hop.iter().enumerate() {
+        if found & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
+    for name in &named {
+        headers.remove(name);
     }
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
+}
+
+/// The comma-separated tokens of a field value, trimmed.
+fn tokens(value: &HeaderValue) -> impl Iterator<Item = &[u8]> {
+    value
+        .as_bytes()
+        .split(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
+/// The fields a `Connection` value names, other than the hop-by-hop ones
+/// (removed anyway, or kept on upgrades) and `close`.
+fn connection_names(value: &HeaderValue) -> impl Iterator<Item = HeaderName> + '_ {
+    tokens(value)
+        .filter(|t| {
+            !t.eq_ignore_ascii_case(b"close")
+                && !HOP_BY_HOP
+                    .iter()
+                    .any(|h| t.eq_ignore_ascii_case(h.as_str().as_bytes()))
+        })
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
 }
 
 /// Adds `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
@@ -139,53 +189,48 @@ pub(crate) fn add_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<H
     }
 }
 
-/// Sets the version and URI form the upstream's protocol needs: origin-form for
-/// HTTP/1.1 (the `Host` header carries the authority), absolute-form for HTTP/2.
-pub(crate) fn for_upstream(
-    req: &mut Request<Body>,
-    protocol: UpstreamProtocol,
-    endpoint: SocketAddr,
-) {
-    let absolute = req.uri().authority().is_some();
-    if absolute && !req.headers().contains_key(header::HOST) {
-        let host = req
-            .uri()
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
-        if let Some(host) = host {
-            req.headers_mut().insert(header::HOST, host);
-        }
+/// Puts the authority of an absolute-form URI in `Host` when there is none.
+fn host_from_uri(req: &mut Request<Body>) {
+    if req.headers().contains_key(header::HOST) {
+        return;
     }
-    let origin_form = || {
-        req.uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string()
-    };
-    match protocol {
-        UpstreamProtocol::Http1 => {
-            // HTTP/1.1 clients already send origin-form: nothing to rebuild.
-            if absolute {
-                let path = origin_form();
-                *req.uri_mut() = path.parse().unwrap_or_else(|_| Uri::from_static("/"));
-            }
-            *req.version_mut() = Version::HTTP_11;
-        }
-        UpstreamProtocol::Http2 => {
-            let path = origin_form();
-            let host = req
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-                .unwrap_or_else(|| endpoint.to_string());
-            if let Ok(uri) = format!("http://{host}{path}").parse() {
-                *req.uri_mut() = uri;
-            }
-            req.headers_mut().remove(header::HOST);
-            *req.version_mut() = Version::HTTP_2;
-        }
+    let host = req
+        .uri()
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    if let Some(host) = host {
+        req.headers_mut().insert(header::HOST, host);
     }
+}
+
+/// HTTP/1.1 upstreams get origin-form (the `Host` header carries the
+/// authority).
+pub(crate) fn for_http1(req: &mut Request<Body>) {
+    if req.uri().authority().is_some() {
+        host_from_uri(req);
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        *req.uri_mut() = path.parse().unwrap_or_else(|_| Uri::from_static("/"));
+    }
+    // HTTP/1.1 clients already send origin-form: nothing to rebuild.
+    *req.version_mut() = Version::HTTP_11;
+}
+
+/// HTTP/2 upstreams get absolute-form (`:authority` from `Host`, or the
+/// endpoint's address).
+pub(crate) fn for_http2(req: &mut Request<Body>, endpoint: SocketAddr) {
+    host_from_uri(req);
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| endpoint.to_string());
+    if let Ok(uri) = format!("http://{host}{path}").parse() {
+        *req.uri_mut() = uri;
+    }
+    req.headers_mut().remove(header::HOST);
+    *req.version_mut() = Version::HTTP_2;
 }
 
 /// What a forwarded request got back.
@@ -206,6 +251,76 @@ pub(crate) async fn send(
     if candidates.is_empty() {
         return Err((Cause::NoEndpoints, 0));
     }
+    match settings.protocol {
+        UpstreamProtocol::Http1 => send_h1(candidates, req, &settings, upgrade).await,
+        // Boxed: HTTP/2 upstreams are the rarer case, and the future of every
+        // HTTP/1 exchange (moved into its box once per request) should not
+        // carry room for hyper's handshake.
+        UpstreamProtocol::Http2 => Box::pin(send_h2(candidates, req, &settings)).await,
+    }
+}
+
+/// HTTP/1.1: idle connections first, then a new one; the next endpoint when
+/// connecting fails.
+async fn send_h1(
+    candidates: Candidates,
+    mut req: Request<Body>,
+    settings: &Upstream,
+    upgrade: bool,
+) -> Result<Forwarded, (Cause, u32)> {
+    for_http1(&mut req);
+    let mut out = Outgoing::new(req, upgrade);
+    let (max_idle, timeout) = (settings.max_idle_per_endpoint, settings.response_timeout);
+    let mut retries = 0;
+    let mut last = Cause::NoHealthyEndpoint;
+    for endpoint in candidates {
+        let home = || client::Home {
+            endpoint: std::sync::Arc::clone(&endpoint),
+            max_idle,
+        };
+        while let Some(conn) = endpoint.take_idle() {
+            match client::send(conn, &mut out, timeout, home()).await {
+                Ok(response) => {
+                    endpoint.succeeded();
+                    return Ok(Forwarded { response, retries });
+                }
+                Err(Failure::NotSent | Failure::NoResponse) if out.replayable() => {
+                    retries += 1;
+                    tracing::debug!(endpoint = %endpoint.addr, "keepalive connection closed under a request; sending it again on another");
+                }
+                Err(failure) => return Err((failure.cause(), retries)),
+            }
+        }
+        let conn = match endpoint.connect_h1(settings).await {
+            Ok(c) => c,
+            Err(cause) => {
+                endpoint.failed(settings, cause);
+                tracing::debug!(upstream = %settings.name, endpoint = %endpoint.addr, %cause, "connect failed; trying the next endpoint");
+                retries += 1;
+                last = cause;
+                continue;
+            }
+        };
+        return match client::send(conn, &mut out, timeout, home()).await {
+            Ok(response) => {
+                endpoint.succeeded();
+                Ok(Forwarded { response, retries })
+            }
+            Err(failure) => {
+                endpoint.failed(settings, failure.cause());
+                Err((failure.cause(), retries))
+            }
+        };
+    }
+    Err((last, retries))
+}
+
+/// HTTP/2: the endpoint's shared connection, or a new one.
+async fn send_h2(
+    candidates: Candidates,
+    req: Request<Body>,
+    settings: &Upstream,
+) -> Result<Forwarded, (Cause, u32)> {
     // A request without a body can be rebuilt for a retry after it was sent.
     let replay = req.body().is_end_stream().then(|| {
         (
@@ -219,31 +334,31 @@ pub(crate) async fn send(
     let mut last = Cause::NoHealthyEndpoint;
     for endpoint in candidates {
         let Some(mut r) = req.take() else { break };
-        // Reused connections first; a dead one hands the request back.
-        while let Some(conn) = endpoint.take_idle(settings.protocol) {
-            match attempt(conn, r, &endpoint, &settings, upgrade).await {
+        // The shared connection first; a dead one hands the request back.
+        if let Some(conn) = endpoint.take_h2() {
+            match attempt_h2(conn, r, endpoint.addr, settings).await {
                 Ok(response) => {
                     endpoint.succeeded();
                     return Ok(Forwarded { response, retries });
                 }
-                Err(Failure::NotSent(back)) => {
+                Err(H2Failure::NotSent(back)) => {
                     retries += 1;
                     r = *back;
                 }
-                Err(Failure::Sent(cause)) => match &replay {
-                    Some((m, u, h)) => {
+                Err(H2Failure::Sent(cause)) => match &replay {
+                    Some((m, u, h)) if cause != Cause::UpstreamTimeout => {
                         retries += 1;
                         r = rebuild(m, u, h);
-                        tracing::debug!(endpoint = %endpoint.addr, %cause, "keepalive connection died under a body-less request; retrying on a fresh one");
+                        tracing::debug!(endpoint = %endpoint.addr, %cause, "HTTP/2 connection died under a body-less request; retrying on a fresh one");
                     }
-                    None => return Err((cause, retries)),
+                    _ => return Err((cause, retries)),
                 },
             }
         }
-        let conn = match endpoint.connect(&settings).await {
+        let conn = match endpoint.connect_h2(settings).await {
             Ok(c) => c,
             Err(cause) => {
-                endpoint.failed(&settings, cause);
+                endpoint.failed(settings, cause);
                 tracing::debug!(upstream = %settings.name, endpoint = %endpoint.addr, %cause, "connect failed; trying the next endpoint");
                 retries += 1;
                 last = cause;
@@ -251,17 +366,17 @@ pub(crate) async fn send(
                 continue;
             }
         };
-        return match attempt(conn, r, &endpoint, &settings, upgrade).await {
+        return match attempt_h2(conn, r, endpoint.addr, settings).await {
             Ok(response) => {
                 endpoint.succeeded();
                 Ok(Forwarded { response, retries })
             }
-            Err(Failure::NotSent(_)) => {
-                endpoint.failed(&settings, Cause::UpstreamReset);
+            Err(H2Failure::NotSent(_)) => {
+                endpoint.failed(settings, Cause::UpstreamReset);
                 Err((Cause::UpstreamReset, retries))
             }
-            Err(Failure::Sent(cause)) => {
-                endpoint.failed(&settings, cause);
+            Err(H2Failure::Sent(cause)) => {
+                endpoint.failed(settings, cause);
                 Err((cause, retries))
             }
         };
@@ -277,52 +392,26 @@ fn rebuild(method: &hyper::Method, uri: &Uri, headers: &HeaderMap) -> Request<Bo
     r
 }
 
-enum Failure {
+enum H2Failure {
     /// The request never left: it is handed back for another try.
     NotSent(Box<Request<Body>>),
     /// It was (or may have been) sent and failed.
     Sent(Cause),
 }
 
-async fn attempt(
-    conn: Conn,
+async fn attempt_h2(
+    mut send: http2::SendRequest<Body>,
     mut req: Request<Body>,
-    endpoint: &Arc<Endpoint>,
+    endpoint: SocketAddr,
     settings: &Upstream,
-    upgrade: bool,
-) -> Result<Response<Body>, Failure> {
-    let (max_idle, timeout) = (settings.max_idle_per_endpoint, settings.response_timeout);
-    match conn {
-        Conn::H1(mut send) => {
-            for_upstream(&mut req, UpstreamProtocol::Http1, endpoint.addr);
-            if send.ready().await.is_err() {
-                return Err(Failure::NotSent(Box::new(req)));
-            }
-            let result = tokio::time::timeout(timeout, send.try_send_request(req)).await;
-            let response = settle(result)?;
-            if upgrade {
-                // The connection now belongs to the upgraded stream.
-                return Ok(response.map(body::boxed));
-            }
-            let (parts, inner) = response.into_parts();
-            let mut pooled = Pooled {
-                inner,
-                conn: Some((send, Arc::clone(endpoint), max_idle)),
-            };
-            if pooled.inner.is_end_stream() {
-                pooled.release();
-            }
-            Ok(Response::from_parts(parts, body::boxed(pooled)))
-        }
-        Conn::H2(mut send) => {
-            for_upstream(&mut req, UpstreamProtocol::Http2, endpoint.addr);
-            if send.ready().await.is_err() {
-                return Err(Failure::NotSent(Box::new(req)));
-            }
-            let result = tokio::time::timeout(timeout, send.try_send_request(req)).await;
-            Ok(settle(result)?.map(body::boxed))
-        }
+) -> Result<Response<Body>, H2Failure> {
+    for_http2(&mut req, endpoint);
+    if send.ready().await.is_err() {
+        return Err(H2Failure::NotSent(Box::new(req)));
     }
+    let sent = send.try_send_request(req);
+    let result = tokio::time::timeout(settings.response_timeout, sent).await;
+    Ok(settle(result)?.map(body::boxed))
 }
 
 type SendResult = Result<
@@ -330,56 +419,69 @@ type SendResult = Result<
     tokio::time::error::Elapsed,
 >;
 
-fn settle(result: SendResult) -> Result<Response<Incoming>, Failure> {
+fn settle(result: SendResult) -> Result<Response<Incoming>, H2Failure> {
     match result {
-        Err(_) => Err(Failure::Sent(Cause::UpstreamTimeout)),
+        Err(_) => Err(H2Failure::Sent(Cause::UpstreamTimeout)),
         Ok(Ok(r)) => Ok(r),
         Ok(Err(mut e)) => match e.take_message() {
-            Some(req) => Err(Failure::NotSent(Box::new(req))),
-            None if e.error().is_parse() => Err(Failure::Sent(Cause::UpstreamProtocol)),
-            None => Err(Failure::Sent(Cause::UpstreamReset)),
+            Some(req) => Err(H2Failure::NotSent(Box::new(req))),
+            None if e.error().is_parse() => Err(H2Failure::Sent(Cause::UpstreamProtocol)),
+            None => Err(H2Failure::Sent(Cause::UpstreamReset)),
         },
     }
 }
 
-/// An HTTP/1.1 response body that gives its connection back to the endpoint's
-/// idle list once it has been read to the end (and drops it otherwise).
-struct Pooled {
-    inner: Incoming,
-    conn: Option<(http1::SendRequest<Body>, Arc<Endpoint>, usize)>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Pooled {
-    fn release(&mut self) {
-        if let Some((send, endpoint, max)) = self.conn.take() {
-            endpoint.put_idle(send, max);
+    fn headers(fields: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (n, v) in fields {
+            map.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
-    }
-}
-
-impl hyper::body::Body for Pooled {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let poll = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        match &poll {
-            Poll::Ready(None) => self.release(),
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.release(),
-            Poll::Ready(Some(Err(_))) => self.conn = None,
-            _ => {}
-        }
-        poll
+        map
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+    fn names(map: &HeaderMap) -> Vec<&str> {
+        let mut names: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        names
     }
 
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+    #[test]
+    fn hop_by_hop_fields_and_those_connection_names_are_removed() {
+        let mut map = headers(&[
+            ("host", "a"),
+            ("connection", "keep-alive, x-secret"),
+            ("connection", "upgrade"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "gzip, trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "basic x"),
+            ("x-kept", "1"),
+        ]);
+        strip_hop_by_hop(&mut map, false);
+        assert_eq!(names(&map), ["host", "te", "x-kept"]);
+        assert_eq!(map["te"], "trailers");
+    }
+
+    #[test]
+    fn an_upgrade_keeps_upgrade() {
+        let mut map = headers(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
+        strip_hop_by_hop(&mut map, true);
+        assert_eq!(names(&map), ["upgrade"]);
+    }
+
+    #[test]
+    fn nothing_to_strip_leaves_the_map_alone() {
+        let mut map = headers(&[("host", "a"), ("accept", "*/*")]);
+        strip_hop_by_hop(&mut map, false);
+        assert_eq!(names(&map), ["accept", "host"]);
     }
 }

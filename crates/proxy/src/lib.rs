@@ -8,7 +8,8 @@
 //! - `forward`: one request to an upstream, with the retries that are safe;
 //! - `server`: listeners and client connections, and how each drain phase
 //!   ends them gracefully;
-//! - `h1`: the client-side HTTP/1.x connection loop (HTTP/2 is hyper's);
+//! - `h1`: HTTP/1.x on both sides, the client connection loop and the
+//!   upstream client (HTTP/2 is hyper's);
 //! - `state`: the running config, swapped atomically on reload;
 //! - `admin`: probes, metrics, `PUT /config`, `PUT /upstreams/NAME`.
 //!
@@ -238,11 +239,26 @@ impl Bound {
                 tokio::spawn(watch_file(Arc::clone(&file), Arc::clone(&state)));
                 Some(file)
             }
-            Source::Inline(_) => None,
+            Source::Inline(_) => {
+                tokio::spawn(tick());
+                None
+            }
         };
         state::start_discovery(&state);
         let mut orchestrator = Orchestrator::new(state, plan, activity);
         orchestrator.run(file.as_deref(), &mut control).await
+    }
+}
+
+/// Wakes once a second, only to keep the timer driver's next wake-up within a
+/// second. A timer that would come due before the driver's next wake-up must
+/// interrupt it (an eventfd write, one system call) when it is registered; a
+/// request's timeouts (seconds) are then never that early, so registering
+/// them costs no system call. [`watch_file`]'s polling does the same when a
+/// config file is watched.
+async fn tick() {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

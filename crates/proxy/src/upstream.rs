@@ -7,10 +7,11 @@
 //! failing are skipped for `eject_for`; when every endpoint is ejected they are
 //! all tried anyway, since refusing everything helps nobody.
 //!
-//! Connections are hyper's client connections, one task each. HTTP/1.1
-//! connections are checked out for one request and come back to the idle list
-//! when the response body has been read to the end; an HTTP/2 connection is
-//! shared by all requests to the endpoint.
+//! HTTP/1.1 connections are the proxy's own ([`crate::h1::client`]): checked
+//! out for one request, back in the idle list when the response body has been
+//! read to the end, checked for staleness (closed by the upstream while idle)
+//! when taken again. HTTP/2 connections are hyper's, one task each, and one
+//! is shared by all requests to the endpoint.
 
 use std::{
     collections::HashMap,
@@ -23,27 +24,17 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
-use crate::{
-    body::Body,
-    config::{Upstream, UpstreamProtocol},
-    error::Cause,
-};
-
-/// A connection that can carry a request.
-pub(crate) enum Conn {
-    H1(http1::SendRequest<Body>),
-    H2(http2::SendRequest<Body>),
-}
+use crate::{body::Body, config::Upstream, error::Cause, h1::client};
 
 /// One upstream address and its connections.
 #[derive(Debug)]
 pub(crate) struct Endpoint {
     pub(crate) addr: SocketAddr,
-    idle: Mutex<Vec<http1::SendRequest<Body>>>,
+    idle: Mutex<Vec<client::Conn>>,
     h2: Mutex<Option<http2::SendRequest<Body>>>,
     failures: AtomicU32,
     ejected_until: Mutex<Option<Instant>>,
@@ -64,73 +55,69 @@ impl Endpoint {
         lock(&self.ejected_until).is_some_and(|until| until > now)
     }
 
-    /// An idle connection that is still open, if any.
-    pub(crate) fn take_idle(&self, protocol: UpstreamProtocol) -> Option<Conn> {
-        match protocol {
-            UpstreamProtocol::Http1 => {
-                let mut idle = lock(&self.idle);
-                while let Some(c) = idle.pop() {
-                    if !c.is_closed() {
-                        return Some(Conn::H1(c));
-                    }
-                }
-                None
+    /// An idle HTTP/1.1 connection that is still open, if any.
+    pub(crate) fn take_idle(&self) -> Option<client::Conn> {
+        let mut idle = lock(&self.idle);
+        while let Some(c) = idle.pop() {
+            if !c.is_stale() {
+                return Some(c);
             }
-            UpstreamProtocol::Http2 => {
-                let mut h2 = lock(&self.h2);
-                match h2.as_ref() {
-                    Some(c) if !c.is_closed() => Some(Conn::H2(c.clone())),
-                    _ => {
-                        *h2 = None;
-                        None
-                    }
-                }
+        }
+        None
+    }
+
+    /// The endpoint's HTTP/2 connection, if it is open.
+    pub(crate) fn take_h2(&self) -> Option<http2::SendRequest<Body>> {
+        let mut h2 = lock(&self.h2);
+        match h2.as_ref() {
+            Some(c) if !c.is_closed() => Some(c.clone()),
+            _ => {
+                *h2 = None;
+                None
             }
         }
     }
 
     /// Gives an HTTP/1.1 connection back after its response was read whole.
-    pub(crate) fn put_idle(&self, conn: http1::SendRequest<Body>, max_idle: usize) {
+    pub(crate) fn put_idle(&self, conn: client::Conn, max_idle: usize) {
         let mut idle = lock(&self.idle);
-        if idle.len() < max_idle && !conn.is_closed() {
+        if idle.len() < max_idle {
             idle.push(conn);
         }
     }
 
-    /// Opens a new connection.
-    pub(crate) async fn connect(&self, settings: &Upstream) -> Result<Conn, Cause> {
-        let stream =
-            match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(self.addr))
-                .await
-            {
-                Err(_) => return Err(Cause::UpstreamConnectTimeout),
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    return Err(Cause::UpstreamConnectRefused)
-                }
-                Ok(Err(_)) => return Err(Cause::UpstreamConnectFailed),
-                Ok(Ok(s)) => s,
-            };
+    /// Opens a new HTTP/1.1 connection.
+    pub(crate) async fn connect_h1(&self, settings: &Upstream) -> Result<client::Conn, Cause> {
+        Ok(client::Conn::new(self.dial(settings).await?))
+    }
+
+    /// Opens a new HTTP/2 connection, which becomes the endpoint's shared one.
+    pub(crate) async fn connect_h2(
+        &self,
+        settings: &Upstream,
+    ) -> Result<http2::SendRequest<Body>, Cause> {
+        let io = TokioIo::new(self.dial(settings).await?);
+        let (send, conn) = http2::Builder::new(TokioExecutor::new())
+            .handshake(io)
+            .await
+            .map_err(|_| Cause::UpstreamConnectFailed)?;
+        tokio::spawn(conn);
+        *lock(&self.h2) = Some(send.clone());
+        Ok(send)
+    }
+
+    async fn dial(&self, settings: &Upstream) -> Result<TcpStream, Cause> {
+        let connect = TcpStream::connect(self.addr);
+        let stream = match tokio::time::timeout(settings.connect_timeout, connect).await {
+            Err(_) => return Err(Cause::UpstreamConnectTimeout),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                return Err(Cause::UpstreamConnectRefused)
+            }
+            Ok(Err(_)) => return Err(Cause::UpstreamConnectFailed),
+            Ok(Ok(s)) => s,
+        };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(stream);
-        match settings.protocol {
-            UpstreamProtocol::Http1 => {
-                let (send, conn) = http1::Builder::new()
-                    .handshake(io)
-                    .await
-                    .map_err(|_| Cause::UpstreamConnectFailed)?;
-                tokio::spawn(conn.with_upgrades());
-                Ok(Conn::H1(send))
-            }
-            UpstreamProtocol::Http2 => {
-                let (send, conn) = http2::Builder::new(TokioExecutor::new())
-                    .handshake(io)
-                    .await
-                    .map_err(|_| Cause::UpstreamConnectFailed)?;
-                tokio::spawn(conn);
-                *lock(&self.h2) = Some(send.clone());
-                Ok(Conn::H2(send))
-            }
-        }
+        Ok(stream)
     }
 
     /// Counts a failure; ejects the endpoint after `eject_after` in a row.

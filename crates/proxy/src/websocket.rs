@@ -13,7 +13,6 @@ use std::{
     time::Duration,
 };
 
-use hyper_util::rt::TokioIo;
 use lameduck_drain::Phase;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -98,27 +97,18 @@ pub(crate) fn close_frame(code: u16, masked: bool) -> Vec<u8> {
 }
 
 /// Runs an upgraded connection to its end: `client` is the client's
-/// connection after the `101` was written to it.
-pub(crate) async fn tunnel<C>(
-    client: C,
-    upstream: hyper::upgrade::OnUpgrade,
-    websocket: bool,
-    state: Arc<State>,
-) where
+/// connection after the `101` was written to it, `upstream` the upstream's
+/// after it sent that `101` (each with the bytes read ahead of the tunnel).
+pub(crate) async fn tunnel<C, U>(client: C, upstream: U, websocket: bool, state: Arc<State>)
+where
     C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
 {
     state
         .metrics
         .active_upgrades
         .fetch_add(1, Ordering::Relaxed);
     let _open = Open(Arc::clone(&state));
-    let upstream = match upstream.await {
-        Ok(upgraded) => TokioIo::new(upgraded),
-        Err(e) => {
-            tracing::debug!("upstream upgrade failed: {e}");
-            return;
-        }
-    };
     let mut phase = state.phase.subscribe();
     if !websocket {
         let (mut client, mut upstream) = (client, upstream);

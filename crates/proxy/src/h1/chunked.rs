@@ -1,5 +1,6 @@
-//! The chunked transfer coding of request bodies (RFC 9112 §7.1), decoded
-//! incrementally from the connection's read buffer.
+//! The chunked transfer coding (RFC 9112 §7.1) of request bodies from clients
+//! and response bodies from upstreams, decoded incrementally from the
+//! connection's read buffer.
 //!
 //! Strict where leniency would let the proxy and the upstream see different
 //! bodies: a chunk size is 1–16 hex digits, every line ends in CRLF (a bare LF

@@ -1,4 +1,5 @@
-//! Response heads and body framing toward an HTTP/1.x client.
+//! Response heads and body framing toward an HTTP/1.x client, and request
+//! heads toward an HTTP/1.1 upstream ([`request_head`]).
 //!
 //! The upstream's framing headers were removed as hop-by-hop; this module picks
 //! the framing anew for the client: the upstream's `Content-Length` when there
@@ -90,6 +91,38 @@ pub(crate) fn head(out: &mut Vec<u8>, resp: &Response<Body>, ex: Exchange) -> (O
     }
     out.extend_from_slice(b"\r\n");
     (framing, closing)
+}
+
+/// Writes an HTTP/1.1 request head to an upstream: origin-form target, the
+/// header fields as they are (hop-by-hop ones were removed), and
+/// `transfer-encoding: chunked` when `chunked`. A `content-length` is added
+/// when the body's exact size is known but the request does not state it.
+pub(crate) fn request_head(
+    out: &mut Vec<u8>,
+    parts: &hyper::http::request::Parts,
+    length: Option<u64>,
+    chunked: bool,
+) {
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(if target.is_empty() { "/" } else { target }.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    fields(out, &parts.headers, |name| {
+        name != header::TRANSFER_ENCODING
+    });
+    if chunked {
+        field(out, b"transfer-encoding", b"chunked");
+    } else if let Some(n) = length.filter(|_| !parts.headers.contains_key(header::CONTENT_LENGTH)) {
+        field(out, b"content-length", n.to_string().as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a trailer section (after the last chunk's size line).
+pub(crate) fn trailers(out: &mut Vec<u8>, trailers: &HeaderMap) {
+    fields(out, trailers, |_| true);
+    out.extend_from_slice(b"\r\n");
 }
 
 fn framing(resp: &Response<Body>, ex: Exchange) -> Out {
@@ -240,6 +273,27 @@ mod tests {
         let (text, framing, _) = render(r, ex(Version::HTTP_11, false));
         assert_eq!(framing, Out::None);
         assert!(!text.contains("content-length"), "{text}");
+    }
+
+    #[test]
+    fn request_heads_for_an_upstream() {
+        let req = |uri: &str| {
+            let (mut parts, ()) = hyper::Request::post(uri).body(()).unwrap().into_parts();
+            parts.headers.insert("host", "a".parse().unwrap());
+            parts
+        };
+        let mut out = Vec::new();
+        request_head(&mut out, &req("/p?q=1"), Some(3), false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "POST /p?q=1 HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\n\r\n"
+        );
+        let mut out = Vec::new();
+        request_head(&mut out, &req("/"), None, true);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
     }
 
     #[test]

@@ -18,9 +18,13 @@
 //! written whole. A `101 Switching Protocols` turns the connection into a tunnel
 //! ([`crate::websocket`]). An HTTP/2 prior-knowledge preface hands the
 //! connection to hyper's HTTP/2 server.
+//!
+//! The upstream side of HTTP/1.1 is the proxy's own too ([`client`]), run by
+//! the same task.
 
 pub(crate) mod body;
 mod chunked;
+pub(crate) mod client;
 mod encode;
 mod parse;
 
@@ -37,7 +41,10 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::{body::Frame, header, HeaderMap, Response, StatusCode};
 use lameduck_drain::Phase;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
+    time::Instant,
+};
 
 use crate::{
     body::{self as bodies, Body},
@@ -81,14 +88,15 @@ where
     let mut buf = BytesMut::new();
     let mut phase = conn.state.phase.subscribe();
     let mut served: u64 = 0;
+    // The idle timer is armed once and moved on lazily (see `next_request`):
+    // a timer wheel entry per request would cost more than the check.
+    let mut idle_until = Instant::now() + header_read_timeout.min(keepalive_timeout);
+    let idle = tokio::time::sleep_until(idle_until);
+    tokio::pin!(idle);
     loop {
         if buf.is_empty() {
-            let wait = if served == 0 {
-                header_read_timeout.min(keepalive_timeout)
-            } else {
-                keepalive_timeout
-            };
-            if let Err(why) = next_request(io, &mut buf, &mut phase, wait).await {
+            let waiting = next_request(io, &mut buf, &mut phase, idle.as_mut(), idle_until);
+            if let Err(why) = waiting.await {
                 tracing::debug!(peer = %conn.peer, requests = served, "connection ends: {why}");
                 return Ended::Closed;
             }
@@ -124,6 +132,7 @@ where
             let _ = io.shutdown().await;
             return Ended::Closed;
         }
+        idle_until = Instant::now() + keepalive_timeout;
         if buf.is_empty() {
             // Idle: give the buffer back.
             buf = BytesMut::new();
@@ -132,27 +141,37 @@ where
 }
 
 /// Waits for the first bytes of the next request, without holding a buffer
-/// while none come. Ends the connection when the client closes it, after
-/// `wait`, or once the drain begins (bytes that already arrived are served).
+/// while none come. Ends the connection when the client closes it, when idle
+/// until `until`, or once the drain begins (bytes that already arrived are
+/// served). `idle` may be due earlier than `until` (it was armed for an
+/// earlier request): then it is moved to `until` and the wait goes on.
 async fn next_request<I>(
     io: &mut I,
     buf: &mut BytesMut,
     phase: &mut tokio::sync::watch::Receiver<Phase>,
-    wait: Duration,
+    mut idle: Pin<&mut tokio::time::Sleep>,
+    until: Instant,
 ) -> Result<(), &'static str>
 where
     I: AsyncRead + Unpin,
 {
-    let read = std::future::poll_fn(|cx| poll_first_read(Pin::new(&mut *io), cx, buf));
-    tokio::select! {
-        biased;
-        read = read => match read {
-            Ok(0) => Err("closed by the client"),
-            Ok(_) => Ok(()),
-            Err(_) => Err("read error"),
-        },
-        _ = phase.wait_for(|p| *p >= Phase::Drain) => Err("idle in the drain"),
-        () = tokio::time::sleep(wait) => Err("idle timeout"),
+    let mut read = std::future::poll_fn(|cx| poll_first_read(Pin::new(&mut *io), cx, buf));
+    loop {
+        tokio::select! {
+            biased;
+            read = &mut read => return match read {
+                Ok(0) => Err("closed by the client"),
+                Ok(_) => Ok(()),
+                Err(_) => Err("read error"),
+            },
+            _ = phase.wait_for(|p| *p >= Phase::Drain) => return Err("idle in the drain"),
+            () = idle.as_mut() => {
+                if Instant::now() >= until {
+                    return Err("idle timeout");
+                }
+                idle.as_mut().reset(until);
+            }
+        }
     }
 }
 
@@ -267,13 +286,18 @@ where
         let (mut response, closing) =
             server::respond(request.map(|()| bodies::empty()), conn).await;
         if upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            let upstream = hyper::upgrade::on(&mut response);
+            let upstream = response.extensions_mut().remove::<client::Upgraded>();
+            let Some(upstream) = upstream.and_then(|u| u.take()) else {
+                return false;
+            };
             let mut out = Vec::with_capacity(256);
             encode::head(&mut out, &response, ex(false));
             if io.write_all(&out).await.is_ok() && io.flush().await.is_ok() {
                 let client = Prefixed::new(buf.split().freeze(), io);
-                crate::websocket::tunnel(client, upstream, websocket, Arc::clone(&conn.state))
-                    .await;
+                // Boxed, so that every exchange's future (moved into its box
+                // once per request) carries no room for a tunnel.
+                let state = Arc::clone(&conn.state);
+                Box::pin(crate::websocket::tunnel(client, upstream, websocket, state)).await;
             }
             return false;
         }
@@ -291,6 +315,12 @@ where
         Framing::Length(n) => Some(n),
         _ => None,
     };
+    if let Some(body) = length.and_then(|n| buffered_body(buf, n)) {
+        // The whole body came with the head (a small one usually does): no
+        // channel, and the upstream client can send it with the head.
+        let (response, closing) = server::respond(request.map(|()| bodies::full(body)), conn).await;
+        return write_response(io, response, ex(closing)).await;
+    }
     let (tx, body) = body::RequestBody::channel(length);
     let request = request.map(|()| bodies::boxed(body));
     let max = conn.state.snapshot().config.proxy.max_body_bytes;
@@ -306,6 +336,11 @@ where
         kept = &mut respond => (tokio::time::timeout(LINGER, pump).await.unwrap_or(false), kept),
     };
     whole && kept
+}
+
+/// The body of `length` bytes, if `buf` holds all of it.
+fn buffered_body(buf: &mut BytesMut, length: u64) -> Option<Bytes> {
+    (buf.len() as u64 >= length).then(|| buf.split_to(length as usize).freeze())
 }
 
 fn is_websocket(headers: &HeaderMap) -> bool {

@@ -81,26 +81,57 @@ impl Reject {
 
 /// Where a header's name and value lie in the head buffer.
 #[derive(Clone, Copy, Default)]
-struct Span {
-    name: (usize, usize),
-    value: (usize, usize),
+pub(super) struct Span {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+/// The spans of httparse's `headers`, which point into `buf` (at most
+/// [`MAX_HEAD_BYTES`] long, so offsets fit in `u32`), written to `spans`.
+pub(super) fn spans(buf: &[u8], headers: &[httparse::Header<'_>], spans: &mut [Span]) {
+    for (span, h) in spans.iter_mut().zip(headers) {
+        *span = Span {
+            name: offset(buf, h.name.as_bytes()),
+            value: offset(buf, h.value),
+        };
+    }
+}
+
+/// Where `part`, a slice of `buf`, lies in it.
+pub(super) fn offset(buf: &[u8], part: &[u8]) -> (u32, u32) {
+    let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+    (start as u32, (start + part.len()) as u32)
+}
+
+/// The header fields at `spans` of `head`, the values sharing its memory;
+/// `room` more fields fit without growing the map.
+pub(super) fn header_map(head: &Bytes, spans: &[Span], room: usize) -> Result<HeaderMap, Reject> {
+    let mut headers = HeaderMap::with_capacity(spans.len() + room);
+    for s in spans {
+        let name = HeaderName::from_bytes(&head[s.name.0 as usize..s.name.1 as usize])
+            .map_err(|_| Reject::Malformed("invalid header name"))?;
+        let value =
+            HeaderValue::from_maybe_shared(head.slice(s.value.0 as usize..s.value.1 as usize))
+                .map_err(|_| Reject::Malformed("invalid header value"))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
 }
 
 /// Parses the head at the start of `buf`. `Ok(None)`: incomplete, read more.
 /// On success the head's bytes are taken out of `buf`; what follows (a body or
 /// a pipelined request) stays.
 pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Reject> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut spans = [Span::default(); MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let base = buf.as_ptr() as usize;
-    let offset = |s: &[u8]| {
-        (
-            s.as_ptr() as usize - base,
-            s.as_ptr() as usize - base + s.len(),
-        )
-    };
-    let len = match req.parse(buf) {
+    // httparse fills the slots it uses; nothing needs initialising first.
+    let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut span_of = [Span::default(); MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut req,
+        buf,
+        &mut headers,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) if len > MAX_HEAD_BYTES => {
             return Err(Reject::TooLarge)
         }
@@ -115,20 +146,15 @@ pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Reject> {
     let method = req.method.unwrap_or_default();
     let method =
         Method::from_bytes(method.as_bytes()).map_err(|_| Reject::Malformed("bad method"))?;
-    let target = offset(req.path.unwrap_or_default().as_bytes());
+    let target = offset(buf, req.path.unwrap_or_default().as_bytes());
     let version = match req.version {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
     let count = req.headers.len();
-    for (span, h) in spans.iter_mut().zip(req.headers.iter()) {
-        *span = Span {
-            name: offset(h.name.as_bytes()),
-            value: offset(h.value),
-        };
-    }
+    spans(buf, req.headers, &mut span_of);
     let head = buf.split_to(len).freeze();
-    build(&head, method, target, version, &spans[..count]).map(Some)
+    build(&head, method, target, version, &span_of[..count]).map(Some)
 }
 
 fn malformed(e: httparse::Error) -> &'static str {
@@ -145,25 +171,18 @@ fn malformed(e: httparse::Error) -> &'static str {
 fn build(
     head: &Bytes,
     method: Method,
-    target: (usize, usize),
+    target: (u32, u32),
     version: Version,
     spans: &[Span],
 ) -> Result<Head, Reject> {
     if method == Method::CONNECT {
         return Err(Reject::MethodNotAllowed);
     }
-    let uri = Uri::from_maybe_shared(head.slice(target.0..target.1))
+    let uri = Uri::from_maybe_shared(head.slice(target.0 as usize..target.1 as usize))
         .map_err(|_| Reject::Malformed("invalid request target"))?;
     // Room for the forwarding headers the proxy adds, so that adding them does
     // not grow (and rehash) the map.
-    let mut headers = HeaderMap::with_capacity(spans.len() + FORWARDING_HEADERS);
-    for s in spans {
-        let name = HeaderName::from_bytes(&head[s.name.0..s.name.1])
-            .map_err(|_| Reject::Malformed("invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(s.value.0..s.value.1))
-            .map_err(|_| Reject::Malformed("invalid header value"))?;
-        headers.append(name, value);
-    }
+    let headers = header_map(head, spans, FORWARDING_HEADERS)?;
     let framing = framing(&headers, version)?;
     check_host(&headers, &uri, version)?;
     let keep_alive = keep_alive(&headers, version);
@@ -221,10 +240,18 @@ fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, Reject> {
 
 /// Every `Content-Length` value (several fields, or a list) must be the same
 /// decimal number.
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Reject> {
+pub(super) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Reject> {
     let mut found = None;
-    let values = headers.get_all(header::CONTENT_LENGTH).iter();
-    for part in values.flat_map(|v| v.as_bytes().split(|b| *b == b',')) {
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        add_content_length(&mut found, value.as_bytes())?;
+    }
+    Ok(found)
+}
+
+/// Adds one `Content-Length` field value (a list, possibly) to what was
+/// `found` in earlier ones.
+pub(super) fn add_content_length(found: &mut Option<u64>, value: &[u8]) -> Result<(), Reject> {
+    for part in value.split(|b| *b == b',') {
         let part = part.trim_ascii();
         let n = std::str::from_utf8(part)
             .ok()
@@ -234,9 +261,9 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Reject> {
         if found.is_some_and(|f| f != n) {
             return Err(Reject::Malformed("conflicting Content-Length values"));
         }
-        found = Some(n);
+        *found = Some(n);
     }
-    Ok(found)
+    Ok(())
 }
 
 fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), Reject> {
@@ -252,7 +279,7 @@ fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), Re
 
 /// HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 only
 /// with `Connection: keep-alive`.
-fn keep_alive(headers: &HeaderMap, version: Version) -> bool {
+pub(super) fn keep_alive(headers: &HeaderMap, version: Version) -> bool {
     let has = |token: &[u8]| {
         headers
             .get_all(header::CONNECTION)

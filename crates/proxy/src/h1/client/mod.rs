@@ -1,0 +1,251 @@
+//! The upstream side of HTTP/1.1: the proxy's own client.
+//!
+//! Why not hyper's client connection: hyper runs each connection in a task of
+//! its own, so every request is handed to that task and its response handed
+//! back (channels, wake-ups, a dispatcher), which costs more CPU than the
+//! forwarding itself. Here the request's own task writes the request and
+//! reads the response, and a pooled connection is just its socket: nothing
+//! runs for it while it is idle.
+//!
+//! One exchange ([`send`]): write the request head together with as much of
+//! the body as is already there ([`Outgoing`]); stream the rest of the body
+//! while waiting for the response head; skip `1xx` responses other than `101`
+//! (the client got its own `100 Continue` from the proxy); hand back the
+//! response with a body that reads from the connection. The connection goes
+//! back to its endpoint's idle list only when that body was read to its end,
+//! nothing follows it, the request was sent whole, and both sides keep the
+//! connection (`Connection: close` and HTTP/1.0 responses do not). A
+//! `101 Switching Protocols` gives the connection to the response as an
+//! [`Upgraded`] stream.
+//!
+//! What failed, and when, decides whether the request may be tried again: see
+//! [`Failure`] and `forward`.
+
+mod request;
+mod response;
+
+use std::{
+    sync::Arc,
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
+
+use bytes::BytesMut;
+use hyper::Response;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+pub(crate) use request::Outgoing;
+pub(crate) use response::Upgraded;
+
+use crate::{body::Body, error::Cause, upstream::Endpoint};
+
+/// The read buffer a connection gets when the one it has runs out of room:
+/// it serves the heads (and small bodies) of several responses in a row.
+const HEAD_CHUNK: usize = 8 * 1024;
+/// Less room than this left in the read buffer, and a new one is taken.
+const MIN_READ: usize = 1024;
+/// What a response body read asks for at a time.
+const BODY_CHUNK: usize = 16 * 1024;
+
+/// An open connection to an upstream, idle between exchanges.
+///
+/// It keeps the unused end of its read buffer (empty of data: a connection
+/// with unread bytes is never pooled): responses are read into it one after
+/// the other, and the parts already handed out keep the memory they use, so
+/// small responses do not cost an allocation each (and the heap does not
+/// grow and shrink, with page faults, at every batch of requests).
+#[derive(Debug)]
+pub(crate) struct Conn {
+    io: TcpStream,
+    buf: BytesMut,
+}
+
+impl Conn {
+    pub(crate) fn new(io: TcpStream) -> Conn {
+        Conn {
+            io,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// True when the idle connection can no longer carry a request: a
+    /// connection between exchanges has nothing to read, so readable means
+    /// the upstream closed it (or sent bytes nobody asked for). Costs no
+    /// system call unless the socket was reported readable.
+    pub(crate) fn is_stale(&self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.io.poll_read_ready(&mut cx) {
+            Poll::Pending => false,
+            Poll::Ready(Err(_)) => true,
+            // Readiness can be left over from the last read: look.
+            Poll::Ready(Ok(())) => !matches!(
+                self.io.try_read(&mut [0u8; 1]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+            ),
+        }
+    }
+}
+
+/// Why an exchange failed; when matters as much as why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// Writing the request head failed: the upstream cannot have acted on it.
+    NotSent,
+    /// The request was sent (in whole or in part) and the connection ended
+    /// before any response byte: on a reused connection, the keepalive race.
+    NoResponse,
+    /// Anything else, by its cause.
+    Failed(Cause),
+}
+
+impl Failure {
+    /// The cause the client is told.
+    pub(crate) fn cause(self) -> Cause {
+        match self {
+            Failure::NotSent | Failure::NoResponse => Cause::UpstreamReset,
+            Failure::Failed(cause) => cause,
+        }
+    }
+}
+
+/// Where a connection goes back after its exchange.
+#[derive(Debug)]
+pub(crate) struct Home {
+    pub(crate) endpoint: Arc<Endpoint>,
+    pub(crate) max_idle: usize,
+}
+
+impl Home {
+    fn take_back(self, io: TcpStream, buf: BytesMut) {
+        self.endpoint.put_idle(Conn { io, buf }, self.max_idle);
+    }
+}
+
+/// Sends `req` on `conn` and returns the response, whose head came within
+/// `timeout`. `req` stays with the caller, for a retry where one is safe.
+pub(crate) async fn send(
+    conn: Conn,
+    req: &mut Outgoing,
+    timeout: Duration,
+    home: Home,
+) -> Result<Response<Body>, Failure> {
+    if req.failed() {
+        return Err(Failure::Failed(Cause::UpstreamReset));
+    }
+    let Conn { mut io, mut buf } = conn;
+    let exchange = tokio::time::timeout(timeout, exchange(&mut io, req, &mut buf));
+    let (head, sent_whole) = match exchange.await {
+        Ok(result) => result?,
+        Err(_) => return Err(Failure::Failed(Cause::UpstreamTimeout)),
+    };
+    let reusable = sent_whole && !req.failed();
+    Ok(response::respond(
+        head,
+        io,
+        buf,
+        home,
+        reusable,
+        req.upgrade,
+    ))
+}
+
+/// Writes the request and reads the response head; also says whether the
+/// request went out whole (a head that comes before the body was sent ends the
+/// upload, and the connection cannot be reused).
+async fn exchange(
+    io: &mut TcpStream,
+    req: &mut Outgoing,
+    buf: &mut BytesMut,
+) -> Result<(response::Head, bool), Failure> {
+    if io.write_all(req.first()).await.is_err() {
+        return Err(Failure::NotSent);
+    }
+    let head_request = req.head_request;
+    if !req.has_more() {
+        return read_head(io, buf, head_request).await.map(|h| (h, true));
+    }
+    let (mut rd, mut wr) = io.split();
+    let upload = req.upload(&mut wr);
+    let head = read_head(&mut rd, buf, head_request);
+    tokio::pin!(upload, head);
+    tokio::select! {
+        biased;
+        head = &mut head => head.map(|h| (h, false)),
+        sent = &mut upload => match sent {
+            Ok(()) => head.await.map(|h| (h, true)),
+            Err(request::UploadError::Body) => Err(Failure::Failed(Cause::UpstreamReset)),
+            // The upstream may still have answered before it stopped reading.
+            Err(request::UploadError::Write) => head.await.map(|h| (h, false)),
+        },
+    }
+}
+
+/// Reads until a final response head is buffered, skipping `1xx` ones other
+/// than `101`.
+async fn read_head<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    head_request: bool,
+) -> Result<response::Head, Failure> {
+    let mut answered = false;
+    loop {
+        if !buf.is_empty() {
+            match response::parse(buf, head_request) {
+                Ok(Some(head)) if head.is_interim() => continue,
+                Ok(Some(head)) => return Ok(head),
+                Ok(None) => {}
+                Err(why) => {
+                    tracing::debug!("upstream response head refused: {why}");
+                    return Err(Failure::Failed(Cause::UpstreamProtocol));
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < MIN_READ {
+            buf.reserve(HEAD_CHUNK);
+        }
+        match rd.read_buf(buf).await {
+            Ok(n) if n > 0 => answered = true,
+            _ if answered => return Err(Failure::Failed(Cause::UpstreamReset)),
+            _ => return Err(Failure::NoResponse),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connected pair: the proxy's side as a [`Conn`], and the upstream's.
+    async fn pair() -> (Conn, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (Conn::new(client.unwrap()), accepted.unwrap().0)
+    }
+
+    /// Waits (with a deadline) until the runtime has seen `conn` go stale.
+    async fn goes_stale(conn: &Conn) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < deadline {
+            if conn.is_stale() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_stale_once_closed_or_sent_garbage() {
+        let (conn, upstream) = pair().await;
+        assert!(!conn.is_stale(), "open and quiet");
+        drop(upstream);
+        assert!(goes_stale(&conn).await, "closed by the upstream");
+        let (conn, mut upstream) = pair().await;
+        upstream.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
+        assert!(goes_stale(&conn).await, "bytes nobody asked for");
+    }
+}
