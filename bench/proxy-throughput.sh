@@ -2,18 +2,21 @@
 # Throughput benchmark: wrk with 50 keepalive connections, small responses,
 # through nginx (one worker), HAProxy (one thread) and lameduck proxy (one
 # worker thread), each in front of the same upstream (an nginx returning 200).
-# Prints requests/s, p50/p99 latency, and lameduck's ratios. Loopback only.
+# The three are measured in turn, ROUNDS times (interleaved, so a burst of load
+# from elsewhere hits all of them alike). Prints each run's requests/s, p50/p99
+# latency and CPU time per request (user+system of the proxy process, from
+# /proc), then lameduck's ratios: per round and the median. Loopback only.
 #
-#   bench/proxy-throughput.sh [SECONDS] [CONNECTIONS]
+#   bench/proxy-throughput.sh [SECONDS] [CONNECTIONS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 DURATION=${1:-10}
 CONNS=${2:-50}
+ROUNDS=${3:-3}
 OUT=bench/out/throughput
 mkdir -p "$OUT"
-need() { command -v "$1" >/dev/null || apt-get install -y -qq "$2" >/dev/null; }
-need wrk wrk; need nginx nginx-light; need haproxy haproxy
+apt_need wrk wrk; apt_need nginx nginx; apt_need haproxy haproxy
 cargo build --release -q -p lameduck
 LAMEDUCK=target/release/lameduck
 NGINX_BIN=$(command -v nginx)
@@ -47,28 +50,57 @@ backend app
   server a 127.0.0.1:19101
 CONF
 haproxy -f "$OUT/haproxy.cfg" -db > "$OUT/haproxy.log" 2>&1 &
-PIDS+=($!)
+PIDS+=($!); HAPROXY_PID=$!
 $LAMEDUCK proxy --threads 1 --listen 127.0.0.1:19130 --upstream 127.0.0.1:19101 2> "$OUT/lameduck.log" &
-PIDS+=($!)
+PIDS+=($!); LAMEDUCK_PID=$!
 for p in 19101 19110 19120 19130; do wait_port $p; done
+NGINX_PID=$(pgrep -P "$(cat "$OUT/front/nginx.pid")" | head -1)   # the one worker
+declare -A PID=([nginx]=$NGINX_PID [haproxy]=$HAPROXY_PID [lameduck]=$LAMEDUCK_PID)
+declare -A PORT=([nginx]=19110 [haproxy]=19120 [lameduck]=19130)
 
-bench() { # $1 port $2 label
-  wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$1/" > /dev/null 2>&1   # warm up
-  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$1/" > "$OUT/wrk-$2.txt" 2>&1
+# cpu_ticks PID: user+system clock ticks the process has used so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+bench() { # $1 proxy $2 round: one wrk run, its CPU time measured around it
+  local port=${PORT[$1]} f="$OUT/wrk-$1-$2.txt" before after
+  wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port/" > /dev/null 2>&1   # warm up
+  before=$(cpu_ticks "${PID[$1]}")
+  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/" > "$f" 2>&1
+  after=$(cpu_ticks "${PID[$1]}")
+  echo $(( (after - before) * TICK_US )) > "$OUT/cpu-$1-$2.txt"
 }
-rps() { awk '/Requests\/sec/ { print $2 }' "$OUT/wrk-$1.txt"; }
-pct() { awk -v p="$2%" '$1 == p { v=$2; if (v ~ /us$/) { sub("us","",v); v=v/1000 } else if (v ~ /ms$/) { sub("ms","",v) } else if (v ~ /s$/) { sub("s","",v); v=v*1000 } print v }' "$OUT/wrk-$1.txt"; }
-errs() { awk '/Socket errors|Non-2xx/' "$OUT/wrk-$1.txt" | tr '\n' ' '; }
+rps() { awk '/Requests\/sec/ { print $2 }' "$OUT/wrk-$1-$2.txt"; }
+reqs() { awk '/requests in/ { print $1 }' "$OUT/wrk-$1-$2.txt"; }
+pct() { awk -v p="$3%" '$1 == p { v=$2; if (v ~ /us$/) { sub("us","",v); v=v/1000 } else if (v ~ /ms$/) { sub("ms","",v) } else if (v ~ /s$/) { sub("s","",v); v=v*1000 } print v }' "$OUT/wrk-$1-$2.txt"; }
+cpu_per_req() { awk -v c="$(cat "$OUT/cpu-$1-$2.txt")" -v n="$(reqs "$1" "$2")" 'BEGIN { printf "%.1f", c / n }'; }
+errs() { awk '/Socket errors|Non-2xx/' "$OUT/wrk-$1-$2.txt" | tr '\n' ' '; }
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-for t in nginx:19110 haproxy:19120 lameduck:19130; do bench "${t#*:}" "${t%%:*}"; done
+echo "$(date -u +%FT%TZ) $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); ${DURATION}s x $ROUNDS rounds, $CONNS connections"
+for r in $(seq "$ROUNDS"); do
+  for p in nginx haproxy lameduck; do bench "$p" "$r"; done
+done
 
-printf "%-10s %12s %10s %10s  %s\n" proxy "req/s" "p50 ms" "p99 ms" errors
-for p in nginx haproxy lameduck; do
-  printf "%-10s %12s %10s %10s  %s\n" "$p" "$(rps $p)" "$(pct $p 50)" "$(pct $p 99)" "$(errs $p)"
+printf "\n%-6s %-10s %10s %8s %8s %12s  %s\n" round proxy "req/s" "p50 ms" "p99 ms" "CPU us/req" errors
+for r in $(seq "$ROUNDS"); do
+  for p in nginx haproxy lameduck; do
+    printf "%-6s %-10s %10s %8s %8s %12s  %s\n" "$r" "$p" "$(rps $p $r)" "$(pct $p $r 50)" "$(pct $p $r 99)" "$(cpu_per_req $p $r)" "$(errs $p $r)"
+  done
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+declare -a T_N T_H P_N C_N
+for r in $(seq "$ROUNDS"); do
+  T_N+=("$(ratio "$(rps lameduck $r)" "$(rps nginx $r)")")
+  T_H+=("$(ratio "$(rps lameduck $r)" "$(rps haproxy $r)")")
+  P_N+=("$(ratio "$(pct lameduck $r 99)" "$(pct nginx $r 99)")")
+  C_N+=("$(ratio "$(cpu_per_req lameduck $r)" "$(cpu_per_req nginx $r)")")
 done
 echo
-awk -v l="$(rps lameduck)" -v n="$(rps nginx)" -v h="$(rps haproxy)" -v lp="$(pct lameduck 99)" -v np="$(pct nginx 99)" 'BEGIN {
-  printf "throughput lameduck/nginx   %.2fx (goal >= 1.00)\n", l / n
-  printf "throughput lameduck/haproxy %.2fx\n", l / h
-  printf "p99 lameduck/nginx          %.2fx (goal <= 1.00)\n", lp / np
-}'
+printf "%-30s %-24s %s\n" "lameduck ratio" "per round" "median"
+show() { printf "%-30s %-24s %.2fx %s\n" "$1" "$(echo "$2" | tr ' ' '/')" "$(printf '%s\n' $2 | median)" "$3"; }
+show "throughput vs nginx" "${T_N[*]}" "(goal >= 1.00)"
+show "throughput vs haproxy" "${T_H[*]}" ""
+show "p99 latency vs nginx" "${P_N[*]}" "(goal <= 1.00)"
+show "CPU per request vs nginx" "${C_N[*]}" "(lower is cheaper)"
