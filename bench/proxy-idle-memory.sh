@@ -11,7 +11,7 @@ N=${1:-10000}
 OUT=bench/out/idle
 mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)"
-command -v nginx >/dev/null || apt-get install -y -qq nginx-light >/dev/null
+apt_need nginx nginx
 cargo build --release -q -p lameduck
 NGINX_BIN=$(command -v nginx)
 PIDS=()

@@ -20,7 +20,7 @@ INTERVAL_MS=200
 RELOAD_SECONDS=$((DURATION - 2))   # after 1 s of warm-up; 1 s of cool-down follows
 OUT=bench/out/reload
 
-apt_need nginx nginx-light
+apt_need nginx nginx
 apt_need wrk wrk || echo "wrk is not available: no second opinion" >&2
 command -v python3 >/dev/null || { echo "python3 is needed to read the JSON reports" >&2; exit 2; }
 cargo build --release -q -p lameduck
