@@ -4,64 +4,13 @@
 
 mod support;
 
-use std::{sync::atomic::Ordering, time::Duration};
+use std::sync::atomic::Ordering;
 
-use support::{config, proxy_toml, upstream};
+use support::{config, proxy_toml, upstream, Raw};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::TcpListener,
 };
-
-const WAIT: Duration = Duration::from_secs(5);
-
-/// A raw client connection.
-struct Raw {
-    stream: TcpStream,
-    seen: Vec<u8>,
-}
-
-impl Raw {
-    async fn connect(addr: std::net::SocketAddr) -> Raw {
-        Raw {
-            stream: TcpStream::connect(addr).await.unwrap(),
-            seen: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.unwrap();
-    }
-
-    /// Reads until `done` holds for what was read so far (or EOF), with a
-    /// deadline; returns everything read.
-    async fn read_until(&mut self, done: impl Fn(&str) -> bool) -> String {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let mut buf = [0u8; 8192];
-        while !done(&String::from_utf8_lossy(&self.seen)) {
-            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut buf))
-                .await
-                .expect("the proxy answered in time")
-                .unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            self.seen.extend_from_slice(&buf[..n]);
-        }
-        String::from_utf8_lossy(&self.seen).into_owned()
-    }
-
-    /// True when the proxy closed the connection (EOF within the deadline).
-    async fn closed(&mut self) -> bool {
-        let mut buf = [0u8; 1024];
-        loop {
-            match tokio::time::timeout(WAIT, self.stream.read(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => return true,
-                Ok(Ok(n)) => self.seen.extend_from_slice(&buf[..n]),
-                Err(_) => return false,
-            }
-        }
-    }
-}
 
 #[tokio::test]
 async fn a_chunked_request_body_in_small_pieces_reaches_the_upstream_whole() {

@@ -13,17 +13,14 @@ use std::{
         atomic::{AtomicUsize, Ordering},
         Arc, Mutex,
     },
-    time::Duration,
 };
 
-use support::{config, proxy_toml, Proxy};
+use support::{config, proxy_toml, Proxy, Raw};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     task::JoinHandle,
 };
-
-const WAIT: Duration = Duration::from_secs(5);
 
 /// An upstream that runs a script on each connection it accepts; the script
 /// is told the connection's number (0 for the first).
@@ -129,61 +126,6 @@ where
     }
 }
 
-/// A raw client connection to the proxy.
-struct Client {
-    stream: TcpStream,
-    seen: Vec<u8>,
-}
-
-impl Client {
-    async fn connect(p: &Proxy) -> Client {
-        Client {
-            stream: TcpStream::connect(p.addr).await.unwrap(),
-            seen: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, bytes: &str) {
-        self.stream.write_all(bytes.as_bytes()).await.unwrap();
-    }
-
-    /// Reads until `done` holds for what was read since the last call, or
-    /// EOF; returns it.
-    async fn read_until(&mut self, done: impl Fn(&str) -> bool) -> String {
-        self.seen.clear();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let mut buf = [0u8; 8192];
-        while !done(&String::from_utf8_lossy(&self.seen)) {
-            let read = tokio::time::timeout_at(deadline, self.stream.read(&mut buf));
-            let n = read.await.expect("the proxy answered in time").unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            self.seen.extend_from_slice(&buf[..n]);
-        }
-        String::from_utf8_lossy(&self.seen).into_owned()
-    }
-
-    /// One GET, answered with a body ending in `end`.
-    async fn get(&mut self, path: &str, end: &str) -> String {
-        self.send(&format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"))
-            .await;
-        self.read_until(|s| s.ends_with(end)).await
-    }
-
-    /// True when the proxy closes the connection (EOF or reset) in time.
-    async fn closed(&mut self) -> bool {
-        let mut buf = [0u8; 1024];
-        loop {
-            match tokio::time::timeout(WAIT, self.stream.read(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => return true,
-                Ok(Ok(n)) => self.seen.extend_from_slice(&buf[..n]),
-                Err(_) => return false,
-            }
-        }
-    }
-}
-
 async fn proxy_to(up: &Scripted) -> Proxy {
     proxy_toml(&config(&[up.addr], "")).await
 }
@@ -200,12 +142,12 @@ async fn keepalive(mut up: Up) {
 async fn keepalive_connections_are_reused() {
     let up = scripted(keepalive).await;
     let p = proxy_to(&up).await;
-    let mut c = Client::connect(&p).await;
+    let mut c = Raw::connect(p.addr).await;
     for i in 0..3 {
         let reply = c.get(&format!("/{i}"), "ok").await;
         assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
     }
-    let mut other = Client::connect(&p).await;
+    let mut other = Raw::connect(p.addr).await;
     other.get("/other", "ok").await;
     assert_eq!(up.accepted(), 1, "one upstream connection served all");
 }
@@ -233,13 +175,13 @@ async fn a_pooled_connection_that_dies_under_a_request_is_retried_on_a_fresh_one
     })
     .await;
     let p = proxy_to(&up).await;
-    let mut c = Client::connect(&p).await;
+    let mut c = Raw::connect(p.addr).await;
     let first = c.get("/first", "0 ").await;
     assert!(first.starts_with("HTTP/1.1 200"), "{first}");
     // A body that is all there goes out with the head and can be replayed.
     c.send("POST /second HTTP/1.1\r\nHost: t\r\ncontent-length: 4\r\n\r\nbody")
         .await;
-    let second = c.read_until(|s| s.ends_with("1 body")).await;
+    let second = c.read_next(|s| s.ends_with("1 body")).await;
     assert!(second.starts_with("HTTP/1.1 200"), "{second}");
     let seen = up.seen();
     let posts: Vec<usize> = seen
@@ -274,7 +216,7 @@ async fn a_pooled_connection_closed_while_idle_is_dropped_without_a_retry() {
     })
     .await;
     let p = proxy_to(&up).await;
-    let mut c = Client::connect(&p).await;
+    let mut c = Raw::connect(p.addr).await;
     for i in 0..3 {
         let reply = c.get(&format!("/{i}"), "ok").await;
         assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
@@ -305,13 +247,13 @@ async fn an_upstream_that_closes_mid_body_breaks_the_response() {
     })
     .await;
     let p = proxy_to(&up).await;
-    let mut c = Client::connect(&p).await;
+    let mut c = Raw::connect(p.addr).await;
     c.send("GET /length HTTP/1.1\r\nHost: t\r\n\r\n").await;
     assert!(c.closed().await, "the client connection is closed");
     let reply = String::from_utf8_lossy(&c.seen).into_owned();
     assert!(reply.contains("content-length: 100"), "{reply}");
     assert!(!reply.contains("HTTP/1.1 502"), "{reply}");
-    let mut c = Client::connect(&p).await;
+    let mut c = Raw::connect(p.addr).await;
     c.send("GET /chunked HTTP/1.1\r\nHost: t\r\n\r\n").await;
     assert!(c.closed().await, "the client connection is closed");
     let reply = String::from_utf8_lossy(&c.seen).into_owned();
@@ -338,12 +280,12 @@ async fn chunked_bodies_both_ways_with_trailers() {
     })
     .await;
     let p = proxy_to(&up).await;
-    let mut c = Client::connect(&p).await;
+    let mut c = Raw::connect(p.addr).await;
     for _ in 0..2 {
         c.send("POST / HTTP/1.1\r\nHost: t\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-t: 1\r\n\r\n")
             .await;
         let reply = c
-            .read_until(|s| s.ends_with("\r\n\r\n") && s.contains("grpc-status"))
+            .read_next(|s| s.ends_with("\r\n\r\n") && s.contains("grpc-status"))
             .await;
         assert!(reply.contains("transfer-encoding: chunked"), "{reply}");
         assert!(
@@ -370,13 +312,13 @@ async fn interim_responses_are_skipped_and_100_continue_answered_by_the_proxy() 
     })
     .await;
     let p = proxy_to(&up).await;
-    let mut c = Client::connect(&p).await;
+    let mut c = Raw::connect(p.addr).await;
     c.send("PUT / HTTP/1.1\r\nHost: t\r\ncontent-length: 4\r\nexpect: 100-continue\r\n\r\n")
         .await;
-    let interim = c.read_until(|s| s.ends_with("\r\n\r\n")).await;
+    let interim = c.read_next(|s| s.ends_with("\r\n\r\n")).await;
     assert_eq!(interim, "HTTP/1.1 100 Continue\r\n\r\n");
     c.send("ping").await;
-    let reply = c.read_until(|s| s.ends_with("ping")).await;
+    let reply = c.read_next(|s| s.ends_with("ping")).await;
     assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
     assert!(!reply.contains("103"), "{reply}");
 }
@@ -399,9 +341,9 @@ async fn bodyless_responses_keep_the_connection_in_step() {
     })
     .await;
     let p = proxy_to(&up).await;
-    let mut c = Client::connect(&p).await;
+    let mut c = Raw::connect(p.addr).await;
     c.send("HEAD / HTTP/1.1\r\nHost: t\r\n\r\n").await;
-    let reply = c.read_until(|s| s.ends_with("\r\n\r\n")).await;
+    let reply = c.read_next(|s| s.ends_with("\r\n\r\n")).await;
     assert!(
         reply.starts_with("HTTP/1.1 200") && reply.contains("content-length: 5"),
         "{reply}"
@@ -430,7 +372,7 @@ async fn http_1_0_and_closing_upstream_connections_are_not_reused() {
     })
     .await;
     let p = proxy_to(&up).await;
-    let mut c = Client::connect(&p).await;
+    let mut c = Raw::connect(p.addr).await;
     c.get("/old", "ok").await;
     c.get("/old", "ok").await;
     c.get("/close", "ok").await;
@@ -457,16 +399,16 @@ async fn an_upgrade_tunnels_bytes_read_ahead_and_after() {
     })
     .await;
     let p = proxy_to(&up).await;
-    let mut c = Client::connect(&p).await;
+    let mut c = Raw::connect(p.addr).await;
     c.send("GET /ws HTTP/1.1\r\nHost: t\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n")
         .await;
-    let reply = c.read_until(|s| s.ends_with("hello ")).await;
+    let reply = c.read_next(|s| s.ends_with("hello ")).await;
     assert!(
         reply.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
         "{reply}"
     );
     c.send("ping").await;
-    let echoed = c.read_until(|s| s.ends_with("ping")).await;
+    let echoed = c.read_next(|s| s.ends_with("ping")).await;
     assert_eq!(echoed, "ping");
 }
 
@@ -479,7 +421,7 @@ async fn a_response_head_that_is_not_http_is_a_502() {
     })
     .await;
     let p = proxy_to(&up).await;
-    let mut c = Client::connect(&p).await;
+    let mut c = Raw::connect(p.addr).await;
     let reply = c.get("/", "\n").await;
     assert!(reply.starts_with("HTTP/1.1 502"), "{reply}");
     assert!(

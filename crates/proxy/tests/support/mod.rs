@@ -251,3 +251,73 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// How long a raw client waits for the proxy.
+const RAW_WAIT: Duration = Duration::from_secs(5);
+
+/// A raw client connection: bytes exactly as written, for what a well-behaved
+/// HTTP client library would never send, and for reading the wire as it is.
+pub struct Raw {
+    stream: tokio::net::TcpStream,
+    /// Everything read and not yet cleared.
+    pub seen: Vec<u8>,
+}
+
+impl Raw {
+    pub async fn connect(addr: SocketAddr) -> Raw {
+        Raw {
+            stream: tokio::net::TcpStream::connect(addr).await.unwrap(),
+            seen: Vec::new(),
+        }
+    }
+
+    pub async fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(bytes.as_ref()).await.unwrap();
+    }
+
+    /// Reads until `done` holds for everything read so far (or EOF), with a
+    /// deadline; returns everything read.
+    pub async fn read_until(&mut self, done: impl Fn(&str) -> bool) -> String {
+        use tokio::io::AsyncReadExt;
+        let deadline = tokio::time::Instant::now() + RAW_WAIT;
+        let mut buf = [0u8; 8192];
+        while !done(&String::from_utf8_lossy(&self.seen)) {
+            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut buf))
+                .await
+                .expect("the proxy answered in time")
+                .unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            self.seen.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
+
+    /// Like [`Raw::read_until`], over what is read from now on only.
+    pub async fn read_next(&mut self, done: impl Fn(&str) -> bool) -> String {
+        self.seen.clear();
+        self.read_until(done).await
+    }
+
+    /// One GET, answered with a body ending in `end`; returns that answer.
+    pub async fn get(&mut self, path: &str, end: &str) -> String {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"))
+            .await;
+        self.read_next(|s| s.ends_with(end)).await
+    }
+
+    /// True when the proxy closes the connection (EOF or reset) in time.
+    pub async fn closed(&mut self) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 1024];
+        loop {
+            match tokio::time::timeout(RAW_WAIT, self.stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(n)) => self.seen.extend_from_slice(&buf[..n]),
+                Err(_) => return false,
+            }
+        }
+    }
+}
