@@ -294,8 +294,7 @@ async fn send_h1(
         let conn = match endpoint.connect_h1(settings).await {
             Ok(c) => c,
             Err(cause) => {
-                endpoint.failed(settings, cause);
-                tracing::debug!(upstream = %settings.name, endpoint = %endpoint.addr, %cause, "connect failed; trying the next endpoint");
+                endpoint.connect_failed(settings, cause);
                 retries += 1;
                 last = cause;
                 continue;
@@ -358,8 +357,7 @@ async fn send_h2(
         let conn = match endpoint.connect_h2(settings).await {
             Ok(c) => c,
             Err(cause) => {
-                endpoint.failed(settings, cause);
-                tracing::debug!(upstream = %settings.name, endpoint = %endpoint.addr, %cause, "connect failed; trying the next endpoint");
+                endpoint.connect_failed(settings, cause);
                 retries += 1;
                 last = cause;
                 req = Some(r);

@@ -135,6 +135,13 @@ impl Endpoint {
         }
     }
 
+    /// Counts a failed connect (see [`Endpoint::failed`]) and logs it; the
+    /// caller goes on to the next endpoint.
+    pub(crate) fn connect_failed(&self, settings: &Upstream, cause: Cause) {
+        self.failed(settings, cause);
+        tracing::debug!(upstream = %settings.name, endpoint = %self.addr, %cause, "connect failed; trying the next endpoint");
+    }
+
     /// Clears the failure count after a success.
     pub(crate) fn succeeded(&self) {
         if self.failures.swap(0, Ordering::Relaxed) > 0 {
