@@ -164,17 +164,25 @@ pub(crate) fn add_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<H
         }
         None => Some(peer.ip.clone()),
     };
-    let mut forwarded = String::with_capacity(64);
-    if let Some(prev) = headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+    let prev = headers.get(header::FORWARDED).and_then(|v| v.to_str().ok());
+    let host_str = host.as_ref().and_then(|h| h.to_str().ok());
+    // Sized exactly: a `Bytes` made from a string with spare room would need
+    // an allocation of its own.
+    let exact = prev.map_or(0, |p| p.len() + 2)
+        + peer.forwarded_for.len()
+        + host_str.map_or(0, |h| h.len() + 8);
+    let mut forwarded = String::with_capacity(exact);
+    if let Some(prev) = prev {
         forwarded.push_str(prev);
         forwarded.push_str(", ");
     }
     forwarded.push_str(&peer.forwarded_for);
-    if let Some(h) = host.as_ref().and_then(|h| h.to_str().ok()) {
+    if let Some(h) = host_str {
         forwarded.push_str(";host=\"");
         forwarded.push_str(h);
         forwarded.push('"');
     }
+    debug_assert_eq!(forwarded.len(), exact);
     if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR, v);
     }

@@ -27,6 +27,7 @@ mod chunked;
 pub(crate) mod client;
 mod encode;
 mod parse;
+mod spare;
 
 use std::{
     io::IoSlice,
@@ -129,13 +130,14 @@ where
         served += 1;
         let keep = Box::pin(exchange(io, &mut buf, head, conn)).await;
         if !keep {
+            spare::give(buf);
             let _ = io.shutdown().await;
             return Ended::Closed;
         }
         idle_until = Instant::now() + keepalive_timeout;
         if buf.is_empty() {
-            // Idle: give the buffer back.
-            buf = BytesMut::new();
+            // Idle: give the buffer back, for the next request on any connection.
+            spare::give(std::mem::take(&mut buf));
         }
     }
 }
@@ -188,7 +190,9 @@ fn poll_first_read<I: AsyncRead>(
         Poll::Ready(Ok(())) => {
             let filled = read.filled();
             if !filled.is_empty() {
-                buf.reserve(FIRST_READ.max(filled.len()));
+                if buf.capacity() == 0 {
+                    *buf = spare::take(FIRST_READ.max(filled.len()));
+                }
                 buf.extend_from_slice(filled);
             }
             Poll::Ready(Ok(filled.len()))
