@@ -34,7 +34,10 @@ use crate::{
     body::{self, Body},
     config::{Upstream, UpstreamProtocol},
     error::Cause,
-    h1::client::{self, Failure, Outgoing},
+    h1::{
+        client::{self, Failure, Outgoing},
+        raw::RawFields,
+    },
     upstream::{Candidates, Pool},
 };
 
@@ -244,6 +247,9 @@ pub(crate) fn for_http2(req: &mut Request<Body>, endpoint: SocketAddr) {
 /// What a forwarded request got back.
 pub(crate) struct Forwarded {
     pub(crate) response: Response<Body>,
+    /// The response's fields as an HTTP/1.1 upstream sent them, when they
+    /// were kept so (the response's map is then empty).
+    pub(crate) raw: Option<RawFields>,
     /// Attempts that failed before this one (connect failures, dead connections).
     pub(crate) retries: u32,
 }
@@ -288,9 +294,13 @@ async fn send_h1(
         };
         while let Some(conn) = endpoint.take_idle() {
             match client::send(conn, &mut out, timeout, home()).await {
-                Ok(response) => {
+                Ok((response, raw)) => {
                     endpoint.succeeded();
-                    return Ok(Forwarded { response, retries });
+                    return Ok(Forwarded {
+                        response,
+                        raw,
+                        retries,
+                    });
                 }
                 Err(Failure::NotSent | Failure::NoResponse) if out.replayable() => {
                     retries += 1;
@@ -309,9 +319,13 @@ async fn send_h1(
             }
         };
         return match client::send(conn, &mut out, timeout, home()).await {
-            Ok(response) => {
+            Ok((response, raw)) => {
                 endpoint.succeeded();
-                Ok(Forwarded { response, retries })
+                Ok(Forwarded {
+                    response,
+                    raw,
+                    retries,
+                })
             }
             Err(failure) => {
                 endpoint.failed(settings, failure.cause());
@@ -346,7 +360,11 @@ async fn send_h2(
             match attempt_h2(conn, r, endpoint.addr, settings).await {
                 Ok(response) => {
                     endpoint.succeeded();
-                    return Ok(Forwarded { response, retries });
+                    return Ok(Forwarded {
+                        response,
+                        raw: None,
+                        retries,
+                    });
                 }
                 Err(H2Failure::NotSent(back)) => {
                     retries += 1;
@@ -375,7 +393,11 @@ async fn send_h2(
         return match attempt_h2(conn, r, endpoint.addr, settings).await {
             Ok(response) => {
                 endpoint.succeeded();
-                Ok(Forwarded { response, retries })
+                Ok(Forwarded {
+                    response,
+                    raw: None,
+                    retries,
+                })
             }
             Err(H2Failure::NotSent(_)) => {
                 endpoint.failed(settings, Cause::UpstreamReset);

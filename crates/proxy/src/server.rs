@@ -42,7 +42,7 @@ use crate::{
     body::{self, Body},
     error::Cause,
     forward::{self, Peer},
-    h1,
+    h1::{self, raw::RawFields},
     router::request_host,
     state::State,
 };
@@ -326,23 +326,45 @@ impl Drop for InFlight {
 
 /// hyper's HTTP/2 service: one stream.
 async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Result<Response<Body>, Infallible> {
-    let (response, closing) = respond(req.map(body::boxed), &conn).await;
-    if closing {
+    let reply = respond(req.map(body::boxed), &conn).await;
+    if reply.closing {
         conn.goaway.notify_one();
     }
-    Ok(response)
+    Ok(reply.into_response())
+}
+
+/// The answer to one request.
+pub(crate) struct Reply {
+    pub(crate) response: Response<Body>,
+    /// The response's fields as an HTTP/1.1 upstream sent them, when they
+    /// were kept so: an HTTP/1 client gets them copied, an HTTP/2 one gets
+    /// them added to the response's map ([`Reply::into_response`]).
+    pub(crate) raw: Option<RawFields>,
+    /// The connection should end gracefully after this response.
+    pub(crate) closing: bool,
+}
+
+impl Reply {
+    /// The response with all its fields in its map.
+    pub(crate) fn into_response(self) -> Response<Body> {
+        let mut response = self.response;
+        if let Some(raw) = self.raw {
+            raw.append_to(response.headers_mut());
+        }
+        response
+    }
 }
 
 /// Answers one request (HTTP/1 or HTTP/2) and says whether the connection
 /// should end gracefully after it: in the lame-duck phase and after
 /// `keepalive_requests`.
-pub(crate) async fn respond(req: Request<Body>, conn: &Arc<Conn>) -> (Response<Body>, bool) {
+pub(crate) async fn respond(req: Request<Body>, conn: &Arc<Conn>) -> Reply {
     conn.in_flight.fetch_add(1, Ordering::Relaxed);
     let _in_flight = InFlight(Arc::clone(conn));
     conn.activity.touch();
     let n = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let snapshot = conn.state.snapshot();
-    let (upstream, response) = proxy(req, conn, &snapshot).await;
+    let (upstream, response, raw) = proxy(req, conn, &snapshot).await;
     conn.state.metrics.count_request(
         &conn.listener,
         upstream.as_ref(),
@@ -350,15 +372,20 @@ pub(crate) async fn respond(req: Request<Body>, conn: &Arc<Conn>) -> (Response<B
     );
     let closing = response.status() != StatusCode::SWITCHING_PROTOCOLS
         && (conn.state.phase() >= Phase::LameDuck || n >= snapshot.config.proxy.keepalive_requests);
-    (response, closing)
+    Reply {
+        response,
+        raw,
+        closing,
+    }
 }
 
-/// Routes and forwards; returns the upstream's name (if routed) and the response.
+/// Routes and forwards; returns the upstream's name (if routed), the
+/// response, and its fields as they came (see [`Reply::raw`]).
 async fn proxy(
     req: Request<Body>,
     conn: &Conn,
     snapshot: &crate::state::Snapshot,
-) -> (Option<Arc<str>>, Response<Body>) {
+) -> (Option<Arc<str>>, Response<Body>, Option<RawFields>) {
     let version = req.version();
     let router = snapshot.routers.get(&*conn.listener);
     let pool = router
@@ -366,12 +393,12 @@ async fn proxy(
         .and_then(|name| snapshot.pools.get(name))
         .cloned();
     let Some(pool) = pool else {
-        return (None, error_response(conn, Cause::NoRoute));
+        return (None, error_response(conn, Cause::NoRoute), None);
     };
     let name = pool.name();
     if let Some(max) = snapshot.config.proxy.max_body_bytes {
         if content_length(&req).is_some_and(|len| len > max) {
-            return (Some(name), error_response(conn, Cause::BodyTooLarge));
+            return (Some(name), error_response(conn, Cause::BodyTooLarge), None);
         }
     }
     let upgrade = is_upgrade(&req);
@@ -405,13 +432,17 @@ async fn proxy(
                 (true, true) => {}
                 (true, false) => {
                     tracing::debug!(upstream = %name, "101 to a request that asked for no upgrade");
-                    return (Some(name), error_response(conn, Cause::UpstreamProtocol));
+                    return (
+                        Some(name),
+                        error_response(conn, Cause::UpstreamProtocol),
+                        None,
+                    );
                 }
                 (false, _) => forward::strip_hop_by_hop(fwd.response.headers_mut(), false),
             }
             // The client's protocol, not the upstream's, says how to answer it.
             *fwd.response.version_mut() = version;
-            (Some(name), fwd.response)
+            (Some(name), fwd.response, fwd.raw)
         }
         Err((cause, retries)) => {
             conn.state
@@ -419,7 +450,7 @@ async fn proxy(
                 .upstream_retries
                 .fetch_add(u64::from(retries), Ordering::Relaxed);
             tracing::debug!(upstream = %name, %cause, retries, "request failed");
-            (Some(name), error_response(conn, cause))
+            (Some(name), error_response(conn, cause), None)
         }
     }
 }

@@ -62,9 +62,13 @@ async fn h2c_clients_and_http2_upstreams() {
                 (200, format!("a /h2/{i}").as_str()),
                 "{protocol}"
             );
+            // The upstream's own fields come through, whichever its protocol.
+            assert_eq!(r.headers["x-upstream"], "a", "{protocol}");
         }
         let mut c = h1(p.addr).await;
-        assert_eq!(c.get("/h1").await.unwrap().body, "a /h1", "{protocol}");
+        let r = c.get("/h1").await.unwrap();
+        assert_eq!(r.body, "a /h1", "{protocol}");
+        assert_eq!(r.headers["x-upstream"], "a", "{protocol}");
     }
 }
 

@@ -8,7 +8,7 @@
 //! connection. Responses that have no body (to `HEAD`, `1xx`, `204`, `304`)
 //! get none, whatever the upstream sent.
 
-use std::{cell::RefCell, time::SystemTime};
+use std::{cell::RefCell, io::Write as _, time::SystemTime};
 
 use hyper::{
     body::Body as _,
@@ -16,6 +16,7 @@ use hyper::{
     Method, Response, StatusCode, Version,
 };
 
+use super::raw::RawFields;
 use crate::body::Body;
 
 /// How the response body is delimited on the wire.
@@ -50,9 +51,15 @@ impl Exchange {
     }
 }
 
-/// Writes the status line and header fields of `resp` into `out`, and returns
-/// the body framing and whether the connection must close after it.
-pub(crate) fn head(out: &mut Vec<u8>, resp: &Response<Body>, ex: Exchange) -> (Out, bool) {
+/// Writes the status line and header fields of `resp` into `out` (those in
+/// its map, and `raw` ones copied as they came), and returns the body framing
+/// and whether the connection must close after it.
+pub(crate) fn head(
+    out: &mut Vec<u8>,
+    resp: &Response<Body>,
+    raw: Option<&RawFields>,
+    ex: Exchange,
+) -> (Out, bool) {
     let status = resp.status();
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
@@ -65,7 +72,6 @@ pub(crate) fn head(out: &mut Vec<u8>, resp: &Response<Body>, ex: Exchange) -> (O
         out.extend_from_slice(b"\r\n");
         return (Out::None, false);
     }
-    let framing = framing(resp, ex);
     let no_length = status.is_informational() || status == StatusCode::NO_CONTENT;
     fields(out, headers, |name| {
         !(name == header::CONNECTION
@@ -73,9 +79,19 @@ pub(crate) fn head(out: &mut Vec<u8>, resp: &Response<Body>, ex: Exchange) -> (O
             || name == "keep-alive"
             || (no_length && name == header::CONTENT_LENGTH))
     });
+    let declared = match raw {
+        Some(raw) => {
+            // Raw fields are never kept for a status whose length goes.
+            raw.write(out);
+            raw.content_length
+        }
+        None => None,
+    }
+    .or_else(|| declared_length(headers));
+    let framing = framing(resp, declared, ex);
     match framing {
-        Out::Length(n) if !headers.contains_key(header::CONTENT_LENGTH) => {
-            field(out, b"content-length", n.to_string().as_bytes());
+        Out::Length(n) if declared.is_none() => {
+            let _ = write!(out, "content-length: {n}\r\n");
         }
         Out::Chunked => field(out, b"transfer-encoding", b"chunked"),
         _ => {}
@@ -86,7 +102,7 @@ pub(crate) fn head(out: &mut Vec<u8>, resp: &Response<Body>, ex: Exchange) -> (O
     } else if ex.version == Version::HTTP_10 {
         field(out, b"connection", b"keep-alive");
     }
-    if !headers.contains_key(header::DATE) {
+    if !raw.is_some_and(|r| r.has_date) && !headers.contains_key(header::DATE) {
         DATE.with(|d| field(out, b"date", d.borrow_mut().now()));
     }
     out.extend_from_slice(b"\r\n");
@@ -114,7 +130,7 @@ pub(crate) fn request_head(
     if chunked {
         field(out, b"transfer-encoding", b"chunked");
     } else if let Some(n) = length.filter(|_| !parts.headers.contains_key(header::CONTENT_LENGTH)) {
-        field(out, b"content-length", n.to_string().as_bytes());
+        let _ = write!(out, "content-length: {n}\r\n");
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -125,7 +141,17 @@ pub(crate) fn trailers(out: &mut Vec<u8>, trailers: &HeaderMap) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn framing(resp: &Response<Body>, ex: Exchange) -> Out {
+/// The `Content-Length` in `headers`, if there is a valid one.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// How the body goes to the client; `declared`: the response's
+/// `Content-Length`.
+fn framing(resp: &Response<Body>, declared: Option<u64>, ex: Exchange) -> Out {
     let status = resp.status();
     if ex.head_request
         || status.is_informational()
@@ -134,11 +160,6 @@ fn framing(resp: &Response<Body>, ex: Exchange) -> Out {
     {
         return Out::None;
     }
-    let declared = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
     if let Some(n) = declared.or(resp.body().size_hint().exact()) {
         return Out::Length(n);
     }
@@ -166,7 +187,6 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 
 /// Appends the chunk-size line for `len` bytes of data.
 pub(crate) fn chunk_prefix(out: &mut Vec<u8>, len: usize) {
-    use std::io::Write;
     let _ = write!(out, "{len:x}\r\n");
 }
 
@@ -202,12 +222,49 @@ mod tests {
 
     fn render(resp: Response<Body>, ex: Exchange) -> (String, Out, bool) {
         let mut out = Vec::new();
-        let (framing, closing) = head(&mut out, &resp, ex);
+        let (framing, closing) = head(&mut out, &resp, None, ex);
         (String::from_utf8(out).unwrap(), framing, closing)
     }
 
     fn ex(version: Version, closing: bool) -> Exchange {
         Exchange::new(&Method::GET, version, closing)
+    }
+
+    #[test]
+    fn raw_fields_are_copied_with_the_framing_and_connection_the_client_needs() {
+        let upstream =
+            "HTTP/1.1 200 OK\r\nServer: up\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\n";
+        let raw = crate::h1::raw::for_test(upstream, Some(5), false).unwrap();
+        let render_raw = |ex: Exchange| {
+            let mut out = Vec::new();
+            let resp = Response::new(body::full("hello"));
+            let (framing, closing) = head(&mut out, &resp, Some(&raw), ex);
+            (String::from_utf8(out).unwrap(), framing, closing)
+        };
+        let (text, framing, closing) = render_raw(ex(Version::HTTP_11, false));
+        assert_eq!(framing, Out::Length(5));
+        assert!(!closing);
+        assert!(
+            text.starts_with("HTTP/1.1 200 OK\r\nServer: up\r\nContent-Length: 5\r\ndate: "),
+            "{text}"
+        );
+        assert_eq!(text.matches("ontent-").count(), 1, "{text}");
+        assert!(!text.contains("keep-alive"), "{text}");
+        let (text, _, closing) = render_raw(ex(Version::HTTP_10, true));
+        assert!(closing && text.contains("connection: close\r\n"), "{text}");
+        let to_head = Exchange::new(&Method::HEAD, Version::HTTP_11, false);
+        let (text, framing, _) = render_raw(to_head);
+        assert_eq!(framing, Out::None);
+        assert!(text.contains("Content-Length: 5\r\n"), "{text}");
+        let dated = crate::h1::raw::for_test("HTTP/1.1 200 OK\r\nDate: then\r\n\r\n", None, true);
+        let mut out = Vec::new();
+        let resp = Response::new(body::full("hey"));
+        head(&mut out, &resp, dated.as_ref(), ex(Version::HTTP_11, false));
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nDate: then\r\ncontent-length: 3\r\n\r\n"
+        );
     }
 
     #[test]

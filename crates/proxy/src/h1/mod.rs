@@ -27,6 +27,7 @@ mod chunked;
 pub(crate) mod client;
 mod encode;
 mod parse;
+pub(crate) mod raw;
 mod spare;
 
 use std::{
@@ -40,7 +41,7 @@ use std::{
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use hyper::{body::Frame, header, HeaderMap, Response, StatusCode};
+use hyper::{body::Frame, header, HeaderMap, StatusCode};
 use lameduck_drain::Phase;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
@@ -50,7 +51,7 @@ use tokio::{
 use crate::{
     body::{self as bodies, Body},
     error::Cause,
-    server::{self, Conn},
+    server::{self, Conn, Reply},
 };
 use encode::{Exchange, Out};
 use parse::{Framing, Head, Reject};
@@ -287,15 +288,15 @@ where
     if framing == Framing::None {
         let upgrade = server::is_upgrade(&request);
         let websocket = upgrade && is_websocket(request.headers());
-        let (mut response, closing) =
-            server::respond(request.map(|()| bodies::empty()), conn).await;
-        if upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let reply = server::respond(request.map(|()| bodies::empty()), conn).await;
+        if upgrade && reply.response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let mut response = reply.into_response();
             let upstream = response.extensions_mut().remove::<client::Upgraded>();
             let Some(upstream) = upstream.and_then(|u| u.take()) else {
                 return false;
             };
             let mut out = Vec::with_capacity(256);
-            encode::head(&mut out, &response, ex(false));
+            encode::head(&mut out, &response, None, ex(false));
             if io.write_all(&out).await.is_ok() && io.flush().await.is_ok() {
                 let client = Prefixed::new(buf.split().freeze(), io);
                 // Boxed, so that every exchange's future (moved into its box
@@ -305,7 +306,8 @@ where
             }
             return false;
         }
-        return write_response(io, response, ex(closing)).await;
+        let closing = reply.closing;
+        return write_response(io, reply, ex(closing)).await;
     }
     if expect_continue
         && io
@@ -322,17 +324,45 @@ where
     if let Some(body) = length.and_then(|n| buffered_body(buf, n)) {
         // The whole body came with the head (a small one usually does): no
         // channel, and the upstream client can send it with the head.
-        let (response, closing) = server::respond(request.map(|()| bodies::full(body)), conn).await;
-        return write_response(io, response, ex(closing)).await;
+        let reply = server::respond(request.map(|()| bodies::full(body)), conn).await;
+        let closing = reply.closing;
+        return write_response(io, reply, ex(closing)).await;
     }
+    // Boxed: the two halves run at once and each needs its own room, which
+    // every exchange's future (moved into its box once per request) would
+    // otherwise carry.
+    Box::pin(streamed(io, buf, request, framing, conn, ex(false))).await
+}
+
+/// An exchange whose request body is still coming: it is read from the
+/// client (and sent on) while the response comes back.
+async fn streamed<I>(
+    io: &mut I,
+    buf: &mut BytesMut,
+    request: hyper::Request<()>,
+    framing: Framing,
+    conn: &Arc<Conn>,
+    ex: Exchange,
+) -> bool
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let length = match framing {
+        Framing::Length(n) => Some(n),
+        _ => None,
+    };
     let (tx, body) = body::RequestBody::channel(length);
     let request = request.map(|()| bodies::boxed(body));
     let max = conn.state.snapshot().config.proxy.max_body_bytes;
     let (mut rd, mut wr) = tokio::io::split(&mut *io);
     let pump = pump_body(&mut rd, buf, framing, tx, max);
     let respond = async {
-        let (response, closing) = server::respond(request, conn).await;
-        write_response(&mut wr, response, ex(closing)).await
+        let reply = server::respond(request, conn).await;
+        let ex = Exchange {
+            closing: ex.closing || reply.closing,
+            ..ex
+        };
+        write_response(&mut wr, reply, ex).await
     };
     tokio::pin!(pump, respond);
     let (whole, kept) = tokio::select! {
@@ -423,14 +453,10 @@ async fn fail(tx: Option<body::Sender>, why: &'static str) {
 
 /// Writes the response; true when it went out whole and the connection can
 /// be kept.
-async fn write_response<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    response: Response<Body>,
-    ex: Exchange,
-) -> bool {
+async fn write_response<W: AsyncWrite + Unpin>(w: &mut W, reply: Reply, ex: Exchange) -> bool {
     let mut out = Vec::with_capacity(512);
-    let (framing, closing) = encode::head(&mut out, &response, ex);
-    let body = response.into_body();
+    let (framing, closing) = encode::head(&mut out, &reply.response, reply.raw.as_ref(), ex);
+    let body = reply.response.into_body();
     let whole = match framing {
         Out::None => w.write_all(&out).await.is_ok(),
         _ => write_body(w, out, body, framing).await.is_ok(),

@@ -20,7 +20,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use lameduck_proxy::{Config, Control, Exit, Source};
 use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
 
-/// A test upstream: answers `NAME path` and echoes what the proxy sent.
+/// A test upstream: answers `NAME path` (and `x-upstream: NAME`) and echoes
+/// what the proxy sent.
 ///
 /// - `/slow?ms=N` answers after N ms;
 /// - `/echo` answers with the request body;
@@ -66,7 +67,10 @@ pub async fn upstream(name: &'static str) -> Upstream {
     }
 }
 
-async fn answer(name: &str, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(
+    name: &'static str,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let body = match path.as_str() {
@@ -98,7 +102,11 @@ async fn answer(name: &str, req: Request<Incoming>) -> Result<Response<Full<Byte
         }
         _ => format!("{name} {path}"),
     };
-    Ok(Response::new(Full::new(Bytes::from(body))))
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response
+        .headers_mut()
+        .insert("x-upstream", hyper::header::HeaderValue::from_static(name));
+    Ok(response)
 }
 
 /// A proxy running in this process.

@@ -40,7 +40,7 @@ use tokio::{
 pub(crate) use request::Outgoing;
 pub(crate) use response::Upgraded;
 
-use crate::{body::Body, error::Cause, upstream::Endpoint};
+use crate::{body::Body, error::Cause, h1::raw::RawFields, upstream::Endpoint};
 
 /// The read buffer a connection gets when the one it has runs out of room:
 /// it serves the heads (and small bodies) of several responses in a row.
@@ -125,13 +125,15 @@ impl Home {
 }
 
 /// Sends `req` on `conn` and returns the response, whose head came within
-/// `timeout`. `req` stays with the caller, for a retry where one is safe.
+/// `timeout`, with its fields as they came when they were kept so (see
+/// [`crate::h1::raw`]). `req` stays with the caller, for a retry where one
+/// is safe.
 pub(crate) async fn send(
     conn: Conn,
     req: &mut Outgoing,
     timeout: Duration,
     home: Home,
-) -> Result<Response<Body>, Failure> {
+) -> Result<(Response<Body>, Option<RawFields>), Failure> {
     if req.failed() {
         return Err(Failure::Failed(Cause::UpstreamReset));
     }

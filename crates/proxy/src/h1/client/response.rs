@@ -33,6 +33,7 @@ use crate::{
     h1::{
         chunked,
         parse::{self, Span, MAX_HEADERS, MAX_HEAD_BYTES},
+        raw::{Lines, RawFields},
         Prefixed,
     },
 };
@@ -42,7 +43,7 @@ use crate::{
 pub(super) struct Head {
     status: StatusCode,
     version: Version,
-    headers: HeaderMap,
+    fields: Fields,
     framing: Framing,
     /// The upstream keeps the connection: HTTP/1.1 without `Connection: close`.
     keep_alive: bool,
@@ -53,6 +54,14 @@ impl Head {
     pub(super) fn is_interim(&self) -> bool {
         self.status.is_informational() && self.status != StatusCode::SWITCHING_PROTOCOLS
     }
+}
+
+/// The head's fields: as they came, or (where they cannot be copied as they
+/// are, see [`crate::h1::raw`]) in a map.
+#[derive(Debug)]
+enum Fields {
+    Raw(RawFields),
+    Map(HeaderMap),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +108,10 @@ struct Raw {
     close: bool,
     /// `Connection` names a field that is not hop-by-hop anyway.
     names_others: bool,
+    /// `Content-Length` fields (equal, or refused).
+    lengths: usize,
+    /// A `Date` field.
+    date: bool,
 }
 
 impl Raw {
@@ -107,6 +120,7 @@ impl Raw {
         for f in fields {
             let name = f.name.as_bytes();
             if name.eq_ignore_ascii_case(b"content-length") {
+                raw.lengths += 1;
                 parse::add_content_length(&mut raw.length, f.value)
                     .map_err(|_| Malformed("invalid Content-Length"))?;
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
@@ -114,6 +128,8 @@ impl Raw {
                 if let Some(last) = tokens(f.value).last() {
                     raw.chunked = last.eq_ignore_ascii_case(b"chunked");
                 }
+            } else if name.eq_ignore_ascii_case(b"date") {
+                raw.date = true;
             } else if name.eq_ignore_ascii_case(b"connection") {
                 for token in tokens(f.value) {
                     raw.close |= token.eq_ignore_ascii_case(b"close");
@@ -155,6 +171,25 @@ pub(super) fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Hea
     let raw = Raw::read(resp.headers)?;
     let framing = framing(status, &raw, head_request)?;
     let keep_all = raw.names_others || status == StatusCode::SWITCHING_PROTOCOLS;
+    let copyable = !keep_all
+        && raw.lengths <= 1
+        && !status.is_informational()
+        && status != StatusCode::NO_CONTENT;
+    let lines = copyable
+        .then(|| Lines::find(&buf[..len], resp.headers, |name| !is_hop_by_hop(name)))
+        .flatten();
+    let keep_alive = version == Version::HTTP_11 && !raw.close;
+    if let Some(lines) = lines {
+        let head = buf.split_to(len).freeze();
+        let fields = Fields::Raw(lines.into_fields(&head, raw.length, raw.date));
+        return Ok(Some(Head {
+            status,
+            version,
+            fields,
+            framing,
+            keep_alive,
+        }));
+    }
     let mut count = 0;
     for f in resp.headers.iter() {
         if keep_all || !is_hop_by_hop(f.name.as_bytes()) {
@@ -168,9 +203,9 @@ pub(super) fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Hea
     Ok(Some(Head {
         status,
         version,
-        headers,
+        fields: Fields::Map(headers),
         framing,
-        keep_alive: version == Version::HTTP_11 && !raw.close,
+        keep_alive,
     }))
 }
 
@@ -190,8 +225,10 @@ fn framing(status: StatusCode, raw: &Raw, head_request: bool) -> Result<Framing,
     }
 }
 
-/// The response for `head`, its body reading on from `buf` and `io`.
-/// `reusable`: the request went out whole, so the connection may be kept.
+/// The response for `head`, its body reading on from `buf` and `io`, and its
+/// fields as they came when they were kept so (the response's map is then
+/// empty). `reusable`: the request went out whole, so the connection may be
+/// kept.
 pub(super) fn respond(
     head: Head,
     io: TcpStream,
@@ -199,14 +236,18 @@ pub(super) fn respond(
     home: Home,
     reusable: bool,
     upgrade: bool,
-) -> Response<Body> {
+) -> (Response<Body>, Option<RawFields>) {
     let Head {
         status,
         version,
-        headers,
+        fields,
         framing,
         keep_alive,
     } = head;
+    let (headers, raw) = match fields {
+        Fields::Map(map) => (map, None),
+        Fields::Raw(raw) => (HeaderMap::new(), Some(raw)),
+    };
     let build = |body| {
         let mut response = Response::new(body);
         *response.status_mut() = status;
@@ -221,7 +262,7 @@ pub(super) fn respond(
             let stream = Prefixed::new(buf.freeze(), io);
             response.extensions_mut().insert(Upgraded::new(stream));
         }
-        return response;
+        return (response, raw);
     }
     let keep = reusable && keep_alive;
     let body = match framing {
@@ -250,7 +291,7 @@ pub(super) fn respond(
         }
         Framing::Close => body::boxed(Streamed::new(io, buf, State::Close, None)),
     };
-    build(body)
+    (build(body), raw)
 }
 
 /// The upstream connection after a `101 Switching Protocols`, with the bytes
@@ -425,6 +466,22 @@ mod tests {
         parse(&mut BytesMut::from(s), head_request)
     }
 
+    /// All the fields a client would get, in a map.
+    fn map(head: &Head) -> HeaderMap {
+        match &head.fields {
+            Fields::Map(map) => map.clone(),
+            Fields::Raw(raw) => {
+                let mut map = HeaderMap::new();
+                raw.append_to(&mut map);
+                map
+            }
+        }
+    }
+
+    fn is_raw(s: &str) -> bool {
+        matches!(head(s, false).unwrap().unwrap().fields, Fields::Raw(_))
+    }
+
     fn framing_of(s: &str) -> Framing {
         head(s, false).unwrap().unwrap().framing
     }
@@ -485,7 +542,7 @@ mod tests {
 
     #[test]
     fn hop_by_hop_fields_are_left_out_unless_connection_names_others() {
-        let map = |s: &str| head(s, false).unwrap().unwrap().headers;
+        let map = |s: &str| map(&head(s, false).unwrap().unwrap());
         let plain = map("HTTP/1.1 200 OK\r\nconnection: keep-alive\r\nkeep-alive: timeout=5\r\ntransfer-encoding: chunked\r\nx: y\r\n\r\n");
         assert_eq!(plain.keys().collect::<Vec<_>>(), ["x"]);
         let named = map(
@@ -499,6 +556,31 @@ mod tests {
     }
 
     #[test]
+    fn plain_heads_are_kept_as_they_came_and_the_others_get_a_map() {
+        assert!(is_raw(
+            "HTTP/1.1 200 OK\r\nServer: x\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n"
+        ));
+        assert!(is_raw("HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n"));
+        for mapped in [
+            "HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nconnection: x-secret\r\nx-secret: 1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 2\r\n\r\n",
+            "HTTP/1.1 200 OK\nServer: x\n\n",
+            "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
+        ] {
+            assert!(!is_raw(mapped), "{mapped}");
+        }
+        let raw = head(
+            "HTTP/1.1 200 OK\r\nDate: then\r\nContent-Length: 7\r\n\r\n",
+            false,
+        );
+        let Fields::Raw(raw) = raw.unwrap().unwrap().fields else {
+            panic!("not raw");
+        };
+        assert_eq!((raw.content_length, raw.has_date), (Some(7), true));
+    }
+
+    #[test]
     fn the_head_is_taken_and_the_body_stays() {
         let mut buf = BytesMut::from(
             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\nx: y\r\n\r\nhi",
@@ -507,8 +589,8 @@ mod tests {
         assert!(first.is_interim());
         let second = parse(&mut buf, false).unwrap().unwrap();
         assert!(!second.is_interim());
-        assert_eq!(second.headers["x"], "y");
-        assert!(second.headers.contains_key("content-length"));
+        assert_eq!(map(&second)["x"], "y");
+        assert!(map(&second).contains_key("content-length"));
         assert_eq!(&buf[..], b"hi");
     }
 }
