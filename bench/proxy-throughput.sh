@@ -2,24 +2,38 @@
 # Throughput benchmark: wrk with 50 keepalive connections, small responses,
 # through nginx (one worker), HAProxy (one thread) and lameduck proxy (one
 # worker thread), each in front of the same upstream (an nginx returning 200).
-# The three are measured in turn, ROUNDS times (interleaved, so a burst of load
-# from elsewhere hits all of them alike). Prints each run's requests/s, p50/p99
-# latency and CPU time per request (user+system of the proxy process, from
-# /proc), then lameduck's ratios: per round and the median. Loopback only.
+# The three are measured in turn, ROUNDS times: short interleaved runs, the
+# order turning each round, so that the slow and fast spells of a shared
+# machine (seen: one proxy's rate moving by a third between runs a minute
+# apart) fall on all of them alike, and the ratios are taken round by round.
+# Prints each run's requests/s, p50/p99 latency and CPU time per request
+# (user+system of the proxy process, from /proc), then lameduck's ratios: per
+# round and the median. Loopback only.
 #
-#   bench/proxy-throughput.sh [SECONDS] [CONNECTIONS] [ROUNDS]
+# PIN=1 pins the proxies to the last core and wrk and the upstream to the
+# others (`taskset`), as a one-worker proxy is often deployed (nginx's
+# worker_cpu_affinity, HAProxy's cpu-map); by default all share all cores.
+#
+#   [PIN=1] bench/proxy-throughput.sh [SECONDS] [CONNECTIONS] [ROUNDS]   (default 5 50 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
-DURATION=${1:-10}
+DURATION=${1:-5}
 CONNS=${2:-50}
-ROUNDS=${3:-3}
+ROUNDS=${3:-10}
 OUT=bench/out/throughput
 mkdir -p "$OUT"
 apt_need wrk wrk; apt_need nginx nginx; apt_need haproxy haproxy
 cargo build --release -q -p lameduck
 LAMEDUCK=target/release/lameduck
 NGINX_BIN=$(command -v nginx)
+# Command prefixes that pin when PIN=1 (taskset execs the command, so `$!`
+# is the proxy's own PID).
+LAST=$(( $(nproc) - 1 ))
+PROXY_CORE=(); LOAD_CORES=()
+if [ "${PIN:-0}" = 1 ]; then
+  PROXY_CORE=(taskset -c "$LAST"); LOAD_CORES=(taskset -c "0-$(( LAST > 0 ? LAST - 1 : 0 ))")
+fi
 PIDS=()
 cleanup() {
   nginx_stop "$OUT/backend"; nginx_stop "$OUT/front"
@@ -29,10 +43,10 @@ trap cleanup EXIT
 
 
 nginx_conf "$OUT/backend" "keepalive_requests 1000000; server { listen 127.0.0.1:19101; location / { return 200 'hello\n'; } }"
-$NGINX_BIN -p "$PWD/$OUT/backend" -c nginx.conf
+"${LOAD_CORES[@]}" $NGINX_BIN -p "$PWD/$OUT/backend" -c nginx.conf
 nginx_conf "$OUT/front" "keepalive_requests 1000000; upstream app { server 127.0.0.1:19101; keepalive 64; }
   server { listen 127.0.0.1:19110; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
-$NGINX_BIN -p "$PWD/$OUT/front" -c nginx.conf
+"${PROXY_CORE[@]}" $NGINX_BIN -p "$PWD/$OUT/front" -c nginx.conf
 cat > "$OUT/haproxy.cfg" <<CONF
 global
   nbthread 1
@@ -49,9 +63,9 @@ frontend web
 backend app
   server a 127.0.0.1:19101
 CONF
-haproxy -f "$OUT/haproxy.cfg" -db > "$OUT/haproxy.log" 2>&1 &
+"${PROXY_CORE[@]}" haproxy -f "$OUT/haproxy.cfg" -db > "$OUT/haproxy.log" 2>&1 &
 PIDS+=($!); HAPROXY_PID=$!
-$LAMEDUCK proxy --threads 1 --listen 127.0.0.1:19130 --upstream 127.0.0.1:19101 2> "$OUT/lameduck.log" &
+"${PROXY_CORE[@]}" $LAMEDUCK proxy --threads 1 --listen 127.0.0.1:19130 --upstream 127.0.0.1:19101 2> "$OUT/lameduck.log" &
 PIDS+=($!); LAMEDUCK_PID=$!
 for p in 19101 19110 19120 19130; do wait_port $p; done
 NGINX_PID=$(pgrep -P "$(cat "$OUT/front/nginx.pid")" | head -1)   # the one worker
@@ -64,9 +78,9 @@ TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 bench() { # $1 proxy $2 round: one wrk run, its CPU time measured around it
   local port=${PORT[$1]} f="$OUT/wrk-$1-$2.txt" before after
-  wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port/" > /dev/null 2>&1   # warm up
+  "${LOAD_CORES[@]}" wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$port/" > /dev/null 2>&1   # warm up
   before=$(cpu_ticks "${PID[$1]}")
-  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/" > "$f" 2>&1
+  "${LOAD_CORES[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/" > "$f" 2>&1
   after=$(cpu_ticks "${PID[$1]}")
   echo $(( (after - before) * TICK_US )) > "$OUT/cpu-$1-$2.txt"
 }
@@ -77,9 +91,10 @@ cpu_per_req() { awk -v c="$(cat "$OUT/cpu-$1-$2.txt")" -v n="$(reqs "$1" "$2")" 
 errs() { awk '/Socket errors|Non-2xx/' "$OUT/wrk-$1-$2.txt" | tr '\n' ' '; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-echo "$(date -u +%FT%TZ) $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); ${DURATION}s x $ROUNDS rounds, $CONNS connections"
+echo "$(date -u +%FT%TZ) $(nproc) cores$([ "${PIN:-0}" = 1 ] && echo ", proxies pinned to core $LAST"), load average $(cut -d' ' -f1-3 /proc/loadavg); ${DURATION}s x $ROUNDS rounds, $CONNS connections"
+ORDER=(nginx haproxy lameduck)
 for r in $(seq "$ROUNDS"); do
-  for p in nginx haproxy lameduck; do bench "$p" "$r"; done
+  for i in 0 1 2; do bench "${ORDER[(r + i) % 3]}" "$r"; done
 done
 
 printf "\n%-6s %-10s %10s %8s %8s %12s  %s\n" round proxy "req/s" "p50 ms" "p99 ms" "CPU us/req" errors

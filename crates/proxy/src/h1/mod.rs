@@ -5,9 +5,10 @@
 //! an 8 KiB read buffer, a header-map cache and the largest request future of
 //! each one for its whole life. This loop holds nothing while a connection is
 //! idle but the socket and a few words: the first read of each request goes to
-//! a buffer on the stack, and the heap buffer it is copied to lives only until
-//! the exchange ends. Each exchange runs in its own boxed future, so the
-//! connection task stays small between requests.
+//! a buffer on the stack, and the heap buffer it is copied to is given back
+//! when the exchange ends (to a small per-thread list, [`spare`], for the next
+//! request on any connection). Each exchange runs in its own boxed future, so
+//! the connection task stays small between requests.
 //!
 //! One exchange: read and check the head ([`parse`]); forward it (the request
 //! body, if any, streamed from the socket through a channel of one frame while
@@ -20,7 +21,8 @@
 //! connection to hyper's HTTP/2 server.
 //!
 //! The upstream side of HTTP/1.1 is the proxy's own too ([`client`]), run by
-//! the same task.
+//! the same task; a plain upstream response's fields are copied to the client
+//! as they came ([`raw`]).
 
 pub(crate) mod body;
 mod chunked;
