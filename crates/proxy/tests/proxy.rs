@@ -73,6 +73,29 @@ async fn h2c_clients_and_http2_upstreams() {
 }
 
 #[tokio::test]
+async fn a_response_that_does_not_come_in_time_is_a_504_on_a_reused_connection_too() {
+    let app = upstream("a").await;
+    let toml =
+        config(&[app.addr], "").replace("endpoints =", "response_timeout = \"400ms\"\nendpoints =");
+    let p = proxy_toml(&toml).await;
+    let mut c = h1(p.addr).await;
+    // One upstream connection: each response comes after the previous
+    // exchange's deadline, within its own.
+    for _ in 0..3 {
+        assert_eq!(c.get("/slow?ms=250").await.unwrap().status, 200);
+    }
+    let started = std::time::Instant::now();
+    let r = c.get("/slow?ms=3000").await.unwrap();
+    assert_eq!(r.status, 504);
+    assert_eq!(r.headers["lameduck-error"], "upstream-timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_refused_connect_is_retried_on_another_endpoint_even_for_post() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
