@@ -79,18 +79,15 @@ pub(crate) fn head(
             || name == "keep-alive"
             || (no_length && name == header::CONTENT_LENGTH))
     });
-    let declared = match raw {
-        Some(raw) => {
-            // Raw fields are never kept for a status whose length goes.
-            raw.write(out);
-            raw.content_length
-        }
-        None => None,
+    // Raw fields are never kept for a status whose length goes.
+    if let Some(raw) = raw {
+        raw.write(out);
     }
-    .or_else(|| declared_length(headers));
-    let framing = framing(resp, declared, ex);
+    let raw_length = raw.and_then(|r| r.content_length);
+    let has_length = raw_length.is_some() || headers.contains_key(header::CONTENT_LENGTH);
+    let framing = framing(resp, raw_length.or_else(|| declared_length(headers)), ex);
     match framing {
-        Out::Length(n) if declared.is_none() => {
+        Out::Length(n) if !has_length => {
             let _ = write!(out, "content-length: {n}\r\n");
         }
         Out::Chunked => field(out, b"transfer-encoding", b"chunked"),

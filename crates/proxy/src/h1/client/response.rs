@@ -178,34 +178,30 @@ pub(super) fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Hea
     let lines = copyable
         .then(|| Lines::find(&buf[..len], resp.headers, |name| !is_hop_by_hop(name)))
         .flatten();
-    let keep_alive = version == Version::HTTP_11 && !raw.close;
-    if let Some(lines) = lines {
-        let head = buf.split_to(len).freeze();
-        let fields = Fields::Raw(lines.into_fields(&head, raw.length, raw.date));
-        return Ok(Some(Head {
-            status,
-            version,
-            fields,
-            framing,
-            keep_alive,
-        }));
-    }
+    // Where the map's fields lie, found while `resp` still borrows `buf`.
     let mut count = 0;
-    for f in resp.headers.iter() {
-        if keep_all || !is_hop_by_hop(f.name.as_bytes()) {
-            parse::spans(buf, std::slice::from_ref(f), &mut span_of[count..]);
-            count += 1;
+    if lines.is_none() {
+        for f in resp.headers.iter() {
+            if keep_all || !is_hop_by_hop(f.name.as_bytes()) {
+                parse::spans(buf, std::slice::from_ref(f), &mut span_of[count..]);
+                count += 1;
+            }
         }
     }
     let head = buf.split_to(len).freeze();
-    let headers = parse::header_map(&head, &span_of[..count], 0)
-        .map_err(|_| Malformed("invalid header field"))?;
+    let fields = match lines {
+        Some(lines) => Fields::Raw(lines.into_fields(&head, raw.length, raw.date)),
+        None => Fields::Map(
+            parse::header_map(&head, &span_of[..count], 0)
+                .map_err(|_| Malformed("invalid header field"))?,
+        ),
+    };
     Ok(Some(Head {
         status,
         version,
-        fields: Fields::Map(headers),
+        fields,
         framing,
-        keep_alive,
+        keep_alive: version == Version::HTTP_11 && !raw.close,
     }))
 }
 
