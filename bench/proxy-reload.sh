@@ -64,7 +64,10 @@ front_conf() { # $1 = first backend port, $2 = second
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 }
 lameduck_conf() {
+  # keepalive_requests as the nginx front's, so both see the same load.
   cat > "$OUT/lameduck.toml" <<CONF
+[proxy]
+keepalive_requests = 100000
 [admin]
 listen = "127.0.0.1:19091"
 [[listener]]

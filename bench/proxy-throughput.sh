@@ -65,7 +65,22 @@ backend app
 CONF
 "${PROXY_CORE[@]}" haproxy -f "$OUT/haproxy.cfg" -db > "$OUT/haproxy.log" 2>&1 &
 PIDS+=($!); HAPROXY_PID=$!
-"${PROXY_CORE[@]}" $LAMEDUCK proxy --threads 1 --listen 127.0.0.1:19130 --upstream 127.0.0.1:19101 2> "$OUT/lameduck.log" &
+# The same per-connection request limit as the nginx front (HAProxy has none):
+# at lameduck's default of 1000, each of wrk's connections would be closed
+# and reopened every second or so, all 50 nearly together.
+cat > "$OUT/lameduck.toml" <<CONF
+[proxy]
+keepalive_requests = 1000000
+[[listener]]
+name = "web"
+listen = "127.0.0.1:19130"
+[[route]]
+upstream = "app"
+[[upstream]]
+name = "app"
+endpoints = ["127.0.0.1:19101"]
+CONF
+"${PROXY_CORE[@]}" $LAMEDUCK proxy --threads 1 -c "$OUT/lameduck.toml" 2> "$OUT/lameduck.log" &
 PIDS+=($!); LAMEDUCK_PID=$!
 for p in 19101 19110 19120 19130; do wait_port $p; done
 NGINX_PID=$(pgrep -P "$(cat "$OUT/front/nginx.pid")" | head -1)   # the one worker
