@@ -59,6 +59,7 @@ mod http1;
 mod http2;
 mod marks;
 mod outcome;
+mod pace;
 mod record;
 mod report;
 mod run;

@@ -23,6 +23,7 @@ use tokio::{
 use crate::{
     during::{self, Events},
     http1, http2,
+    pace::{self, Pacer},
     record::{histogram, Live, Recorder, Timeline},
     report::Gathered,
     ws, Config, Error, Outcome, Report,
@@ -377,6 +378,7 @@ fn spawn_thread(
     std::thread::Builder::new()
         .name("lameduck-load".into())
         .spawn(move || {
+            pace::tighten_timer_slack();
             let _ = done.send(runtime.block_on(work));
         })
         .map_err(Error::Threads)?;
@@ -392,11 +394,13 @@ const LATE: Duration = Duration::from_millis(1);
 async fn worker(shared: Arc<Shared>, mut recorder: Recorder, mut conns: Vec<Slot>) -> Recorder {
     let config = &shared.config;
     let mut stop = shared.stop.clone();
+    // Without a timerfd (out of file descriptors), the runtime's timer.
+    let pacer = config.rate.and_then(|_| Pacer::new().ok());
     while let Some(seq) = shared.schedule.claim() {
         let sent_at = match shared.schedule.intended(seq) {
             None => Instant::now(),
             Some(at) => {
-                if !wait_until(at, &mut stop).await {
+                if !pace_until(pacer.as_ref(), at, &mut stop).await {
                     break;
                 }
                 if at.elapsed() > LATE {
@@ -418,6 +422,23 @@ async fn worker(shared: Arc<Shared>, mut recorder: Recorder, mut conns: Vec<Slot
     }
     recorder.flush();
     recorder
+}
+
+/// Open loop: waits for a request's time with the precise timer (see
+/// [`crate::pace`]); `false` if the run stopped first.
+async fn pace_until(pacer: Option<&Pacer>, at: Instant, stop: &mut watch::Receiver<bool>) -> bool {
+    let Some(pacer) = pacer else {
+        return wait_until(at, stop).await;
+    };
+    let waited = tokio::select! {
+        waited = pacer.until(at) => waited,
+        _ = stop.wait_for(|stopped| *stopped) => return false,
+    };
+    match waited {
+        Ok(()) => true,
+        // The timer broke: the runtime's.
+        Err(_) => wait_until(at, stop).await,
+    }
 }
 
 /// Waits for `at`; `false` if the run stopped first.
