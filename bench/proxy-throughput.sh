@@ -10,6 +10,11 @@
 # (user+system of the proxy process, from /proc), then lameduck's ratios: per
 # round and the median. Loopback only.
 #
+# A second lameduck instance (`lameduck-b`, same binary and config) is measured
+# in the same rotation: its ratios to the first are what the machine alone
+# makes of two identical proxies, the noise floor that the ratios against
+# nginx must be read against.
+#
 # PIN=1 pins the proxies to the last core and wrk and the upstream to the
 # others (`taskset`), as a one-worker proxy is often deployed (nginx's
 # worker_cpu_affinity, HAProxy's cpu-map); by default all share all cores.
@@ -82,10 +87,13 @@ endpoints = ["127.0.0.1:19101"]
 CONF
 "${PROXY_CORE[@]}" $LAMEDUCK proxy --threads 1 -c "$OUT/lameduck.toml" 2> "$OUT/lameduck.log" &
 PIDS+=($!); LAMEDUCK_PID=$!
-for p in 19101 19110 19120 19130; do wait_port $p; done
+sed 's/19130/19140/' "$OUT/lameduck.toml" > "$OUT/lameduck-b.toml"
+"${PROXY_CORE[@]}" $LAMEDUCK proxy --threads 1 -c "$OUT/lameduck-b.toml" 2> "$OUT/lameduck-b.log" &
+PIDS+=($!); LAMEDUCK_B_PID=$!
+for p in 19101 19110 19120 19130 19140; do wait_port $p; done
 NGINX_PID=$(pgrep -P "$(cat "$OUT/front/nginx.pid")" | head -1)   # the one worker
-declare -A PID=([nginx]=$NGINX_PID [haproxy]=$HAPROXY_PID [lameduck]=$LAMEDUCK_PID)
-declare -A PORT=([nginx]=19110 [haproxy]=19120 [lameduck]=19130)
+declare -A PID=([nginx]=$NGINX_PID [haproxy]=$HAPROXY_PID [lameduck]=$LAMEDUCK_PID [lameduck-b]=$LAMEDUCK_B_PID)
+declare -A PORT=([nginx]=19110 [haproxy]=19120 [lameduck]=19130 [lameduck-b]=19140)
 
 # cpu_ticks PID: user+system clock ticks the process has used so far.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -107,21 +115,24 @@ errs() { awk '/Socket errors|Non-2xx/' "$OUT/wrk-$1-$2.txt" | tr '\n' ' '; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "$(date -u +%FT%TZ) $(nproc) cores$([ "${PIN:-0}" = 1 ] && echo ", proxies pinned to core $LAST"), load average $(cut -d' ' -f1-3 /proc/loadavg); ${DURATION}s x $ROUNDS rounds, $CONNS connections"
-ORDER=(nginx haproxy lameduck)
+ORDER=(nginx haproxy lameduck lameduck-b)
 for r in $(seq "$ROUNDS"); do
-  for i in 0 1 2; do bench "${ORDER[(r + i) % 3]}" "$r"; done
+  for i in 0 1 2 3; do bench "${ORDER[(r + i) % 4]}" "$r"; done
 done
 
 printf "\n%-6s %-10s %10s %8s %8s %12s  %s\n" round proxy "req/s" "p50 ms" "p99 ms" "CPU us/req" errors
 for r in $(seq "$ROUNDS"); do
-  for p in nginx haproxy lameduck; do
+  for p in nginx haproxy lameduck lameduck-b; do
     printf "%-6s %-10s %10s %8s %8s %12s  %s\n" "$r" "$p" "$(rps $p $r)" "$(pct $p $r 50)" "$(pct $p $r 99)" "$(cpu_per_req $p $r)" "$(errs $p $r)"
   done
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
-declare -a T_N T_H P_N C_N
+declare -a T_N T_H P_N C_N T_B P_B C_B
 for r in $(seq "$ROUNDS"); do
+  T_B+=("$(ratio "$(rps lameduck-b $r)" "$(rps lameduck $r)")")
+  P_B+=("$(ratio "$(pct lameduck-b $r 99)" "$(pct lameduck $r 99)")")
+  C_B+=("$(ratio "$(cpu_per_req lameduck-b $r)" "$(cpu_per_req lameduck $r)")")
   T_N+=("$(ratio "$(rps lameduck $r)" "$(rps nginx $r)")")
   T_H+=("$(ratio "$(rps lameduck $r)" "$(rps haproxy $r)")")
   P_N+=("$(ratio "$(pct lameduck $r 99)" "$(pct nginx $r 99)")")
@@ -134,3 +145,8 @@ show "throughput vs nginx" "${T_N[*]}" "(goal >= 1.00)"
 show "throughput vs haproxy" "${T_H[*]}" ""
 show "p99 latency vs nginx" "${P_N[*]}" "(goal <= 1.00)"
 show "CPU per request vs nginx" "${C_N[*]}" "(lower is cheaper)"
+echo
+printf "%-30s %-24s %s\n" "noise floor: lameduck-b ratio" "per round" "median"
+show "throughput vs lameduck" "${T_B[*]}" "(same binary: 1.00 but for noise)"
+show "p99 latency vs lameduck" "${P_B[*]}" ""
+show "CPU per request vs lameduck" "${C_B[*]}" ""
