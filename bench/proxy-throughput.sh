@@ -15,17 +15,25 @@
 # makes of two identical proxies, the noise floor that the ratios against
 # nginx must be read against.
 #
+# RATE=R adds an open-loop phase: `lameduck load --rate R` sends on a fixed
+# schedule from 50 connections and counts latency from each request's
+# intended time. Below saturation the latency is the path's own plus the
+# machine's hiccups, not the queueing of a saturated closed loop, where wrk's
+# next request waits for the last response. Off by default: on a small VM the
+# wake-ups of idle vCPUs make its p99 (docs/bench.md).
+#
 # PIN=1 pins the proxies to the last core and wrk and the upstream to the
 # others (`taskset`), as a one-worker proxy is often deployed (nginx's
 # worker_cpu_affinity, HAProxy's cpu-map); by default all share all cores.
 #
-#   [PIN=1] bench/proxy-throughput.sh [SECONDS] [CONNECTIONS] [ROUNDS]   (default 5 50 10)
+#   [PIN=1] [RATE=R] bench/proxy-throughput.sh [SECONDS] [CONNECTIONS] [ROUNDS]   (default 5 50 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 DURATION=${1:-5}
 CONNS=${2:-50}
 ROUNDS=${3:-10}
+RATE=${RATE:-0}
 OUT=bench/out/throughput
 mkdir -p "$OUT"
 apt_need wrk wrk; apt_need nginx nginx; apt_need haproxy haproxy
@@ -150,3 +158,37 @@ printf "%-30s %-24s %s\n" "noise floor: lameduck-b ratio" "per round" "median"
 show "throughput vs lameduck" "${T_B[*]}" "(same binary: 1.00 but for noise)"
 show "p99 latency vs lameduck" "${P_B[*]}" ""
 show "CPU per request vs lameduck" "${C_B[*]}" ""
+
+[ "$RATE" = 0 ] && exit 0
+# Open loop: lameduck load at RATE, the same rotation; p50/p99 from its JSON.
+open_loop() { # $1 proxy $2 round
+  "${LOAD_CORES[@]}" $LAMEDUCK load --rate "$RATE" -c "$CONNS" -d "${DURATION}s" \
+    --json "$OUT/open-$1-$2.json" "http://127.0.0.1:${PORT[$1]}/" > "$OUT/open-$1-$2.txt" 2>&1 || true
+}
+# json_num FILE KEY: the first `"KEY": N` in FILE (the summary comes first).
+json_num() { grep -o "\"$2\": *[0-9]*" "$1" | head -1 | awk -F: '{ print $2 + 0 }'; }
+lat() { json_num "$OUT/open-$1-$2.json" "$3_us" | awk '{ printf "%.2f", $1 / 1000 }'; }
+late() { json_num "$OUT/open-$1-$2.json" sent_late; }
+failed() { json_num "$OUT/open-$1-$2.json" failures; }
+echo
+echo "open loop: $RATE requests/s, ${DURATION}s x $ROUNDS rounds, $CONNS connections (lameduck load --rate)"
+for r in $(seq "$ROUNDS"); do
+  for i in 0 1 2 3; do open_loop "${ORDER[(r + i) % 4]}" "$r"; done
+done
+printf "\n%-6s %-10s %8s %8s %8s %10s %8s\n" round proxy "p50 ms" "p99 ms" "p99.9 ms" "sent late" failed
+for r in $(seq "$ROUNDS"); do
+  for p in nginx haproxy lameduck lameduck-b; do
+    printf "%-6s %-10s %8s %8s %8s %10s %8s\n" "$r" "$p" "$(lat $p $r p50)" "$(lat $p $r p99)" "$(lat $p $r p999)" "$(late $p $r)" "$(failed $p $r)"
+  done
+done
+declare -a O_N O_H O_B
+for r in $(seq "$ROUNDS"); do
+  O_N+=("$(ratio "$(lat lameduck $r p99)" "$(lat nginx $r p99)")")
+  O_H+=("$(ratio "$(lat lameduck $r p99)" "$(lat haproxy $r p99)")")
+  O_B+=("$(ratio "$(lat lameduck-b $r p99)" "$(lat lameduck $r p99)")")
+done
+echo
+printf "%-30s %-24s %s\n" "open-loop p99 ratio" "per round" "median"
+show "lameduck vs nginx" "${O_N[*]}" ""
+show "lameduck vs haproxy" "${O_H[*]}" ""
+show "lameduck-b vs lameduck" "${O_B[*]}" "(noise floor)"
