@@ -21,6 +21,24 @@ http {
 CONF
 }
 
+# proxy_toml FILE LISTEN ENDPOINTS [HEAD]: writes a lameduck proxy config with
+# one listener ("web" on LISTEN) routing everything to one upstream ("app";
+# ENDPOINTS is the inside of its TOML list). HEAD goes first, as it is: the
+# [proxy] and [admin] tables a benchmark needs.
+proxy_toml() {
+  cat > "$1" <<CONF
+${4:-}
+[[listener]]
+name = "web"
+listen = "$2"
+[[route]]
+upstream = "app"
+[[upstream]]
+name = "app"
+endpoints = [$3]
+CONF
+}
+
 # nginx_stop DIR: stops the nginx whose files live under DIR, if it runs.
 nginx_stop() {
   [ -f "$1/nginx.pid" ] && nginx -p "$PWD/$1" -c nginx.conf -s stop 2>/dev/null || true

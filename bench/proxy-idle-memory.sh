@@ -25,19 +25,9 @@ $NGINX_BIN -p "$PWD/$OUT/backend" -c nginx.conf
 nginx_conf "$OUT/front" "keepalive_timeout 300s; upstream app { server 127.0.0.1:19201; keepalive 64; }
   server { listen 127.0.0.1:19210; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }" 19000
 $NGINX_BIN -p "$PWD/$OUT/front" -c nginx.conf
-cat > "$OUT/lameduck.toml" <<CONF
-[proxy]
+proxy_toml "$OUT/lameduck.toml" 127.0.0.1:19220 '"127.0.0.1:19201"' '[proxy]
 keepalive_timeout = "300s"
-max_connections = 19000
-[[listener]]
-name = "web"
-listen = "127.0.0.1:19220"
-[[route]]
-upstream = "app"
-[[upstream]]
-name = "app"
-endpoints = ["127.0.0.1:19201"]
-CONF
+max_connections = 19000'
 target/release/lameduck proxy --threads 1 -c "$OUT/lameduck.toml" 2> "$OUT/lameduck.log" &
 LD=$!
 PIDS+=("$LD")

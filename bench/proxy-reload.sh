@@ -63,22 +63,12 @@ front_conf() { # $1 = first backend port, $2 = second
   server { listen 127.0.0.1:19080;
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 }
-lameduck_conf() {
+lameduck_conf() { # $1 = first backend port, $2 = second
   # keepalive_requests as the nginx front's, so both see the same load.
-  cat > "$OUT/lameduck.toml" <<CONF
-[proxy]
+  proxy_toml "$OUT/lameduck.toml" 127.0.0.1:19090 "\"127.0.0.1:$1\", \"127.0.0.1:$2\"" '[proxy]
 keepalive_requests = 100000
 [admin]
-listen = "127.0.0.1:19091"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:19090"
-[[route]]
-upstream = "app"
-[[upstream]]
-name = "app"
-endpoints = ["127.0.0.1:$1", "127.0.0.1:$2"]
-CONF
+listen = "127.0.0.1:19091"'
 }
 
 # variants CONF WRITER: keeps the two upstream lists the reloads alternate

@@ -81,21 +81,12 @@ PIDS+=($!); HAPROXY_PID=$!
 # The same per-connection request limit as the nginx front (HAProxy has none):
 # at lameduck's default of 1000, each of wrk's connections would be closed
 # and reopened every second or so, all 50 nearly together.
-cat > "$OUT/lameduck.toml" <<CONF
-[proxy]
-keepalive_requests = 1000000
-[[listener]]
-name = "web"
-listen = "127.0.0.1:19130"
-[[route]]
-upstream = "app"
-[[upstream]]
-name = "app"
-endpoints = ["127.0.0.1:19101"]
-CONF
+proxy_toml "$OUT/lameduck.toml" 127.0.0.1:19130 '"127.0.0.1:19101"' "[proxy]
+keepalive_requests = 1000000"
 "${PROXY_CORE[@]}" $LAMEDUCK proxy --threads 1 -c "$OUT/lameduck.toml" 2> "$OUT/lameduck.log" &
 PIDS+=($!); LAMEDUCK_PID=$!
-sed 's/19130/19140/' "$OUT/lameduck.toml" > "$OUT/lameduck-b.toml"
+proxy_toml "$OUT/lameduck-b.toml" 127.0.0.1:19140 '"127.0.0.1:19101"' "[proxy]
+keepalive_requests = 1000000"
 "${PROXY_CORE[@]}" $LAMEDUCK proxy --threads 1 -c "$OUT/lameduck-b.toml" 2> "$OUT/lameduck-b.log" &
 PIDS+=($!); LAMEDUCK_B_PID=$!
 for p in 19101 19110 19120 19130 19140; do wait_port $p; done
@@ -124,16 +115,21 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 
 echo "$(date -u +%FT%TZ) $(nproc) cores$([ "${PIN:-0}" = 1 ] && echo ", proxies pinned to core $LAST"), load average $(cut -d' ' -f1-3 /proc/loadavg); ${DURATION}s x $ROUNDS rounds, $CONNS connections"
 ORDER=(nginx haproxy lameduck lameduck-b)
-for r in $(seq "$ROUNDS"); do
-  for i in 0 1 2 3; do bench "${ORDER[(r + i) % 4]}" "$r"; done
-done
-
-printf "\n%-6s %-10s %10s %8s %8s %12s  %s\n" round proxy "req/s" "p50 ms" "p99 ms" "CPU us/req" errors
-for r in $(seq "$ROUNDS"); do
-  for p in nginx haproxy lameduck lameduck-b; do
-    printf "%-6s %-10s %10s %8s %8s %12s  %s\n" "$r" "$p" "$(rps $p $r)" "$(pct $p $r 50)" "$(pct $p $r 99)" "$(cpu_per_req $p $r)" "$(errs $p $r)"
+# rotate FN: FN PROXY ROUND for every round, the order turning each round.
+rotate() {
+  for r in $(seq "$ROUNDS"); do
+    for i in "${!ORDER[@]}"; do "$1" "${ORDER[(r + i) % ${#ORDER[@]}]}" "$r"; done
   done
-done
+}
+# rows FN: FN PROXY ROUND for every round and proxy, in table order.
+rows() {
+  for r in $(seq "$ROUNDS"); do for p in "${ORDER[@]}"; do "$1" "$p" "$r"; done; done
+}
+rotate bench
+
+wrk_row() { printf "%-6s %-10s %10s %8s %8s %12s  %s\n" "$2" "$1" "$(rps $1 $2)" "$(pct $1 $2 50)" "$(pct $1 $2 99)" "$(cpu_per_req $1 $2)" "$(errs $1 $2)"; }
+printf "\n%-6s %-10s %10s %8s %8s %12s  %s\n" round proxy "req/s" "p50 ms" "p99 ms" "CPU us/req" errors
+rows wrk_row
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 declare -a T_N T_H P_N C_N T_B P_B C_B
@@ -172,15 +168,10 @@ late() { json_num "$OUT/open-$1-$2.json" sent_late; }
 failed() { json_num "$OUT/open-$1-$2.json" failures; }
 echo
 echo "open loop: $RATE requests/s, ${DURATION}s x $ROUNDS rounds, $CONNS connections (lameduck load --rate)"
-for r in $(seq "$ROUNDS"); do
-  for i in 0 1 2 3; do open_loop "${ORDER[(r + i) % 4]}" "$r"; done
-done
+rotate open_loop
+open_row() { printf "%-6s %-10s %8s %8s %8s %10s %8s\n" "$2" "$1" "$(lat $1 $2 p50)" "$(lat $1 $2 p99)" "$(lat $1 $2 p999)" "$(late $1 $2)" "$(failed $1 $2)"; }
 printf "\n%-6s %-10s %8s %8s %8s %10s %8s\n" round proxy "p50 ms" "p99 ms" "p99.9 ms" "sent late" failed
-for r in $(seq "$ROUNDS"); do
-  for p in nginx haproxy lameduck lameduck-b; do
-    printf "%-6s %-10s %8s %8s %8s %10s %8s\n" "$r" "$p" "$(lat $p $r p50)" "$(lat $p $r p99)" "$(lat $p $r p999)" "$(late $p $r)" "$(failed $p $r)"
-  done
-done
+rows open_row
 declare -a O_N O_H O_B
 for r in $(seq "$ROUNDS"); do
   O_N+=("$(ratio "$(lat lameduck $r p99)" "$(lat nginx $r p99)")")
