@@ -16,7 +16,6 @@
 use std::{
     io,
     os::fd::{AsFd, AsRawFd, RawFd},
-    time::Duration,
 };
 
 use nix::sys::{
@@ -55,12 +54,13 @@ impl Pacer {
     /// Returns at `at` (or at once if it has passed).
     pub(crate) async fn until(&self, at: Instant) -> io::Result<()> {
         let left = at.saturating_duration_since(Instant::now());
+        // Past (a zero `it_value` would disarm the timer, not fire it).
         if left.is_zero() {
             return Ok(());
         }
-        // A zero `it_value` would disarm the timer: wait at least 1 ns.
-        let left = TimeSpec::from_duration(left.max(Duration::from_nanos(1)));
+        // Re-arming also clears an expiry left unread by a cancelled wait.
         let timer = &self.fd.get_ref().0;
+        let left = TimeSpec::from_duration(left);
         timer.set(Expiration::OneShot(left), TimerSetTimeFlags::empty())?;
         loop {
             let mut ready = self.fd.readable().await?;
@@ -82,6 +82,8 @@ pub(crate) fn tighten_timer_slack() {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     /// Lateness of `n` waits for `ahead` from now, sorted.
@@ -110,6 +112,20 @@ mod tests {
             median < Duration::from_micros(250),
             "median lateness {median:?}, all: {late:?}"
         );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_cancelled_wait_leaves_nothing_behind() {
+        let pacer = Pacer::new().unwrap();
+        // Expires unread while the wait is cancelled...
+        tokio::select! {
+            _ = pacer.until(Instant::now() + Duration::from_millis(20)) => panic!("not yet"),
+            () = tokio::time::sleep(Duration::from_millis(1)) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        // ...and must not end the next wait early (checked in `lateness`).
+        let late = lateness(3, Duration::from_millis(3)).await;
+        assert!(late[1] < Duration::from_millis(2), "{late:?}");
     }
 
     #[tokio::test(flavor = "current_thread")]
