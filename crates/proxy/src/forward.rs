@@ -38,7 +38,7 @@ use crate::{
         client::{self, Failure, Outgoing},
         raw::RawFields,
     },
-    upstream::{Candidates, Pool},
+    upstream::{Candidates, Endpoint, Pool},
 };
 
 /// Headers that belong to one hop and are never forwarded (the last one,
@@ -295,12 +295,7 @@ async fn send_h1(
         while let Some(conn) = endpoint.take_idle() {
             match client::send(conn, &mut out, timeout, home()).await {
                 Ok((response, raw)) => {
-                    endpoint.succeeded();
-                    return Ok(Forwarded {
-                        response,
-                        raw,
-                        retries,
-                    });
+                    return Ok(delivered(&endpoint, response, raw, retries));
                 }
                 Err(Failure::NotSent | Failure::NoResponse) if out.replayable() => {
                     retries += 1;
@@ -319,14 +314,7 @@ async fn send_h1(
             }
         };
         return match client::send(conn, &mut out, timeout, home()).await {
-            Ok((response, raw)) => {
-                endpoint.succeeded();
-                Ok(Forwarded {
-                    response,
-                    raw,
-                    retries,
-                })
-            }
+            Ok((response, raw)) => Ok(delivered(&endpoint, response, raw, retries)),
             Err(failure) => {
                 endpoint.failed(settings, failure.cause());
                 Err((failure.cause(), retries))
@@ -359,12 +347,7 @@ async fn send_h2(
         if let Some(conn) = endpoint.take_h2() {
             match attempt_h2(conn, r, endpoint.addr, settings).await {
                 Ok(response) => {
-                    endpoint.succeeded();
-                    return Ok(Forwarded {
-                        response,
-                        raw: None,
-                        retries,
-                    });
+                    return Ok(delivered(&endpoint, response, None, retries));
                 }
                 Err(H2Failure::NotSent(back)) => {
                     retries += 1;
@@ -391,14 +374,7 @@ async fn send_h2(
             }
         };
         return match attempt_h2(conn, r, endpoint.addr, settings).await {
-            Ok(response) => {
-                endpoint.succeeded();
-                Ok(Forwarded {
-                    response,
-                    raw: None,
-                    retries,
-                })
-            }
+            Ok(response) => Ok(delivered(&endpoint, response, None, retries)),
             Err(H2Failure::NotSent(_)) => {
                 endpoint.failed(settings, Cause::UpstreamReset);
                 Err((Cause::UpstreamReset, retries))
@@ -410,6 +386,21 @@ async fn send_h2(
         };
     }
     Err((last, retries))
+}
+
+/// A response came from `endpoint`: counts its success.
+fn delivered(
+    endpoint: &Endpoint,
+    response: Response<Body>,
+    raw: Option<RawFields>,
+    retries: u32,
+) -> Forwarded {
+    endpoint.succeeded();
+    Forwarded {
+        response,
+        raw,
+        retries,
+    }
 }
 
 fn rebuild(method: &hyper::Method, uri: &Uri, headers: &HeaderMap) -> Request<Body> {
