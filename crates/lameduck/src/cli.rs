@@ -7,6 +7,7 @@ pub(crate) mod load;
 pub(crate) mod prestop;
 pub(crate) mod proxy;
 pub(crate) mod registry;
+pub(crate) mod rollout;
 pub(crate) mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -50,4 +51,5 @@ pub(crate) enum Command {
     Proxy(proxy::ProxyArgs),
     Registry(registry::RegistryArgs),
     Load(load::LoadArgs),
+    Rollout(rollout::RolloutArgs),
 }

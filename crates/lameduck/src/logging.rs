@@ -6,6 +6,8 @@ use std::fmt;
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::{
+    filter::Targets,
+    layer::SubscriberExt,
     fmt::{
         format::Writer, time::FormatTime, time::SystemTime, FmtContext, FormatEvent, FormatFields,
     },
@@ -14,27 +16,41 @@ use tracing_subscriber::{
 
 use crate::cli::LogFormat;
 
-pub(crate) fn init(format: LogFormat) {
+/// Sets up logging. `quiet` lists library crates that only log warnings and
+/// errors (the parts a command embeds, such as the proxy inside `rollout`).
+pub(crate) fn init(format: LogFormat, quiet: &[&str]) {
     let level = std::env::var("LAMEDUCK_LOG")
         .ok()
         .and_then(|v| v.parse::<Level>().ok())
         .unwrap_or(Level::INFO);
+    let quiet_level = if level > Level::INFO { level } else { Level::WARN.min(level) };
+    let filter = quiet
+        .iter()
+        .fold(Targets::new().with_default(level), |t, target| {
+            t.with_target(*target, quiet_level)
+        });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(level)
         .with_ansi(ansi);
     let _ = match format {
-        LogFormat::Text => builder
-            .event_format(Text {
-                pid: std::process::id(),
-            })
-            .try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_target(false)
-            .try_init(),
+        LogFormat::Text => tracing::subscriber::set_global_default(
+            builder
+                .event_format(Text {
+                    pid: std::process::id(),
+                })
+                .finish()
+                .with(filter),
+        ),
+        LogFormat::Json => tracing::subscriber::set_global_default(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_target(false)
+                .finish()
+                .with(filter),
+        ),
     };
 }
 

@@ -10,13 +10,19 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    logging::init(cli.log_format);
+    // Commands that embed other parts keep those parts' routine logs quiet.
+    let quiet: &[&str] = match cli.command {
+        cli::Command::Rollout(_) => &["lameduck_proxy", "lameduck_load"],
+        _ => &[],
+    };
+    logging::init(cli.log_format, quiet);
     let code = match cli.command {
         cli::Command::Run(args) => cli::run::main(args),
         cli::Command::Prestop(args) => cli::prestop::main(args),
         cli::Command::Proxy(args) => cli::proxy::main(args),
         cli::Command::Registry(args) => cli::registry::main(args),
         cli::Command::Load(args) => cli::load::main(args),
+        cli::Command::Rollout(args) => cli::rollout::main(args),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

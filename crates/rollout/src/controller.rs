@@ -131,11 +131,11 @@ impl Controller {
         (done, complete_at)
     }
 
-    /// Deletes every pod left and waits for them to exit (after the traffic
-    /// stopped: not measured).
+    /// Force-deletes every pod left and waits for them to exit (after the
+    /// traffic stopped: not measured).
     pub(crate) async fn delete_all(&mut self, deadline: Instant) {
         for p in self.pods.values_mut() {
-            p.handle.delete();
+            p.handle.delete(true);
             p.deleted = true;
         }
         while self.pods.values().any(|p| !p.gone) && Instant::now() < deadline {
@@ -270,7 +270,7 @@ impl Controller {
                 for n in names {
                     if let Some(p) = self.pods.get_mut(&n) {
                         p.deleted = true;
-                        p.handle.delete();
+                        p.handle.delete(false);
                         self.timeline
                             .pod(&(n.clone(), rev), Kind::Deleted, "terminating");
                     }

@@ -71,14 +71,15 @@ pub(crate) enum PodEvent {
 /// The engine's handle on a running pod.
 #[derive(Debug)]
 pub(crate) struct PodHandle {
-    delete: Option<oneshot::Sender<()>>,
+    delete: Option<oneshot::Sender<bool>>,
 }
 
 impl PodHandle {
-    /// Deletes the pod: its containers start terminating.
-    pub(crate) fn delete(&mut self) {
+    /// Deletes the pod: its containers start terminating (`force`: SIGKILL
+    /// at once, as `--grace-period=0 --force` does; used to clean up).
+    pub(crate) fn delete(&mut self, force: bool) {
         if let Some(tx) = self.delete.take() {
-            let _ = tx.send(());
+            let _ = tx.send(force);
         }
     }
 }
@@ -101,13 +102,13 @@ pub(crate) fn start(p: PodStart) -> PodHandle {
     PodHandle { delete: Some(tx) }
 }
 
-async fn run_pod(p: PodStart, delete: oneshot::Receiver<()>) {
+async fn run_pod(p: PodStart, delete: oneshot::Receiver<bool>) {
     let send = |e: PodEvent| {
         let _ = p.events.send((p.id.clone(), e));
     };
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<(usize, bool, String)>();
     let (exit_tx, mut exit_rx) = mpsc::unbounded_channel::<usize>();
-    let mut terminators: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut terminators: Vec<oneshot::Sender<bool>> = Vec::new();
     for (i, c) in p.containers.iter().enumerate() {
         let log: PathBuf = p.env.dir.join(format!("{}.log", c.plan.name));
         let running = match pod::spawn(&c.plan, &p.env, p.namespaced, &log).await {
@@ -116,7 +117,7 @@ async fn run_pod(p: PodStart, delete: oneshot::Receiver<()>) {
                 p.timeline.pod(&p.id, Kind::Warning, e.to_string());
                 send(PodEvent::Failed);
                 for t in terminators {
-                    let _ = t.send(());
+                    let _ = t.send(true);
                 }
                 let _ = delete.await;
                 send(PodEvent::Gone);
@@ -172,10 +173,11 @@ async fn run_pod(p: PodStart, delete: oneshot::Receiver<()>) {
         tokio::select! {
             Some((i, r, _why)) = ready_rx.recv() => ready[i] = r && running[i],
             Some(i) = exit_rx.recv() => { running[i] = false; ready[i] = false; }
-            _ = async { delete.as_mut().expect("checked").await }, if delete.is_some() => {
+            force = async { delete.as_mut().expect("checked").await }, if delete.is_some() => {
                 delete = None;
+                let force = force.unwrap_or(true);
                 for t in terminators.take().unwrap_or_default() {
-                    let _ = t.send(());
+                    let _ = t.send(force);
                 }
             }
         }
@@ -207,14 +209,19 @@ struct Container {
 }
 
 impl Container {
-    async fn run(self, mut running: Running, terminate: oneshot::Receiver<()>) {
+    async fn run(self, mut running: Running, terminate: oneshot::Receiver<bool>) {
         let sig = running.signals;
         tokio::select! {
             status = running.child.wait() => {
                 self.exited(sig, status, "before it was asked to stop");
                 return;
             }
-            _ = terminate => {}
+            force = terminate => if force.unwrap_or(true) {
+                sig.kill_all();
+                let status = running.child.wait().await;
+                self.exited(sig, status, "(force-deleted)");
+                return;
+            }
         }
         let start = Instant::now();
         if let Some(hook) = self.stop.pre_stop.clone() {

@@ -21,6 +21,8 @@
 
 pub mod manifest;
 pub mod strategy;
+pub mod html;
+pub mod summary;
 pub mod timeline;
 
 mod controller;
@@ -154,6 +156,14 @@ impl Report {
             .filter_map(|t| t.report.as_ref())
             .map(|r| r.summary.failures)
             .sum()
+    }
+
+    /// Whether every request was accounted for and none was lost: every load
+    /// ran, and the update finished.
+    pub fn passed(&self) -> bool {
+        self.failed() == 0
+            && self.rollout_seconds.is_some()
+            && self.traffic.iter().all(|t| t.report.is_some())
     }
 
     /// Requests sent, all protocols together.

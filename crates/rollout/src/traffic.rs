@@ -123,7 +123,8 @@ fn config(
         connections,
         streams,
         rate: per_second,
-        duration: None,
+        // Stopped by the engine; this only bounds a run that lost its engine.
+        duration: Some(Duration::from_secs(24 * 3600)),
         requests: None,
         timeout,
         connect_timeout: Duration::from_secs(3),
