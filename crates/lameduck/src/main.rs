@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         cli::Command::Proxy(args) => cli::proxy::main(args),
         cli::Command::Registry(args) => cli::registry::main(args),
         cli::Command::Load(args) => cli::load::main(args),
+        cli::Command::DemoApp(args) => cli::demo_app::main(args),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
