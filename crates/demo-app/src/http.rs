@@ -69,6 +69,7 @@ pub(crate) async fn serve_connection(stream: TcpStream, app: Arc<App>, _open: Co
 /// Answers one request (any protocol); counted while it runs.
 async fn handle(req: Request<Incoming>, app: &Arc<App>) -> Response<Body> {
     let _request = app.life.count(Kind::Request);
+    tracing::debug!(method = %req.method(), path = %req.uri().path(), version = ?req.version(), "request");
     let http1 = req.version() <= Version::HTTP_11;
     let mut response = route(req, app).await;
     // hyper adds it too once the connection is told to end; this covers a
