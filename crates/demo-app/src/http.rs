@@ -25,7 +25,7 @@ use hyper::{
     Request, Response, StatusCode, Version,
 };
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
+    rt::{TokioExecutor, TokioIo},
     server::conn::auto,
 };
 use tokio::net::TcpStream;
@@ -51,8 +51,10 @@ pub(crate) async fn serve_connection(stream: TcpStream, app: Arc<App>, _open: Co
         let app = Arc::clone(&for_requests);
         async move { Ok::<_, Infallible>(handle(req, &app).await) }
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
+    // No timer, so no idle timeout: a keepalive connection stays open until
+    // its client closes it or the shutdown does, and every close a demo
+    // shows is the shutdown's.
+    let builder = auto::Builder::new(TokioExecutor::new());
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(conn);
     tokio::select! {
