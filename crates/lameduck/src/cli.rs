@@ -2,6 +2,7 @@
 //! stages, as ripgrep does: clap structs close to the command line here, then a
 //! checked library config built by each module's `config()`.
 
+pub(crate) mod demo_app;
 pub(crate) mod drain_args;
 pub(crate) mod load;
 pub(crate) mod prestop;
@@ -52,4 +53,5 @@ pub(crate) enum Command {
     Registry(registry::RegistryArgs),
     Load(load::LoadArgs),
     Rollout(rollout::RolloutArgs),
+    DemoApp(demo_app::DemoAppArgs),
 }

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         cli::Command::Registry(args) => cli::registry::main(args),
         cli::Command::Load(args) => cli::load::main(args),
         cli::Command::Rollout(args) => cli::rollout::main(args),
+        cli::Command::DemoApp(args) => cli::demo_app::main(args),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
