@@ -2,6 +2,7 @@
 //! stages, as ripgrep does: clap structs close to the command line here, then a
 //! checked library config built by each module's `config()`.
 
+pub(crate) mod demo;
 pub(crate) mod demo_app;
 pub(crate) mod drain_args;
 pub(crate) mod load;
@@ -53,5 +54,6 @@ pub(crate) enum Command {
     Registry(registry::RegistryArgs),
     Load(load::LoadArgs),
     Rollout(rollout::RolloutArgs),
+    Demo(demo::DemoArgs),
     DemoApp(demo_app::DemoAppArgs),
 }

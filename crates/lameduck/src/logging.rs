@@ -7,10 +7,10 @@ use std::fmt;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::{
     filter::Targets,
-    layer::SubscriberExt,
     fmt::{
         format::Writer, time::FormatTime, time::SystemTime, FmtContext, FormatEvent, FormatFields,
     },
+    layer::SubscriberExt,
     registry::LookupSpan,
 };
 
@@ -23,7 +23,11 @@ pub(crate) fn init(format: LogFormat, quiet: &[&str]) {
         .ok()
         .and_then(|v| v.parse::<Level>().ok())
         .unwrap_or(Level::INFO);
-    let quiet_level = if level > Level::INFO { level } else { Level::WARN.min(level) };
+    let quiet_level = if level > Level::INFO {
+        level
+    } else {
+        Level::WARN.min(level)
+    };
     let filter = quiet
         .iter()
         .fold(Targets::new().with_default(level), |t, target| {

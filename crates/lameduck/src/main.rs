@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // Commands that embed other parts keep those parts' routine logs quiet.
     let quiet: &[&str] = match cli.command {
-        cli::Command::Rollout(_) => &["lameduck_proxy", "lameduck_load"],
+        cli::Command::Rollout(_) | cli::Command::Demo(_) => &["lameduck_proxy", "lameduck_load"],
         _ => &[],
     };
     logging::init(cli.log_format, quiet);
@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         cli::Command::Registry(args) => cli::registry::main(args),
         cli::Command::Load(args) => cli::load::main(args),
         cli::Command::Rollout(args) => cli::rollout::main(args),
+        cli::Command::Demo(args) => cli::demo::main(args),
         cli::Command::DemoApp(args) => cli::demo_app::main(args),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))

@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// Makes a pod of a revision and starts it.
-pub(crate) trait PodFactory {
+pub(crate) trait PodFactory: Send {
     /// Starts a new pod of `revision`; its name and serving address.
     fn create(&mut self, revision: u32) -> Result<(String, SocketAddr, PodHandle), String>;
 }
@@ -91,7 +91,11 @@ impl Controller {
 
     /// Scales revision 1 up to the desired count and waits until every pod
     /// is available (the state before the update).
-    pub(crate) async fn start_first(&mut self, f: &mut dyn PodFactory, deadline: Instant) -> Done {
+    pub(crate) async fn start_first(
+        &mut self,
+        f: &mut (dyn PodFactory + Send),
+        deadline: Instant,
+    ) -> Done {
         self.wanted.insert(1, self.desired);
         let done = self
             .drive(f, deadline, |c| c.available(1) == c.desired, |_| {})
@@ -104,7 +108,7 @@ impl Controller {
     /// complete and, with `wait_old`, every old pod has exited.
     pub(crate) async fn roll(
         &mut self,
-        f: &mut dyn PodFactory,
+        f: &mut (dyn PodFactory + Send),
         deadline: Instant,
     ) -> (Done, Option<f64>) {
         self.wanted.insert(2, 0);
@@ -159,7 +163,7 @@ impl Controller {
 
     async fn drive(
         &mut self,
-        f: &mut dyn PodFactory,
+        f: &mut (dyn PodFactory + Send),
         deadline: Instant,
         done: impl Fn(&Controller) -> bool,
         mut each: impl FnMut(&Controller),
@@ -227,7 +231,7 @@ impl Controller {
     }
 
     /// The ReplicaSet controllers: create or delete pods to match.
-    fn reconcile(&mut self, f: &mut dyn PodFactory) {
+    fn reconcile(&mut self, f: &mut (dyn PodFactory + Send)) {
         for (&rev, &want) in &self.wanted.clone() {
             let live = self.live(rev);
             for _ in live..want {

@@ -54,12 +54,17 @@ const LEGEND: &str = "<p class=\"legend\"><span><i class=\"sw\" style=\"backgrou
 <span><i class=\"sw\" style=\"background:#c0392b\"></i>lost requests</span></p>\n";
 
 fn table(runs: &[(String, &Report)]) -> String {
-    let longest = runs.iter().filter_map(|(_, r)| r.rollout_seconds).fold(1.0f64, f64::max);
+    let longest = runs
+        .iter()
+        .filter_map(|(_, r)| r.rollout_seconds)
+        .fold(1.0f64, f64::max);
     let mut t = String::from("<table id=\"summary\"><tr><th>run</th><th>requests</th><th>lost</th><th>lost by outcome</th><th>rollout</th><th></th></tr>\n");
     for (name, r) in runs {
         let lost = r.failed();
         let class = if lost == 0 { "ok" } else { "lost" };
-        let secs = r.rollout_seconds.map_or("did not finish".into(), |s| format!("{s:.1} s"));
+        let secs = r
+            .rollout_seconds
+            .map_or("did not finish".into(), |s| format!("{s:.1} s"));
         let width = r.rollout_seconds.map_or(0.0, |s| 200.0 * s / longest);
         let _ = writeln!(
             t,
@@ -76,7 +81,11 @@ fn table(runs: &[(String, &Report)]) -> String {
 
 fn section(name: &str, r: &Report) -> String {
     let buckets = merged_buckets(r);
-    let end = buckets.last().map(|b| b.0 + b.3).unwrap_or(0.0).max(r.events.last().map_or(0.0, |e| e.at_s));
+    let end = buckets
+        .last()
+        .map(|b| b.0 + b.3)
+        .unwrap_or(0.0)
+        .max(r.events.last().map_or(0.0, |e| e.at_s));
     let start = r.traffic_started_s.min(r.rollout_started_s);
     let lanes = lanes(&r.events);
     let x = |t: f64| LEFT + (t - start).max(0.0) / (end - start).max(1.0) * (W - LEFT - RIGHT);
@@ -98,7 +107,11 @@ fn section(name: &str, r: &Report) -> String {
     for e in &r.events {
         if matches!(e.kind, Kind::RolloutStarted | Kind::RolloutComplete) {
             let px = x(e.at_s);
-            let label = if e.kind == Kind::RolloutStarted { "update starts" } else { "rollout complete" };
+            let label = if e.kind == Kind::RolloutStarted {
+                "update starts"
+            } else {
+                "rollout complete"
+            };
             let _ = write!(s, "<line class=\"mark\" x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"0\" y2=\"{h}\" stroke=\"#34495e\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"10\">{label}</text>\n", px + 3.0);
         }
     }
@@ -108,8 +121,16 @@ fn section(name: &str, r: &Report) -> String {
 }
 
 fn subtitle(r: &Report) -> String {
-    let roll = r.rollout_seconds.map_or("did not finish".into(), |s| format!("{s:.1} s to the last old pod's exit"));
-    format!("{} replicas, {}; {} requests, {} lost; update {roll}", r.replicas, r.strategy, r.requests(), r.failed())
+    let roll = r.rollout_seconds.map_or("did not finish".into(), |s| {
+        format!("{s:.1} s to the last old pod's exit")
+    });
+    format!(
+        "{} replicas, {}; {} requests, {} lost; update {roll}",
+        r.replicas,
+        r.strategy,
+        r.requests(),
+        r.failed()
+    )
 }
 
 /// (start s on the run's clock, requests, failures, width s), all protocols summed.
@@ -124,26 +145,44 @@ fn merged_buckets(r: &Report) -> Vec<(f64, u64, u64, f64)> {
             e.1 += b.failures;
         }
     }
-    m.into_iter().map(|(k, (req, fail, w))| (k as f64 * w, req, fail, w)).collect()
+    m.into_iter()
+        .map(|(k, (req, fail, w))| (k as f64 * w, req, fail, w))
+        .collect()
 }
 
 fn rate_chart(s: &mut String, buckets: &[(f64, u64, u64, f64)], x: &dyn Fn(f64) -> f64) {
     let max = buckets.iter().map(|b| b.1 as f64 / b.3).fold(1.0, f64::max);
-    let _ = write!(s, "<text x=\"4\" y=\"{}\">requests/s</text><text x=\"4\" y=\"{}\">max {max:.0}</text>\n", RATE_H / 2.0, RATE_H / 2.0 + 14.0);
+    let _ = write!(
+        s,
+        "<text x=\"4\" y=\"{}\">requests/s</text><text x=\"4\" y=\"{}\">max {max:.0}</text>\n",
+        RATE_H / 2.0,
+        RATE_H / 2.0 + 14.0
+    );
     let mut path = format!("M{:.1},{RATE_H}", x(buckets.first().map_or(0.0, |b| b.0)));
     for b in buckets {
         let y = RATE_H - (b.1 as f64 / b.3) / max * (RATE_H - 14.0);
         let _ = write!(path, " L{:.1},{y:.1} L{:.1},{y:.1}", x(b.0), x(b.0 + b.3));
     }
-    let _ = write!(path, " L{:.1},{RATE_H} Z", x(buckets.last().map_or(0.0, |b| b.0 + b.3)));
-    let _ = writeln!(s, "<path class=\"rate\" d=\"{path}\" fill=\"#aed6f1\" stroke=\"#2e86c1\"/>");
+    let _ = write!(
+        path,
+        " L{:.1},{RATE_H} Z",
+        x(buckets.last().map_or(0.0, |b| b.0 + b.3))
+    );
+    let _ = writeln!(
+        s,
+        "<path class=\"rate\" d=\"{path}\" fill=\"#aed6f1\" stroke=\"#2e86c1\"/>"
+    );
 }
 
 fn lost_strip(s: &mut String, buckets: &[(f64, u64, u64, f64)], x: &dyn Fn(f64) -> f64) {
     let top = RATE_H + 8.0;
     let total: u64 = buckets.iter().map(|b| b.2).sum();
     let max = buckets.iter().map(|b| b.2).max().unwrap_or(0).max(1) as f64;
-    let _ = write!(s, "<text x=\"4\" y=\"{}\">lost: {total}</text>\n", top + LOST_H / 2.0 + 4.0);
+    let _ = write!(
+        s,
+        "<text x=\"4\" y=\"{}\">lost: {total}</text>\n",
+        top + LOST_H / 2.0 + 4.0
+    );
     let _ = write!(s, "<rect x=\"{LEFT}\" y=\"{top}\" width=\"{}\" height=\"{LOST_H}\" fill=\"#fbfcfc\" stroke=\"#eee\"/>\n", W - LEFT - RIGHT);
     for b in buckets.iter().filter(|b| b.2 > 0) {
         // At least a third of the strip for any loss, so one lost request shows.
@@ -172,10 +211,13 @@ fn lanes(events: &[Event]) -> Vec<(String, Vec<&Event>)> {
             by.entry(p.clone()).or_default().push(e);
         }
     }
-    order.into_iter().map(|p| {
-        let ev = by.remove(&p).unwrap_or_default();
-        (p, ev)
-    }).collect()
+    order
+        .into_iter()
+        .map(|p| {
+            let ev = by.remove(&p).unwrap_or_default();
+            (p, ev)
+        })
+        .collect()
 }
 
 fn lane(s: &mut String, pod: &str, events: &[&Event], y: f64, end: f64, x: &dyn Fn(f64) -> f64) {
@@ -185,8 +227,17 @@ fn lane(s: &mut String, pod: &str, events: &[&Event], y: f64, end: f64, x: &dyn 
     let gone = at(Kind::Gone).unwrap_or(end);
     let ready = at(Kind::Ready);
     let deleted = at(Kind::Deleted);
-    let removed = events.iter().rev().find(|e| e.kind == Kind::RouterRemoved).map(|e| e.at_s);
-    let _ = write!(s, "<text x=\"4\" y=\"{:.1}\">{} (rev {rev})</text>\n", y + 11.0, esc(&short(pod)));
+    let removed = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == Kind::RouterRemoved)
+        .map(|e| e.at_s);
+    let _ = write!(
+        s,
+        "<text x=\"4\" y=\"{:.1}\">{} (rev {rev})</text>\n",
+        y + 11.0,
+        esc(&short(pod))
+    );
     let mut seg = |from: f64, to: f64, color: &str, what: &str| {
         if to > from {
             let _ = write!(
@@ -201,7 +252,12 @@ fn lane(s: &mut String, pod: &str, events: &[&Event], y: f64, end: f64, x: &dyn 
         }
     };
     let serving_from = ready.unwrap_or(gone);
-    seg(created, serving_from.min(deleted.unwrap_or(gone)), "#bbb", "starting");
+    seg(
+        created,
+        serving_from.min(deleted.unwrap_or(gone)),
+        "#bbb",
+        "starting",
+    );
     let serving_to = deleted.unwrap_or(gone);
     if ready.is_some() {
         seg(serving_from, serving_to, "#27ae60", "serving");
@@ -219,16 +275,31 @@ fn lane(s: &mut String, pod: &str, events: &[&Event], y: f64, end: f64, x: &dyn 
             Kind::Exited => format!("<line class=\"exit\" x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#111\" stroke-width=\"2\"/>", y + 1.0, y + LANE_H - 1.0),
             _ => continue,
         };
-        let _ = write!(s, "<g><title>{} {:?} at {:.2} s {}</title>{mark}</g>\n", esc(pod), e.kind, e.at_s, esc(&e.detail));
+        let _ = write!(
+            s,
+            "<g><title>{} {:?} at {:.2} s {}</title>{mark}</g>\n",
+            esc(pod),
+            e.kind,
+            e.at_s,
+            esc(&e.detail)
+        );
     }
 }
 
 fn axis(s: &mut String, start: f64, end: f64, y: f64, x: &dyn Fn(f64) -> f64) {
     let span = (end - start).max(1.0);
-    let step = [1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0].into_iter().find(|st| span / st <= 12.0).unwrap_or(120.0);
+    let step = [1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0]
+        .into_iter()
+        .find(|st| span / st <= 12.0)
+        .unwrap_or(120.0);
     let mut t = (start / step).ceil() * step;
     while t <= end {
-        let _ = write!(s, "<text x=\"{:.1}\" y=\"{y:.1}\">{:.0} s</text>\n", x(t) - 8.0, t);
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{y:.1}\">{:.0} s</text>\n",
+            x(t) - 8.0,
+            t
+        );
         t += step;
     }
 }
@@ -244,9 +315,20 @@ fn short(pod: &str) -> String {
 }
 
 fn anchor(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

@@ -19,9 +19,9 @@
 //!
 //! What is reproduced of Kubernetes and what is not: docs/rollout.md.
 
+pub mod html;
 pub mod manifest;
 pub mod strategy;
-pub mod html;
 pub mod summary;
 pub mod timeline;
 
@@ -241,6 +241,12 @@ pub async fn run(config: Config) -> Result<Report, Error> {
             secs: 60f64.max(config.deadline.as_secs_f64() / 2.0),
             logs: config.out_dir.clone(),
         });
+    }
+    // The first pods reach the router at once, but through its admin API:
+    // wait until it has them all before any request is sent.
+    let routed_by = Instant::now() + Duration::from_secs(5);
+    while router.routed() < d.replicas() as usize && Instant::now() < routed_by {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let traffic_started_s = timeline.now_s();
     let loads = traffic::start(

@@ -55,6 +55,10 @@ const POOLS: [(&str, UpstreamProtocol); 2] = [
     ("app-h2", UpstreamProtocol::Http2),
 ];
 
+/// gRPC services sent to the HTTP/2 pool: the standard health check and the
+/// sample app's echo.
+const GRPC_SERVICES: [&str; 2] = ["grpc.health.v1.Health", "lameduck.demo.Echo"];
+
 /// The running router.
 #[derive(Debug, Clone)]
 pub(crate) struct Router {
@@ -75,6 +79,8 @@ struct Feed {
     due: BTreeMap<String, Instant>,
     /// The endpoints last sent to the proxy.
     routed: Vec<SocketAddr>,
+    /// How many endpoints the proxy took in its last update.
+    applied: usize,
 }
 
 impl Router {
@@ -104,7 +110,10 @@ impl Router {
                 config.upstreams.insert(name.into(), u);
             }
         }
-        config.routes.push(route("/grpc.", "app-h2"));
+        // gRPC by service (the router matches whole path segments).
+        for service in GRPC_SERVICES {
+            config.routes.push(route(&format!("/{service}/"), "app-h2"));
+        }
         config.routes.push(route("/", "app"));
         let bound = lameduck_proxy::bind(Source::Inline(Box::new(config))).await?;
         let ingress = bound
@@ -124,6 +133,7 @@ impl Router {
                 view: BTreeMap::new(),
                 due: BTreeMap::new(),
                 routed: Vec::new(),
+                applied: 0,
             })),
             timeline,
             lag,
@@ -220,6 +230,11 @@ impl Router {
             }
         }
         Ok(())
+    }
+
+    /// How many endpoints the proxy took in its last update.
+    pub(crate) fn routed(&self) -> usize {
+        self.feed.lock().map(|f| f.applied).unwrap_or(0)
     }
 
     /// Stops the proxy (after the traffic has stopped).

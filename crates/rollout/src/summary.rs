@@ -9,8 +9,16 @@ use crate::Report;
 /// The summary of `r`.
 pub fn to_text(r: &Report) -> String {
     let mut out = String::new();
-    let ns = if r.pid_namespaces { "own PID namespaces" } else { "plain processes" };
-    let _ = writeln!(out, "\n{} ({} replicas, {}; {ns})", r.deployment, r.replicas, r.strategy);
+    let ns = if r.pid_namespaces {
+        "own PID namespaces"
+    } else {
+        "plain processes"
+    };
+    let _ = writeln!(
+        out,
+        "\n{} ({} replicas, {}; {ns})",
+        r.deployment, r.replicas, r.strategy
+    );
     match r.rollout_seconds {
         Some(s) => {
             let _ = write!(out, "update: {s:.1} s until the last old pod exited");
@@ -21,21 +29,46 @@ pub fn to_text(r: &Report) -> String {
         }
         None => out.push_str("update: did not finish\n"),
     }
-    let _ = writeln!(out, "\n{:<8} {:>9} {:>7}  lost by outcome", "traffic", "requests", "lost");
+    let _ = writeln!(
+        out,
+        "\n{:<8} {:>9} {:>7}  lost by outcome",
+        "traffic", "requests", "lost"
+    );
     for t in &r.traffic {
         match &t.report {
             Some(rep) => {
                 let s = &rep.summary;
-                let _ = writeln!(out, "{:<8} {:>9} {:>7}  {}", t.protocol.name(), s.requests, s.failures, outcomes(&s.outcomes));
+                let _ = writeln!(
+                    out,
+                    "{:<8} {:>9} {:>7}  {}",
+                    t.protocol.name(),
+                    s.requests,
+                    s.failures,
+                    outcomes(&s.outcomes)
+                );
             }
             None => {
-                let _ = writeln!(out, "{:<8} {:>9} {:>7}  {}", t.protocol.name(), "-", "-", t.error.as_deref().unwrap_or(""));
+                let _ = writeln!(
+                    out,
+                    "{:<8} {:>9} {:>7}  {}",
+                    t.protocol.name(),
+                    "-",
+                    "-",
+                    t.error.as_deref().unwrap_or("")
+                );
             }
         }
     }
     let (sent, lost) = (r.requests(), r.failed());
     if r.traffic.len() > 1 {
-        let _ = writeln!(out, "{:<8} {:>9} {:>7}  {}", "total", sent, lost, outcomes(&r.failed_by_outcome()));
+        let _ = writeln!(
+            out,
+            "{:<8} {:>9} {:>7}  {}",
+            "total",
+            sent,
+            lost,
+            outcomes(&r.failed_by_outcome())
+        );
     }
     for w in &r.warnings {
         let _ = writeln!(out, "warning: {w}");

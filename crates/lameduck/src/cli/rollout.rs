@@ -144,7 +144,9 @@ fn parse_lag(s: &str) -> Result<(Duration, Duration), String> {
     let lo = parse_duration(lo).map_err(|e| e.to_string())?;
     let hi = parse_duration(hi).map_err(|e| e.to_string())?;
     if hi < lo || hi > Duration::from_secs(3600) {
-        return Err(format!("{s:?}: MIN..MAX with MIN <= MAX <= 1h, e.g. 1s..3s"));
+        return Err(format!(
+            "{s:?}: MIN..MAX with MIN <= MAX <= 1h, e.g. 1s..3s"
+        ));
     }
     Ok((lo, hi))
 }
@@ -163,10 +165,14 @@ fn parse_protocols(s: &str) -> Result<Protocols, String> {
 impl RolloutArgs {
     fn config(&self) -> Result<Config, String> {
         let path = self.manifest.display().to_string();
-        let text = std::fs::read_to_string(&self.manifest).map_err(|e| format!("cannot read {path}: {e}"))?;
-        let deployment = lameduck_rollout::manifest::parse(&path, &text).map_err(|e| e.to_string())?;
+        let text = std::fs::read_to_string(&self.manifest)
+            .map_err(|e| format!("cannot read {path}: {e}"))?;
+        let deployment =
+            lameduck_rollout::manifest::parse(&path, &text).map_err(|e| e.to_string())?;
         let command = match &self.command {
-            Some(c) => Some(shlex::split(c).ok_or_else(|| format!("--command {c:?}: unbalanced quotes"))?),
+            Some(c) => {
+                Some(shlex::split(c).ok_or_else(|| format!("--command {c:?}: unbalanced quotes"))?)
+            }
             None => None,
         };
         let mut protocols = self.protocol.0.clone();
@@ -183,8 +189,13 @@ impl RolloutArgs {
             time_scale: self.time_scale,
             lag: self.lag,
             pid_namespaces: !self.no_pid_namespaces,
-            out_dir: self.out.clone().unwrap_or_else(|| lameduck_rollout::default_out_dir(&self.manifest)),
-            bin_dir: std::env::current_exe().ok().and_then(|p| p.parent().map(PathBuf::from)),
+            out_dir: self
+                .out
+                .clone()
+                .unwrap_or_else(|| lameduck_rollout::default_out_dir(&self.manifest)),
+            bin_dir: std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(PathBuf::from)),
             ingress: self.ingress,
             protocols,
             rate: Rate {
@@ -217,7 +228,10 @@ pub(crate) fn main(args: RolloutArgs) -> i32 {
         }
     };
     tracing::info!(seed = config.seed, out = %config.out_dir.display(), "playing {}", config.manifest_path);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("cannot start the runtime: {e}");
@@ -237,13 +251,19 @@ pub(crate) fn main(args: RolloutArgs) -> i32 {
     };
     print!("{}", lameduck_rollout::summary::to_text(&report));
     if let Some(p) = &args.json {
-        if let Err(e) = write(p, &serde_json::to_string_pretty(&report).unwrap_or_default()) {
+        if let Err(e) = write(
+            p,
+            &serde_json::to_string_pretty(&report).unwrap_or_default(),
+        ) {
             tracing::error!("{e}");
             return EXIT_ERROR;
         }
     }
     if let Some(p) = &args.html {
-        let page = lameduck_rollout::html::page("lameduck rollout", &[(report.deployment.clone(), &report)]);
+        let page = lameduck_rollout::html::page(
+            "lameduck rollout",
+            &[(report.deployment.clone(), &report)],
+        );
         if let Err(e) = write(p, &page) {
             tracing::error!("{e}");
             return EXIT_ERROR;
