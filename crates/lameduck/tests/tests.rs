@@ -11,6 +11,7 @@ mod load_cli;
 mod nginx_reload;
 mod proxy;
 mod registry;
+mod rollout;
 mod run;
 mod run_eureka;
 mod util;

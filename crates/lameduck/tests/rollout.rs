@@ -1,0 +1,268 @@
+//! `lameduck rollout` and `lameduck demo` end to end: Kubernetes' termination
+//! and rollout semantics against small manifests (read back from the JSON
+//! report's pod events), and the demo's promise — naive setups lose
+//! requests, the classic fix and lameduck lose none, lameduck is faster.
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::util::{lameduck_bin, Scratch};
+
+/// Runs `lameduck ARGS` to its end (killed after `limit`): exit code, stdout.
+fn lameduck(args: &[&str], dir: &Path, limit: Duration) -> (i32, String) {
+    let mut child = Command::new(lameduck_bin())
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+            panic!("lameduck {args:?} still running after {limit:?}; stderr:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    (status.code().unwrap_or(-1), out)
+}
+
+/// Plays `manifest` with no traffic and returns the JSON report.
+fn play(name: &str, manifest: &str) -> Value {
+    let dir = Scratch::new(name);
+    std::fs::write(dir.path("m.yaml"), manifest).unwrap();
+    let (code, out) = lameduck(
+        &[
+            "rollout",
+            "m.yaml",
+            "--no-load",
+            "--ingress",
+            "127.0.0.1:0",
+            "--lag",
+            "0.2s",
+            "--warmup",
+            "0s",
+            "--cooldown",
+            "0s",
+            "--deadline",
+            "60s",
+            "--json",
+            "r.json",
+            "--out",
+            "pods",
+        ],
+        &dir.0,
+        Duration::from_secs(90),
+    );
+    let log = std::fs::read_to_string(dir.path("stderr.log")).unwrap_or_default();
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{log}");
+    serde_json::from_str(&std::fs::read_to_string(dir.path("r.json")).unwrap()).unwrap()
+}
+
+/// Seconds at which `kind` happened to pods of `revision`, in order.
+fn times(r: &Value, kind: &str, revision: u64) -> Vec<f64> {
+    r["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind && e["revision"] == revision)
+        .map(|e| e["at_s"].as_f64().unwrap())
+        .collect()
+}
+
+/// The first `kind` event of the pod of `revision` deleted first, relative to its deletion.
+fn after_delete(r: &Value, kind: &str) -> Option<f64> {
+    let events = r["events"].as_array().unwrap();
+    let deleted = events
+        .iter()
+        .find(|e| e["kind"] == "deleted" && e["revision"] == 1)?;
+    let pod = &deleted["pod"];
+    let at = deleted["at_s"].as_f64()?;
+    events
+        .iter()
+        .find(|e| e["kind"] == kind && &e["pod"] == pod)
+        .map(|e| e["at_s"].as_f64().unwrap() - at)
+}
+
+fn manifest(replicas: u32, grace: u32, lifecycle: &str, command: &str, extra_spec: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: t}}
+spec:
+  replicas: {replicas}
+{extra_spec}  template:
+    spec:
+      terminationGracePeriodSeconds: {grace}
+      containers:
+        - name: app
+          command: ["sh", "-c", "{command}"]
+          readinessProbe:
+            exec: {{command: ["true"]}}
+            periodSeconds: 1
+{lifecycle}"#
+    )
+}
+
+const IGNORES_TERM: &str = "trap '' TERM; while :; do sleep 0.05; done";
+const EXITS_ON_TERM: &str = "trap 'exit 0' TERM; while :; do sleep 0.05; done";
+
+#[test]
+fn rollout_sigkill_comes_at_the_grace_period_and_a_prestop_that_overran_gets_2s_more() {
+    // preStop sleeps 10 s with a 2 s grace: the kubelet cuts it at 2 s, sends
+    // SIGTERM (ignored), and SIGKILLs 2 s later.
+    let lifecycle = "          lifecycle:\n            preStop:\n              exec: {command: [\"sleep\", \"10\"]}\n";
+    let r = play("grace", &manifest(1, 2, lifecycle, IGNORES_TERM, ""));
+    let signal = after_delete(&r, "stop_signal").expect("a stop signal");
+    let killed = after_delete(&r, "killed").expect("a SIGKILL");
+    assert!(
+        (1.8..2.8).contains(&signal),
+        "stop signal {signal:.2} s after deletion, want ~2 s"
+    );
+    assert!(
+        (3.8..4.8).contains(&killed),
+        "SIGKILL {killed:.2} s after deletion, want ~4 s (2 + 2)"
+    );
+}
+
+#[test]
+fn rollout_prestop_runs_before_the_stop_signal_and_no_sigkill_when_the_app_exits() {
+    let lifecycle =
+        "          lifecycle:\n            preStop:\n              sleep: {seconds: 1}\n";
+    let r = play("prestop", &manifest(1, 10, lifecycle, EXITS_ON_TERM, ""));
+    let pre = after_delete(&r, "pre_stop").expect("a preStop");
+    let signal = after_delete(&r, "stop_signal").expect("a stop signal");
+    let exited = after_delete(&r, "exited").expect("an exit");
+    assert!(pre < 0.3, "preStop starts at deletion ({pre:.2} s)");
+    assert!(
+        (0.9..1.6).contains(&signal),
+        "stop signal after the 1 s preStop ({signal:.2} s)"
+    );
+    assert!(
+        exited >= signal && exited < signal + 1.0,
+        "exits on SIGTERM ({exited:.2} s)"
+    );
+    assert_eq!(
+        after_delete(&r, "killed"),
+        None,
+        "no SIGKILL for an app that exits"
+    );
+}
+
+#[test]
+fn rollout_max_surge_1_max_unavailable_0_keeps_every_replica_ready() {
+    let spec = "  strategy: {rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}\n";
+    let r = play("surge", &manifest(2, 5, "", EXITS_ON_TERM, spec));
+    let ready_new = times(&r, "ready", 2);
+    let deleted_old = times(&r, "deleted", 1);
+    assert_eq!(ready_new.len(), 2, "two new pods became ready");
+    assert_eq!(deleted_old.len(), 2, "two old pods were deleted");
+    // Each old pod goes only after one more new pod is ready.
+    for (i, d) in deleted_old.iter().enumerate() {
+        assert!(
+            *d >= ready_new[i],
+            "old pod {i} deleted at {d:.2} s before new pod {i} was ready at {:.2} s",
+            ready_new[i]
+        );
+    }
+    // Never more than replicas + maxSurge pods not terminating at once: the
+    // second new pod is created only after the first old one was deleted.
+    let created_new = times(&r, "created", 2);
+    assert_eq!(created_new.len(), 2);
+    assert!(
+        created_new[1] >= deleted_old[0],
+        "surge of 1: {created_new:?} vs {deleted_old:?}"
+    );
+    assert!(r["rollout_seconds"].as_f64().is_some());
+}
+
+#[test]
+fn rollout_bad_manifest_is_exit_2_naming_the_field() {
+    let dir = Scratch::new("bad-manifest");
+    let bad = manifest(
+        1,
+        5,
+        "",
+        EXITS_ON_TERM,
+        "  strategy: {rollingUpdate: {maxSurge: 0, maxUnavailable: 0}}\n",
+    );
+    std::fs::write(dir.path("m.yaml"), bad).unwrap();
+    let (code, _) = lameduck(&["rollout", "m.yaml"], &dir.0, Duration::from_secs(20));
+    let log = std::fs::read_to_string(dir.path("stderr.log")).unwrap();
+    assert_eq!(code, 2, "{log}");
+    assert!(
+        log.contains("maxUnavailable") && log.contains("may not be 0"),
+        "{log}"
+    );
+}
+
+#[test]
+fn demo_quick_naive_loses_requests_lameduck_loses_none_and_is_faster_than_the_classic_fix() {
+    let dir = Scratch::new("demo");
+    let (code, out) = lameduck(
+        &["demo", "--quick", "--out", "out", "--json", "demo.json"],
+        &dir.0,
+        Duration::from_secs(120),
+    );
+    let log = std::fs::read_to_string(dir.path("stderr.log")).unwrap_or_default();
+    assert_eq!(
+        code, 0,
+        "the demo's verdict; stdout:\n{out}\nstderr:\n{log}"
+    );
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path("demo.json")).unwrap()).unwrap();
+    let rows = json["scenarios"].as_array().unwrap();
+    let lost = |name: &str| -> u64 {
+        rows.iter()
+            .filter(|r| r["name"] == name)
+            .map(|r| r["failed"].as_u64().unwrap())
+            .sum()
+    };
+    let secs = |name: &str| {
+        rows.iter()
+            .find(|r| r["name"] == name)
+            .and_then(|r| r["rollout_seconds"].as_f64())
+            .unwrap()
+    };
+    assert!(lost("naive") > 0, "the naive rollout loses requests\n{out}");
+    assert!(
+        lost("shell-pid1") > 0,
+        "the shell PID 1 rollout loses requests\n{out}"
+    );
+    assert_eq!(lost("classic"), 0, "{out}");
+    assert_eq!(lost("lameduck"), 0, "{out}");
+    assert!(secs("classic") >= 2.0 * secs("lameduck"), "{out}");
+    for proto in ["http1", "http2", "ws", "grpc"] {
+        let row = rows
+            .iter()
+            .find(|r| r["name"] == "lameduck" && r["protocol"] == proto)
+            .unwrap();
+        assert!(
+            row["requests"].as_u64().unwrap() > 50,
+            "{proto} traffic was sent: {row}"
+        );
+    }
+    let html = std::fs::read_to_string(dir.path("out/report.html")).unwrap();
+    assert_eq!(
+        html.matches("<svg class=\"timeline\"").count(),
+        4,
+        "one timeline per scenario"
+    );
+    assert!(
+        html.contains("class=\"kill\""),
+        "the shell PID 1 scenario shows its SIGKILLs"
+    );
+    assert!(html.contains("class=\"lost\""), "lost requests are drawn");
+}
