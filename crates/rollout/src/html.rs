@@ -24,15 +24,21 @@ const LANE_H: f64 = 16.0;
 /// The page for `runs` (a title and a report each).
 pub fn page(title: &str, runs: &[(String, &Report)]) -> String {
     let mut out = String::new();
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\n<style>{STYLE}</style></head><body>\n<h1>{t}</h1>\n",
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\n<style>{STYLE}</style></head><body>\n<h1>{t}</h1>",
         t = esc(title)
     );
     out.push_str(&table(runs));
     out.push_str(LEGEND);
+    // One time scale for every run, so durations compare at a glance.
+    let span = runs
+        .iter()
+        .map(|(_, r)| bounds(r))
+        .map(|(a, b)| b - a)
+        .fold(1.0, f64::max);
     for (name, r) in runs {
-        out.push_str(&section(name, r));
+        out.push_str(&section(name, r, span));
     }
     out.push_str("</body></html>\n");
     out
@@ -79,21 +85,27 @@ fn table(runs: &[(String, &Report)]) -> String {
     t
 }
 
-fn section(name: &str, r: &Report) -> String {
+/// The first and last second a run's picture shows.
+fn bounds(r: &Report) -> (f64, f64) {
     let buckets = merged_buckets(r);
     let end = buckets
         .last()
         .map(|b| b.0 + b.3)
         .unwrap_or(0.0)
         .max(r.events.last().map_or(0.0, |e| e.at_s));
-    let start = r.traffic_started_s.min(r.rollout_started_s);
+    (r.traffic_started_s.min(r.rollout_started_s), end)
+}
+
+fn section(name: &str, r: &Report, span: f64) -> String {
+    let buckets = merged_buckets(r);
+    let (start, end) = bounds(r);
     let lanes = lanes(&r.events);
-    let x = |t: f64| LEFT + (t - start).max(0.0) / (end - start).max(1.0) * (W - LEFT - RIGHT);
+    let x = |t: f64| LEFT + (t - start).max(0.0) / span * (W - LEFT - RIGHT);
     let h = RATE_H + LOST_H + 30.0 + lanes.len() as f64 * LANE_H + 30.0;
     let mut s = String::new();
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<section id=\"{id}\"><h2>{n}</h2><p class=\"sub\">{sub}</p>\n<svg class=\"timeline\" viewBox=\"0 0 {W} {h}\" width=\"{W}\" height=\"{h}\">\n",
+        "<section id=\"{id}\"><h2>{n}</h2><p class=\"sub\">{sub}</p>\n<svg class=\"timeline\" viewBox=\"0 0 {W} {h}\" width=\"{W}\" height=\"{h}\">",
         id = anchor(name),
         n = esc(name),
         sub = esc(&subtitle(r)),
@@ -112,7 +124,7 @@ fn section(name: &str, r: &Report) -> String {
             } else {
                 "rollout complete"
             };
-            let _ = write!(s, "<line class=\"mark\" x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"0\" y2=\"{h}\" stroke=\"#34495e\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"10\">{label}</text>\n", px + 3.0);
+            let _ = writeln!(s, "<line class=\"mark\" x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"0\" y2=\"{h}\" stroke=\"#34495e\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"10\">{label}</text>", px + 3.0);
         }
     }
     axis(&mut s, start, end, h - 12.0, &x);
@@ -152,9 +164,9 @@ fn merged_buckets(r: &Report) -> Vec<(f64, u64, u64, f64)> {
 
 fn rate_chart(s: &mut String, buckets: &[(f64, u64, u64, f64)], x: &dyn Fn(f64) -> f64) {
     let max = buckets.iter().map(|b| b.1 as f64 / b.3).fold(1.0, f64::max);
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<text x=\"4\" y=\"{}\">requests/s</text><text x=\"4\" y=\"{}\">max {max:.0}</text>\n",
+        "<text x=\"4\" y=\"{}\">requests/s</text><text x=\"4\" y=\"{}\">max {max:.0}</text>",
         RATE_H / 2.0,
         RATE_H / 2.0 + 14.0
     );
@@ -178,18 +190,18 @@ fn lost_strip(s: &mut String, buckets: &[(f64, u64, u64, f64)], x: &dyn Fn(f64) 
     let top = RATE_H + 8.0;
     let total: u64 = buckets.iter().map(|b| b.2).sum();
     let max = buckets.iter().map(|b| b.2).max().unwrap_or(0).max(1) as f64;
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<text x=\"4\" y=\"{}\">lost: {total}</text>\n",
+        "<text x=\"4\" y=\"{}\">lost: {total}</text>",
         top + LOST_H / 2.0 + 4.0
     );
-    let _ = write!(s, "<rect x=\"{LEFT}\" y=\"{top}\" width=\"{}\" height=\"{LOST_H}\" fill=\"#fbfcfc\" stroke=\"#eee\"/>\n", W - LEFT - RIGHT);
+    let _ = writeln!(s, "<rect x=\"{LEFT}\" y=\"{top}\" width=\"{}\" height=\"{LOST_H}\" fill=\"#fbfcfc\" stroke=\"#eee\"/>", W - LEFT - RIGHT);
     for b in buckets.iter().filter(|b| b.2 > 0) {
         // At least a third of the strip for any loss, so one lost request shows.
         let hh = (LOST_H / 3.0).max(b.2 as f64 / max * LOST_H);
-        let _ = write!(
+        let _ = writeln!(
             s,
-            "<rect class=\"lost\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{hh:.1}\" fill=\"#c0392b\"><title>{} lost at {:.2} s</title></rect>\n",
+            "<rect class=\"lost\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{hh:.1}\" fill=\"#c0392b\"><title>{} lost at {:.2} s</title></rect>",
             x(b.0),
             top + LOST_H - hh,
             (x(b.0 + b.3) - x(b.0)).max(2.0),
@@ -232,17 +244,17 @@ fn lane(s: &mut String, pod: &str, events: &[&Event], y: f64, end: f64, x: &dyn 
         .rev()
         .find(|e| e.kind == Kind::RouterRemoved)
         .map(|e| e.at_s);
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<text x=\"4\" y=\"{:.1}\">{} (rev {rev})</text>\n",
+        "<text x=\"4\" y=\"{:.1}\">{} (rev {rev})</text>",
         y + 11.0,
         esc(&short(pod))
     );
     let mut seg = |from: f64, to: f64, color: &str, what: &str| {
         if to > from {
-            let _ = write!(
+            let _ = writeln!(
                 s,
-                "<rect class=\"pod\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{color}\"><title>{} {what} {from:.2}–{to:.2} s</title></rect>\n",
+                "<rect class=\"pod\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{color}\"><title>{} {what} {from:.2}–{to:.2} s</title></rect>",
                 x(from),
                 y + 2.0,
                 (x(to) - x(from)).max(1.0),
@@ -275,9 +287,9 @@ fn lane(s: &mut String, pod: &str, events: &[&Event], y: f64, end: f64, x: &dyn 
             Kind::Exited => format!("<line class=\"exit\" x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#111\" stroke-width=\"2\"/>", y + 1.0, y + LANE_H - 1.0),
             _ => continue,
         };
-        let _ = write!(
+        let _ = writeln!(
             s,
-            "<g><title>{} {:?} at {:.2} s {}</title>{mark}</g>\n",
+            "<g><title>{} {:?} at {:.2} s {}</title>{mark}</g>",
             esc(pod),
             e.kind,
             e.at_s,
@@ -294,9 +306,9 @@ fn axis(s: &mut String, start: f64, end: f64, y: f64, x: &dyn Fn(f64) -> f64) {
         .unwrap_or(120.0);
     let mut t = (start / step).ceil() * step;
     while t <= end {
-        let _ = write!(
+        let _ = writeln!(
             s,
-            "<text x=\"{:.1}\" y=\"{y:.1}\">{:.0} s</text>\n",
+            "<text x=\"{:.1}\" y=\"{y:.1}\">{:.0} s</text>",
             x(t) - 8.0,
             t
         );
