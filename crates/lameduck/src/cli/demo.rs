@@ -27,7 +27,7 @@ const EXIT_ERROR: i32 = 3;
 ///
 /// Prints the table, writes report.html (a timeline per scenario: traffic,
 /// lost requests, each pod's life) and report.json under --out. The
-/// scenarios run at the same time: about 30 s in all (--quick: about 20 s).
+/// scenarios run at the same time: about 40 s in all (--quick: about 25 s).
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Exit status: 0 the demo showed the expected result (naive and shell-pid1 lose \
@@ -40,11 +40,11 @@ Examples:
   lameduck demo --only lameduck,classic
   lameduck demo --print-manifests > scenarios.yaml")]
 pub(crate) struct DemoArgs {
-    /// A shorter run for CI: every duration at 0.3× instead of 0.5×.
+    /// A shorter run (for CI): every duration at 0.5×.
     #[arg(long)]
     quick: bool,
 
-    /// Multiply every duration of the manifests by this [default: 0.5, --quick 0.3].
+    /// Multiply every duration of the manifests and the lag by this [default: 1, --quick 0.5].
     #[arg(long, value_name = "F")]
     time_scale: Option<f64>,
 
