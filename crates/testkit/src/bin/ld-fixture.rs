@@ -3,6 +3,8 @@
 //! ```text
 //! ld-fixture signals OUT [--ignore SIG]… [--exit-on SIG]… [--listen PORT] [--notify FIFO]
 //!     writes "READY <pid>" then "<SIGNAME> <monotonic ns>" per signal to OUT;
+//!     with --listen, accepts connections on 127.0.0.1:PORT and reads each
+//!     until the peer closes it;
 //!     exits 0 on an --exit-on signal (default: TERM, INT, QUIT unless ignored);
 //!     with --notify, writes the same lines to FIFO too, so a reader can block on
 //!     it instead of polling OUT (ld-sigbench does)
@@ -97,11 +99,13 @@ fn signals(out: &str, opts: &[String]) {
     if let Some(port) = listen {
         let l = TcpListener::bind(("127.0.0.1", port)).expect("bind --listen");
         std::thread::spawn(move || {
-            // Accept and hold each connection until the peer closes it.
+            // Accept each connection and read (and drop) what comes on it until
+            // the peer closes it: a keepalive client can send on it for as long
+            // as it likes.
             for conn in l.incoming().flatten() {
                 std::thread::spawn(move || {
-                    let mut buf = [0u8; 64];
-                    let _ = std::io::Read::read(&mut &conn, &mut buf);
+                    let mut buf = [0u8; 1024];
+                    while matches!(std::io::Read::read(&mut &conn, &mut buf), Ok(n) if n > 0) {}
                 });
             }
         });
