@@ -6,6 +6,9 @@
 //! format every socket of the namespace, TIME_WAIT ones included (~100 ms for
 //! ~70k of them); in exchange, a short connection lingers there in TIME_WAIT
 //! and is seen even if it opened and closed between two reads.
+//!
+//! Also here: the namespace's `PassiveOpens` counter, which the sock_diag
+//! method reads to know when a TIME_WAIT check is worth its cost.
 
 use std::{
     fs,
@@ -22,6 +25,21 @@ pub(crate) fn sample(ports: &[u16], out: &mut Vec<Conn>) {
             out.extend(parse_table(&text, ports));
         }
     }
+}
+
+/// The namespace's count of accepted TCP connections so far (`PassiveOpens`
+/// in `/proc/net/snmp`, IPv4 and IPv6 together), all ports: a cheap sign that
+/// a connection may have come and gone between two samples.
+pub(crate) fn passive_opens() -> Option<u64> {
+    parse_passive_opens(&fs::read_to_string("/proc/net/snmp").ok()?)
+}
+
+/// Finds `PassiveOpens` in the two `Tcp:` lines (names, then values).
+fn parse_passive_opens(snmp: &str) -> Option<u64> {
+    let mut tcp = snmp.lines().filter_map(|l| l.strip_prefix("Tcp:"));
+    let (names, values) = (tcp.next()?, tcp.next()?);
+    let at = names.split_whitespace().position(|n| n == "PassiveOpens")?;
+    values.split_whitespace().nth(at)?.parse().ok()
 }
 
 /// Parses one `/proc/net/tcp*` table.
@@ -88,6 +106,24 @@ mod tests {
         assert!(got
             .iter()
             .all(|c| c.key.local == "127.0.0.1:8080".parse().unwrap()));
+    }
+
+    #[test]
+    fn reads_passive_opens() {
+        let snmp = "Ip: Forwarding DefaultTTL
+Ip: 1 64
+Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails
+Tcp: 1 200 120000 -1 84731 42763 41936
+Udp: InDatagrams
+Udp: 5
+";
+        assert_eq!(parse_passive_opens(snmp), Some(42763));
+        assert_eq!(parse_passive_opens("Tcp: ActiveOpens\nTcp: 4\n"), None);
+        let before = passive_opens().expect("/proc/net/snmp");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let _server = listener.accept().unwrap();
+        assert!(passive_opens().unwrap() > before);
     }
 
     #[test]

@@ -64,12 +64,15 @@ pub(crate) enum SockDiagError {
     Decode(String),
 }
 
-/// An open sock_diag socket and the two requests (IPv4, IPv6) for the ports.
+/// An open sock_diag socket and its requests (IPv4, IPv6) for the ports.
 #[derive(Debug)]
 pub(crate) struct SockDiag {
     socket: Socket,
     ports: Vec<u16>,
-    requests: [Vec<u8>; 2],
+    /// The live states, with `tcp_info`.
+    live: [Vec<u8>; 2],
+    /// TIME_WAIT only, asked for when a short connection may have come and gone.
+    time_wait: [Vec<u8>; 2],
     buf: Vec<u8>,
 }
 
@@ -83,23 +86,50 @@ impl SockDiag {
         Ok(SockDiag {
             socket,
             ports: ports.to_vec(),
-            requests: [AF_INET, AF_INET6].map(|family| request(family, filter.as_deref())),
+            live: [AF_INET, AF_INET6].map(|family| {
+                request(
+                    family,
+                    live_states(),
+                    ExtensionFlags::INFO,
+                    filter.as_deref(),
+                )
+            }),
+            time_wait: [AF_INET, AF_INET6].map(|family| {
+                request(
+                    family,
+                    StateFlags::TIME_WAIT,
+                    ExtensionFlags::empty(),
+                    filter.as_deref(),
+                )
+            }),
             buf: Vec::with_capacity(RECV_BUFFER),
         })
     }
 
     /// The live connections to the watched ports, with their `tcp_info`.
     pub(crate) fn sample(&mut self, out: &mut Vec<Conn>) -> Result<(), SockDiagError> {
-        self.dump(out)?;
+        self.dump(false, out)?;
+        out.retain(|c| self.ports.contains(&c.key.local.port()));
+        Ok(())
+    }
+
+    /// The watched ports' connections in TIME_WAIT: the app closed them.
+    pub(crate) fn time_wait(&mut self, out: &mut Vec<Conn>) -> Result<(), SockDiagError> {
+        self.dump(true, out)?;
         out.retain(|c| self.ports.contains(&c.key.local.port()));
         Ok(())
     }
 
     /// What the kernel answered, IPv4 then IPv6, before the user-space check.
-    fn dump(&mut self, out: &mut Vec<Conn>) -> Result<(), SockDiagError> {
+    fn dump(&mut self, time_wait: bool, out: &mut Vec<Conn>) -> Result<(), SockDiagError> {
         out.clear();
-        for i in 0..self.requests.len() {
-            self.socket.send(&self.requests[i], 0)?;
+        for family in 0..2 {
+            let request = if time_wait {
+                &self.time_wait[family]
+            } else {
+                &self.live[family]
+            };
+            self.socket.send(request, 0)?;
             self.read_dump(out)?;
         }
         Ok(())
@@ -189,8 +219,14 @@ fn live_states() -> StateFlags {
         | StateFlags::CLOSING
 }
 
-/// One dump request for `family`, with `filter` as its bytecode attribute.
-fn request(family: u8, filter: Option<&[u8]>) -> Vec<u8> {
+/// One dump request for `family` and `states`, with `filter` as its bytecode
+/// attribute.
+fn request(
+    family: u8,
+    states: StateFlags,
+    extensions: ExtensionFlags,
+    filter: Option<&[u8]>,
+) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
     let socket_id = if family == AF_INET {
@@ -203,8 +239,8 @@ fn request(family: u8, filter: Option<&[u8]>) -> Vec<u8> {
         SockDiagMessage::InetRequest(InetRequest {
             family,
             protocol: IPPROTO_TCP,
-            extensions: ExtensionFlags::INFO,
-            states: live_states(),
+            extensions,
+            states,
             socket_id,
         })
         .into(),
@@ -319,8 +355,8 @@ mod tests {
     #[test]
     fn the_request_carries_the_filter_and_covers_it_in_its_length() {
         let code = port_filter(&[8080]).unwrap();
-        let bare = request(AF_INET, None);
-        let req = request(AF_INET, Some(&code));
+        let req = |filter| request(AF_INET, live_states(), ExtensionFlags::INFO, filter);
+        let (bare, req) = (req(None), req(Some(&code)));
         assert_eq!(req.len(), bare.len() + 4 + code.len());
         assert_eq!(
             u32::from_ne_bytes(req[..4].try_into().unwrap()) as usize,
@@ -380,14 +416,22 @@ mod tests {
         let _noise = pair(&listeners[2]);
         // Closed by the server first: its side goes to TIME_WAIT, which is left out.
         let (client, server) = pair(&listeners[0]);
+        let closed = client.local_addr().unwrap();
         drop(server);
         drop(client);
         let mut diag = SockDiag::open(&[port(1), port(0)]).unwrap();
         let mut raw = Vec::new();
         wait_until("the closed pair to leave the live states", || {
-            diag.dump(&mut raw).unwrap();
+            diag.dump(false, &mut raw).unwrap();
             raw.len() == 2
         });
+        let mut tw = Vec::new();
+        diag.dump(true, &mut tw).unwrap();
+        let tw: Vec<_> = tw
+            .iter()
+            .map(|c| (c.key.local.port(), c.key.remote))
+            .collect();
+        assert_eq!(tw, [(port(0), closed)], "the app's side of the closed pair");
         let mut ports: Vec<u16> = raw.iter().map(|c| c.key.local.port()).collect();
         ports.sort_unstable();
         let mut want = vec![port(0), port(1)];
