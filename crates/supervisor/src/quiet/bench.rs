@@ -3,9 +3,10 @@
 //! Not run by default (it opens 1,000 connections and leaves 10,000 TIME_WAIT
 //! entries in the namespace for a minute). Run it with
 //! `cargo test -p lameduck-supervisor bench_sample_cost -- --ignored --nocapture`.
-//! For the same watched port, each method's wall time per sample (median of
-//! 200) and the kernel time it costs (the thread's system time over the 200,
-//! divided by 200).
+//! For the same watched port: a live sample, the TIME_WAIT check that follows
+//! it when a connection was accepted, and a `/proc/net/tcp*` read; for each,
+//! the wall time (median of 200) and the thread's user and kernel time (over
+//! the 200, divided by 200).
 
 use std::{
     net::{TcpListener, TcpStream},
@@ -54,27 +55,42 @@ fn measure(mut sample: impl FnMut()) -> [Duration; 3] {
     ]
 }
 
-/// Prints one line per method; returns the (netlink, proc) wall medians.
-fn compare(what: &str, port: u16, expect: usize) -> (Duration, Duration) {
+/// Prints one line per way of reading; returns the (netlink, proc) wall medians.
+fn compare(what: &str, port: u16, live: usize) -> (Duration, Duration) {
     let mut diag = SockDiag::open(&[port]).expect("sock_diag");
     let mut conns: Vec<Conn> = Vec::new();
     diag.sample(&mut conns).expect("sample");
-    assert_eq!(conns.len(), expect, "netlink sees the live connections");
+    assert_eq!(conns.len(), live, "netlink sees the live connections");
+    diag.time_wait(&mut conns).expect("time_wait");
+    // Fewer than were made: a new connection from a client port that has one
+    // takes it over.
+    let time_wait = conns.len();
     let netlink = measure(|| diag.sample(&mut conns).expect("sample"));
+    let check = measure(|| {
+        proc_net::passive_opens().expect("/proc/net/snmp");
+        diag.time_wait(&mut conns).expect("time_wait");
+    });
     let proc = measure(|| proc_net::sample(&[port], &mut conns));
     let lines = ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .map(|f| std::fs::read_to_string(f).map_or(0, |t| t.lines().count() - 1))
         .sum::<usize>();
-    println!("{what} ({lines} sockets in /proc/net/tcp*):");
-    for (name, [wall, user, sys]) in [("sock_diag netlink", netlink), ("/proc/net/tcp*", proc)] {
+    println!(
+        "{what}: {live} live, {time_wait} in TIME_WAIT on the port, {lines} sockets in the namespace's /proc/net/tcp*"
+    );
+    let rows = [
+        ("sock_diag live sample", netlink),
+        ("+ TIME_WAIT check", check),
+        ("/proc/net/tcp* read", proc),
+    ];
+    for (name, [wall, user, sys]) in rows {
         println!(
-            "  {name:18} {wall:>8.1?} wall (median), {user:>8.1?} user + {sys:>8.1?} kernel (mean) per sample"
+            "  {name:22} {wall:>8.1?} wall (median), {user:>8.1?} user + {sys:>8.1?} kernel (mean)"
         );
     }
     let ratio = |i: usize| proc[i].as_secs_f64() / netlink[i].as_secs_f64();
     println!(
-        "  /proc : netlink = {:.1}x wall, {:.1}x kernel",
+        "  /proc : live sample = {:.1}x wall, {:.1}x kernel",
         ratio(0),
         ratio(2)
     );
