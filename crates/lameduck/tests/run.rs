@@ -2,6 +2,7 @@
 //! reaping, and every step of the drain.
 
 use std::{
+    io::Write,
     process::Command,
     time::{Duration, Instant},
 };
@@ -397,6 +398,124 @@ fn until_quiet_waits_while_connections_keep_coming() {
     );
     assert_eq!(ld.wait_exit(DEADLINE), 0);
     assert!(ld.log().contains("quiet"), "{}", ld.log());
+}
+
+/// Regression: `--until-quiet` once watched only for new connections, so a
+/// router sending requests on its pooled keepalive connection looked quiet and
+/// the app was stopped while requests still came.
+#[test]
+fn until_quiet_waits_while_requests_come_on_one_keepalive_connection() {
+    let dir = Scratch::new("quiet-keepalive");
+    let port = free_port();
+    let p = port.to_string();
+    let flags = [
+        "--until-quiet",
+        "1s",
+        "--port",
+        &p,
+        "--drain-delay",
+        "8s",
+        "--grace",
+        "15s",
+        "--stop-reserve",
+        "1s",
+    ];
+    let (mut ld, rec) = run_fixture(&dir, &flags, &["--listen", &p]);
+    ld.wait_log("sock_diag netlink");
+    // The router's pooled connection: opened before the drain, the only one.
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let sent = monotonic_ns();
+    ld.signal(Signal::SIGTERM);
+    // A small request every 200 ms for 2 s, all on that one connection.
+    let traffic_until = Instant::now() + Duration::from_secs(2);
+    let mut last = sent;
+    while Instant::now() < traffic_until {
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: app\r\n\r\n")
+            .expect("send on the keepalive connection");
+        last = monotonic_ns();
+        assert!(
+            !rec.got("TERM"),
+            "app stopped {:.0} ms into the drain while requests still came on its keepalive connection",
+            ms_between(sent, last)
+        );
+        std::thread::sleep(Duration::from_millis(200)); // the traffic's pace, not synchronisation
+    }
+    let got = rec.wait_signal("TERM", DEADLINE);
+    let after_last = ms_between(last, got);
+    assert!(
+        after_last >= 900.0,
+        "stopped {after_last:.0} ms after the last request, within the 1 s quiet period"
+    );
+    assert!(
+        after_last < 2000.0,
+        "kept waiting {after_last:.0} ms after the last request (quiet period 1 s)"
+    );
+    drop(conn);
+    assert_eq!(ld.wait_exit(DEADLINE), 0);
+    let log = ld.log();
+    assert!(log.contains("quiet: routers have stopped sending"), "{log}");
+    assert!(!log.contains("bytes_received=0"), "no data counted: {log}");
+}
+
+/// Panics: the app refused or cut a connection, so it was stopped under traffic.
+fn stopped_under_traffic<T>(sent: u64, e: std::io::Error) -> T {
+    let at = ms_between(sent, monotonic_ns());
+    panic!("app stopped {at:.0} ms into the drain while connections still came: {e}")
+}
+
+/// Short connections that the app closes, one request each, come and go
+/// between two samples of the live connections: they must still hold the
+/// lame duck open (they are seen in TIME_WAIT).
+#[test]
+fn until_quiet_waits_while_short_connections_come_and_go() {
+    let dir = Scratch::new("quiet-short");
+    let port = free_port();
+    let p = port.to_string();
+    let flags = [
+        "--until-quiet",
+        "1s",
+        "--port",
+        &p,
+        "--drain-delay",
+        "8s",
+        "--grace",
+        "15s",
+        "--stop-reserve",
+        "1s",
+    ];
+    let (mut ld, rec) = run_fixture(&dir, &flags, &["--listen-close", &p]);
+    let sent = monotonic_ns();
+    ld.signal(Signal::SIGTERM);
+    // One request per connection every 200 ms for 2 s; the app closes each.
+    let traffic_until = Instant::now() + Duration::from_secs(2);
+    let mut last = sent;
+    while Instant::now() < traffic_until {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port))
+            .unwrap_or_else(|e| stopped_under_traffic(sent, e));
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n")
+            .unwrap_or_else(|e| stopped_under_traffic(sent, e));
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut conn, &mut rest)
+            .unwrap_or_else(|e| stopped_under_traffic(sent, e));
+        last = monotonic_ns();
+        drop(conn);
+        assert!(
+            !rec.got("TERM"),
+            "app stopped {:.0} ms into the drain while short connections still came",
+            ms_between(sent, last)
+        );
+        std::thread::sleep(Duration::from_millis(200)); // the traffic's pace, not synchronisation
+    }
+    let after_last = ms_between(last, rec.wait_signal("TERM", DEADLINE));
+    assert!(
+        after_last >= 900.0,
+        "stopped {after_last:.0} ms after the last connection, within the 1 s quiet period"
+    );
+    assert!(
+        after_last < 2000.0,
+        "kept waiting {after_last:.0} ms after the last connection (quiet period 1 s)"
+    );
+    assert_eq!(ld.wait_exit(DEADLINE), 0);
 }
 
 #[test]

@@ -68,18 +68,24 @@ pub(crate) async fn lame_duck(
                 quiet = %format_duration(quiet),
                 ports = ?work.quiet_ports,
                 share_left = %left(),
-                "waiting until no new connection arrives"
+                "waiting until the app's ports are quiet (no new connection, no data received)"
             );
             let started = Instant::now();
-            let outcome = quiet::wait_until_quiet(&work.quiet_ports, quiet, end, |n| {
-                shared.new_connections.fetch_add(n, Ordering::Relaxed);
+            let outcome = quiet::wait_until_quiet(&work.quiet_ports, quiet, end, |change| {
+                shared
+                    .new_connections
+                    .fetch_add(change.new_connections, Ordering::Relaxed);
+                shared
+                    .bytes_received
+                    .fetch_add(change.bytes_received, Ordering::Relaxed);
             })
             .await;
             let waited = format_duration(started.elapsed());
+            let (new, bytes) = (outcome.new_connections, outcome.bytes_received);
             if outcome.quiet {
-                tracing::info!(waited = %waited, new_connections = outcome.new_connections, "quiet: routers have stopped sending");
+                tracing::info!(waited = %waited, new_connections = new, bytes_received = bytes, "quiet: routers have stopped sending");
             } else {
-                tracing::warn!(waited = %waited, new_connections = outcome.new_connections, "still not quiet at the end of the lame-duck share; going on");
+                tracing::warn!(waited = %waited, new_connections = new, bytes_received = bytes, "still not quiet at the end of the lame-duck share; going on");
             }
         }
     }

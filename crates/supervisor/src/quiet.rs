@@ -1,129 +1,469 @@
-//! Watching the kernel's TCP table for new connections to the app's ports.
+//! `--until-quiet`: waiting until the app's ports have been quiet for a while.
 //!
-//! `--until-quiet` ends the lame-duck phase as soon as routers have stopped
-//! opening connections to the app, instead of sleeping a fixed time. The kernel's
-//! own view (`/proc/net/tcp` and `/proc/net/tcp6`, which in a pod cover the app's
-//! network namespace) needs no packet capture and no privilege: every connection
-//! to a watched local port has an entry keyed by its address pair, so an entry
-//! not seen in the previous scan is a new connection. Entries linger after close
-//! (TIME_WAIT, LAST_ACK), so even a short connection is seen by a 50 ms scan.
+//! The lame-duck phase can end as soon as routers have stopped sending to the
+//! app, instead of sleeping a fixed time. Quiet means: for the whole period, no
+//! new connection to a watched port *and* no data received on any connection
+//! to one. The second half matters most: a router (nginx `keepalive`, Envoy,
+//! `lameduck proxy`) pools keepalive connections to the pod and sends requests
+//! on connections that already exist, so "no new connection" would call the
+//! app quiet while requests still arrive, and they would be lost when it stops.
 //!
-//! Not seen: new requests on a keepalive connection that was already open. Routers
-//! that keep connections open (nginx, Envoy) are told to close them by the app or
-//! proxy answering with `Connection: close` during the lame-duck phase.
+//! The supervisor cannot parse the app's traffic; the kernel counts it. Every
+//! [`sample_interval`] (a quarter of the quiet period, 10–250 ms), the live
+//! connections to the watched ports are read with their `tcp_info` through
+//! sock_diag netlink ([`sock_diag`]): a connection is active if it was not
+//! there in the previous sample or its `tcpi_bytes_received` grew, and
+//! `tcpi_last_data_recv` dates its last data to the millisecond, so the quiet
+//! period is counted from the data itself, not from the sample that saw it.
+//!
+//! A connection that opens and closes between two samples is not live in
+//! either. If the app closed it, it is in TIME_WAIT for a minute; those
+//! entries are left out of the regular sample (an app that closes each
+//! connection at ~2k requests/s has ~70k of them) and asked for only when the
+//! namespace's `PassiveOpens` counter says a connection was accepted since the
+//! last check and the live sample saw nothing.
+//!
+//! Where netlink is not available, the TCP table in `/proc/net/tcp*`
+//! ([`proc_net`]) shows new connections only (TIME_WAIT included); the method
+//! is chosen, and logged, once per process. Not seen either way: traffic to
+//! other ports, UDP, and a short connection that the client closed first
+//! (nothing of it is left on the app's side).
 
-use std::{collections::HashSet, fs, time::Duration};
+mod proc_net;
+mod sock_diag;
+
+#[cfg(test)]
+mod bench;
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    sync::OnceLock,
+    time::Duration,
+};
 
 use tokio::time::Instant;
 
-/// How often the TCP table is read while waiting.
-pub(crate) const SCAN_INTERVAL: Duration = Duration::from_millis(50);
+use self::sock_diag::SockDiag;
 
-/// One connection: the local and remote address columns, as the kernel writes them.
-type ConnKey = (String, String);
-
-/// The connections (not listeners) whose local port is one of `ports`.
-pub(crate) fn connections(ports: &[u16]) -> HashSet<ConnKey> {
-    let mut set = HashSet::new();
-    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if let Ok(text) = fs::read_to_string(file) {
-            set.extend(parse_table(&text, ports));
-        }
-    }
-    set
+/// One connection, as one sample saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Conn {
+    pub(crate) key: ConnKey,
+    /// Payload bytes received so far (`tcpi_bytes_received`), if known.
+    pub(crate) received: Option<u64>,
+    /// Time since its last data arrived (`tcpi_last_data_recv`), if known.
+    pub(crate) idle: Option<Duration>,
 }
 
-/// Parses one `/proc/net/tcp*` table.
-fn parse_table<'a>(text: &'a str, ports: &'a [u16]) -> impl Iterator<Item = ConnKey> + 'a {
-    const LISTEN: &str = "0A";
-    text.lines().skip(1).filter_map(move |line| {
-        let mut cols = line.split_whitespace();
-        let local = cols.nth(1)?;
-        let remote = cols.next()?;
-        let state = cols.next()?;
-        let port = u16::from_str_radix(local.rsplit_once(':')?.1, 16).ok()?;
-        (state != LISTEN && ports.contains(&port)).then(|| (local.to_string(), remote.to_string()))
+/// What identifies a connection from one sample to the next: the socket's
+/// cookie (0 where unknown) and its address pair.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct ConnKey {
+    pub(crate) id: u64,
+    pub(crate) local: SocketAddr,
+    pub(crate) remote: SocketAddr,
+}
+
+/// How the connections are read; chosen once per process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    /// sock_diag netlink: new connections and data on open ones.
+    SockDiag,
+    /// `/proc/net/tcp*`: new connections only.
+    ProcNet,
+}
+
+/// The method this process uses, found (and logged) at the first call.
+pub(crate) fn method(ports: &[u16]) -> Method {
+    static METHOD: OnceLock<Method> = OnceLock::new();
+    *METHOD.get_or_init(|| {
+        match SockDiag::open(ports).and_then(|mut d| d.sample(&mut Vec::new())) {
+            Ok(()) => {
+                tracing::info!(
+                    ports = ?ports,
+                    "--until-quiet reads the ports' connections through sock_diag netlink: new connections and data received on open ones"
+                );
+                Method::SockDiag
+            }
+            Err(e) => {
+                tracing::warn!(
+                    ports = ?ports,
+                    "{e}; --until-quiet falls back to /proc/net/tcp, which shows new connections only: requests on keepalive connections already open are not seen"
+                );
+                Method::ProcNet
+            }
+        }
     })
+}
+
+/// Takes samples with the chosen method.
+#[derive(Debug)]
+enum Sampler {
+    SockDiag {
+        diag: SockDiag,
+        /// The namespace's `PassiveOpens` at the last TIME_WAIT check.
+        passive_opens: Option<u64>,
+    },
+    ProcNet(Vec<u16>),
+}
+
+impl Sampler {
+    fn open(ports: &[u16]) -> Sampler {
+        if method(ports) == Method::SockDiag {
+            match SockDiag::open(ports) {
+                Ok(diag) => {
+                    return Sampler::SockDiag {
+                        diag,
+                        passive_opens: None,
+                    }
+                }
+                Err(e) => tracing::warn!("{e}; this wait reads /proc/net/tcp instead"),
+            }
+        }
+        Sampler::ProcNet(ports.to_vec())
+    }
+
+    /// The live connections into `out`; false if the sample failed.
+    fn live(&mut self, out: &mut Vec<Conn>) -> bool {
+        match self {
+            Sampler::SockDiag { diag, .. } => match diag.sample(out) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!("{e}; counting this sample as not quiet");
+                    false
+                }
+            },
+            Sampler::ProcNet(ports) => {
+                proc_net::sample(ports, out);
+                true
+            }
+        }
+    }
+
+    /// With sock_diag, if the namespace accepted a connection (on any port)
+    /// since the last check: the watched ports' TIME_WAIT entries into `out`,
+    /// and true. A connection the app closed between two samples is only
+    /// there; asking for them costs one entry per connection closed in the
+    /// last minute, so they are asked for only when one may be new. The
+    /// `/proc` table has them in every sample already.
+    fn time_wait_if_accepted(&mut self, out: &mut Vec<Conn>) -> bool {
+        let Sampler::SockDiag {
+            diag,
+            passive_opens,
+        } = self
+        else {
+            return false;
+        };
+        let now = proc_net::passive_opens();
+        if now.is_some() && now == *passive_opens {
+            return false;
+        }
+        match diag.time_wait(out) {
+            Ok(()) => {
+                *passive_opens = now;
+                true
+            }
+            Err(e) => {
+                tracing::warn!("{e}; short connections are not seen in this sample");
+                false
+            }
+        }
+    }
+}
+
+/// What changed between two samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Change {
+    /// Connections not in the previous sample.
+    pub(crate) new_connections: u64,
+    /// Bytes received on connections that were in the previous sample.
+    pub(crate) bytes_received: u64,
+    /// When the latest of these happened, if any did.
+    pub(crate) last: Option<Instant>,
+}
+
+/// The connections of the last samples, to compare the next one with.
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    /// The live connections of the last sample, with their bytes received.
+    seen: HashMap<ConnKey, Option<u64>>,
+    /// Those of the sample before it.
+    previous: HashMap<ConnKey, Option<u64>>,
+    /// The TIME_WAIT entries of the last check.
+    closed: HashSet<ConnKey>,
+}
+
+impl Activity {
+    /// Starts from `live` and `closed`: what is there now is not activity.
+    pub(crate) fn new(live: &[Conn], closed: &[Conn]) -> Activity {
+        let mut activity = Activity::default();
+        activity.update(live, Instant::now());
+        activity.update_closed(closed, Instant::now());
+        activity
+    }
+
+    /// Compares the live connections `conns`, sampled at `at`, with the last sample.
+    pub(crate) fn update(&mut self, conns: &[Conn], at: Instant) -> Change {
+        let mut change = Change::default();
+        let mut seen = HashMap::with_capacity(conns.len());
+        for conn in conns {
+            let active = match self.seen.get(&conn.key) {
+                None => {
+                    change.new_connections += 1;
+                    true
+                }
+                Some(before) => {
+                    let grown = conn
+                        .received
+                        .zip(*before)
+                        .map_or(0, |(now, then)| now.saturating_sub(then));
+                    change.bytes_received += grown;
+                    grown > 0
+                }
+            };
+            if active {
+                // Dated by the kernel where it can: the sample may be late.
+                let when = conn
+                    .idle
+                    .and_then(|idle| at.checked_sub(idle))
+                    .unwrap_or(at);
+                change.last = change.last.max(Some(when));
+            }
+            seen.insert(conn.key.clone(), conn.received);
+        }
+        self.previous = std::mem::replace(&mut self.seen, seen);
+        change
+    }
+
+    /// Compares the TIME_WAIT entries `conns`, read at `at` right after the
+    /// live sample, with the last check: one that is new, and was not live in
+    /// the sample before, is a connection that opened and closed in between.
+    pub(crate) fn update_closed(&mut self, conns: &[Conn], at: Instant) -> Change {
+        let mut change = Change::default();
+        for conn in conns {
+            if !self.closed.contains(&conn.key) && !self.previous.contains_key(&conn.key) {
+                change.new_connections += 1;
+                change.last = Some(at);
+            }
+        }
+        self.closed = conns.iter().map(|c| c.key.clone()).collect();
+        change
+    }
+}
+
+/// Samples the ports and tells what changed since the last sample.
+#[derive(Debug)]
+struct Watcher {
+    sampler: Sampler,
+    activity: Activity,
+    live: Vec<Conn>,
+    closed: Vec<Conn>,
+}
+
+impl Watcher {
+    /// Opens the sampler and takes the first sample, the baseline.
+    fn start(ports: &[u16]) -> Watcher {
+        let mut sampler = Sampler::open(ports);
+        let (mut live, mut closed) = (Vec::new(), Vec::new());
+        sampler.live(&mut live);
+        sampler.time_wait_if_accepted(&mut closed);
+        let activity = Activity::new(&live, &closed);
+        Watcher {
+            sampler,
+            activity,
+            live,
+            closed,
+        }
+    }
+
+    /// One sample at `at`; `None` if it failed.
+    fn poll(&mut self, at: Instant) -> Option<Change> {
+        if !self.sampler.live(&mut self.live) {
+            return None;
+        }
+        let change = self.activity.update(&self.live, at);
+        // Not quiet already: no need to look further. The TIME_WAIT entries
+        // left meanwhile are then seen as new at the next check, which can
+        // only make the wait longer, by one sample.
+        if change.last.is_none() && self.sampler.time_wait_if_accepted(&mut self.closed) {
+            return Some(self.activity.update_closed(&self.closed, at));
+        }
+        Some(change)
+    }
+}
+
+/// The time between two samples: a quarter of the quiet period, within 10 ms
+/// and 250 ms. Activity is dated by the kernel, not by the sample that saw
+/// it, so a longer interval costs little precision and less CPU.
+pub(crate) fn sample_interval(quiet: Duration) -> Duration {
+    (quiet / 4).clamp(Duration::from_millis(10), Duration::from_millis(250))
 }
 
 /// How a quiet wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct QuietOutcome {
-    /// True if no new connection came for the whole quiet period; false if the
+    /// True if the ports were quiet for the whole quiet period; false if the
     /// deadline came first.
     pub(crate) quiet: bool,
     /// New connections seen while waiting.
     pub(crate) new_connections: u64,
+    /// Bytes received on connections already open, seen while waiting.
+    pub(crate) bytes_received: u64,
 }
 
-/// Waits until no new connection to `ports` has been seen for `quiet`, or until
-/// `deadline`. `on_new` is called with the count of each scan's new connections.
+/// Waits until `ports` have been quiet for `quiet`, or until `deadline`.
+/// `on_change` is called with each sample's activity, when there is some.
 pub(crate) async fn wait_until_quiet(
     ports: &[u16],
     quiet: Duration,
     deadline: Instant,
-    mut on_new: impl FnMut(u64),
+    mut on_change: impl FnMut(&Change),
 ) -> QuietOutcome {
-    let mut seen = connections(ports);
-    let mut last_new = Instant::now();
-    let mut total = 0;
+    let mut watcher = Watcher::start(ports);
+    let interval = sample_interval(quiet);
+    let mut last_active = Instant::now();
+    let mut outcome = QuietOutcome {
+        quiet: false,
+        new_connections: 0,
+        bytes_received: 0,
+    };
     loop {
         let now = Instant::now();
-        if now >= last_new + quiet {
-            return QuietOutcome {
-                quiet: true,
-                new_connections: total,
-            };
+        if now >= last_active + quiet {
+            outcome.quiet = true;
+            return outcome;
         }
         if now >= deadline {
-            return QuietOutcome {
-                quiet: false,
-                new_connections: total,
-            };
+            return outcome;
         }
-        let next = (now + SCAN_INTERVAL).min(last_new + quiet).min(deadline);
+        let next = (now + interval).min(last_active + quiet).min(deadline);
         tokio::time::sleep_until(next).await;
-        let current = connections(ports);
-        let new = current.difference(&seen).count() as u64;
-        if new > 0 {
-            total += new;
-            last_new = Instant::now();
-            on_new(new);
+        let at = Instant::now();
+        let Some(change) = watcher.poll(at) else {
+            last_active = at;
+            continue;
+        };
+        if let Some(when) = change.last {
+            last_active = last_active.max(when);
+            outcome.new_connections += change.new_connections;
+            outcome.bytes_received += change.bytes_received;
+            on_change(&change);
         }
-        seen = current;
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::time::Instant as StdInstant;
+
     use super::*;
 
-    const TABLE: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
-   1: 0100007F:1F90 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1
-   2: 0100007F:1F91 0100007F:D2F2 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1
-   3: 0100007F:1F90 0100007F:D2F4 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0 0 0 0 0 0
-";
+    /// Polls `cond` until it holds, for at most 5 s.
+    pub(crate) fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = StdInstant::now() + Duration::from_secs(5);
+        while !cond() {
+            assert!(StdInstant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 
-    #[test]
-    fn finds_connections_to_the_port_but_not_the_listener() {
-        let got: Vec<_> = parse_table(TABLE, &[8080]).collect();
-        assert_eq!(got.len(), 2, "{got:?}");
-        assert!(got.iter().all(|(l, _)| l == "0100007F:1F90"));
-        assert!(
-            got.iter().any(|(_, r)| r == "0100007F:D2F4"),
-            "TIME_WAIT counts"
-        );
+    fn conn(remote_port: u16, received: Option<u64>, idle_ms: Option<u64>) -> Conn {
+        Conn {
+            key: ConnKey {
+                id: u64::from(remote_port),
+                local: "127.0.0.1:8080".parse().unwrap(),
+                remote: SocketAddr::from(([127, 0, 0, 1], remote_port)),
+            },
+            received,
+            idle: idle_ms.map(Duration::from_millis),
+        }
     }
 
     #[test]
-    fn sees_a_real_connection() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let before = connections(&[port]);
-        let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let _server = listener.accept().unwrap();
-        let after = connections(&[port]);
-        assert_eq!(after.difference(&before).count(), 1);
+    fn idle_keepalive_connections_are_quiet() {
+        let before = [conn(1, Some(100), Some(5000)), conn(2, Some(7), Some(900))];
+        let mut activity = Activity::new(&before, &[]);
+        let change = activity.update(&before, Instant::now());
+        assert_eq!(change, Change::default());
+    }
+
+    #[test]
+    fn data_on_an_open_connection_is_activity_dated_by_the_kernel() {
+        let mut activity = Activity::new(&[conn(1, Some(100), Some(5000))], &[]);
+        let at = Instant::now();
+        let change = activity.update(&[conn(1, Some(160), Some(30))], at);
+        assert_eq!(change.bytes_received, 60);
+        assert_eq!(change.new_connections, 0);
+        assert_eq!(change.last, Some(at - Duration::from_millis(30)));
+        // The next sample compares with this one, not the first.
+        let change = activity.update(&[conn(1, Some(160), Some(80))], at);
+        assert_eq!(change.last, None);
+    }
+
+    #[test]
+    fn a_new_connection_is_activity_even_without_data() {
+        let mut activity = Activity::new(&[conn(1, Some(0), Some(10))], &[]);
+        let at = Instant::now();
+        let change = activity.update(
+            &[conn(1, Some(0), Some(60)), conn(2, Some(0), Some(20))],
+            at,
+        );
+        assert_eq!(change.new_connections, 1);
+        assert_eq!(change.bytes_received, 0);
+        assert_eq!(change.last, Some(at - Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn without_counters_only_new_connections_count() {
+        let mut activity = Activity::new(&[conn(1, None, None)], &[]);
+        let at = Instant::now();
+        let change = activity.update(&[conn(1, None, None)], at);
+        assert_eq!(change.last, None);
+        let change = activity.update(&[conn(1, None, None), conn(3, None, None)], at);
+        assert_eq!((change.new_connections, change.last), (1, Some(at)));
+    }
+
+    #[test]
+    fn a_closed_connection_is_not_activity() {
+        let mut activity = Activity::new(
+            &[conn(1, Some(5), Some(10)), conn(2, Some(5), Some(10))],
+            &[],
+        );
+        let change = activity.update(&[conn(1, Some(5), Some(60))], Instant::now());
+        assert_eq!(change.last, None);
+    }
+
+    #[test]
+    fn a_connection_that_came_and_went_between_samples_is_seen_in_time_wait() {
+        let mut activity = Activity::new(&[conn(1, Some(5), Some(10))], &[conn(9, None, None)]);
+        let at = Instant::now();
+        activity.update(&[], at);
+        // 1 was live in the sample before: closed, but not new. 9 was there
+        // at the last check. 2 is new.
+        let closed = [
+            conn(1, None, None),
+            conn(2, None, None),
+            conn(9, None, None),
+        ];
+        let change = activity.update_closed(&closed, at);
+        assert_eq!((change.new_connections, change.last), (1, Some(at)));
+        activity.update(&[], at);
+        assert_eq!(activity.update_closed(&closed, at), Change::default());
+    }
+
+    #[test]
+    fn samples_a_quarter_of_the_quiet_period_within_bounds() {
+        let ms = Duration::from_millis;
+        assert_eq!(sample_interval(ms(400)), ms(100));
+        assert_eq!(sample_interval(ms(20)), ms(10));
+        assert_eq!(sample_interval(Duration::from_secs(3)), ms(250));
+    }
+
+    #[test]
+    fn this_machine_has_sock_diag() {
+        // Every Linux since 3.3 has it, unprivileged; a fallback here would
+        // mean the netlink code, not the kernel, is wrong.
+        assert_eq!(method(&[9]), Method::SockDiag);
     }
 }

@@ -32,6 +32,7 @@ pub(crate) struct Shared {
     pub(crate) ready_ok: AtomicU64,
     pub(crate) ready_failed: AtomicU64,
     pub(crate) new_connections: AtomicU64,
+    pub(crate) bytes_received: AtomicU64,
     pub(crate) hook_failures: AtomicU64,
     forwarded: Mutex<BTreeMap<Sig, u64>>,
 }
@@ -50,6 +51,7 @@ impl Shared {
             ready_ok: AtomicU64::new(0),
             ready_failed: AtomicU64::new(0),
             new_connections: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
             hook_failures: AtomicU64::new(0),
             forwarded: Mutex::new(BTreeMap::new()),
         }
@@ -136,6 +138,12 @@ impl Shared {
             "counter",
             "New connections to the app's ports seen while waiting until quiet.",
             &[(String::new(), count(&self.new_connections))],
+        );
+        metric(
+            "lameduck_drain_bytes_received_total",
+            "counter",
+            "Bytes received on connections already open to the app's ports while waiting until quiet (sock_diag only).",
+            &[(String::new(), count(&self.bytes_received))],
         );
         metric(
             "lameduck_drain_hook_failures_total",

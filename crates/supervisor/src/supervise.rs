@@ -3,7 +3,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use lameduck_drain::{format_duration, log_phase, Drain, Phase, Plan, Sig, Step, Trigger};
+use lameduck_drain::{
+    format_duration, log_phase, Drain, LameDuckWait, Phase, Plan, Sig, Step, Trigger,
+};
 use nix::{
     sys::signal::{killpg, Signal},
     unistd::{getpid, Pid},
@@ -18,6 +20,7 @@ use tokio::{
 use crate::{
     admin, control, descendants, hooks,
     jobctl::JobControl,
+    quiet,
     reaper::{Exit, Reaper},
     spawn::{self, Options},
     state::{Shared, Status},
@@ -90,6 +93,10 @@ pub async fn supervise(
     if let Some(addr) = config.admin {
         let local = admin::start(addr, Arc::clone(&shared), config.ready_check.clone()).await?;
         tracing::info!(addr = %local, "admin endpoints /readyz /healthz /metrics");
+    }
+    if matches!(config.plan.wait(), LameDuckWait::UntilQuiet { .. }) {
+        // Chosen and logged now, so the log says at start what the wait will see.
+        quiet::method(&config.lame_duck.quiet_ports);
     }
     let mut control_socket = None;
     if let Some(path) = &config.control {

@@ -1,8 +1,12 @@
 //! `ld-fixture`: the app that lameduck's black-box tests supervise.
 //!
 //! ```text
-//! ld-fixture signals OUT [--ignore SIG]… [--exit-on SIG]… [--listen PORT] [--notify FIFO]
+//! ld-fixture signals OUT [--ignore SIG]… [--exit-on SIG]… [--listen PORT]
+//!                        [--listen-close PORT] [--notify FIFO]
 //!     writes "READY <pid>" then "<SIGNAME> <monotonic ns>" per signal to OUT;
+//!     with --listen, accepts connections on 127.0.0.1:PORT and reads each
+//!     until the peer closes it; with --listen-close, closes each one itself
+//!     after its first read, as a server answering `Connection: close` does;
 //!     exits 0 on an --exit-on signal (default: TERM, INT, QUIT unless ignored);
 //!     with --notify, writes the same lines to FIFO too, so a reader can block on
 //!     it instead of polling OUT (ld-sigbench does)
@@ -83,7 +87,10 @@ fn signals(out: &str, opts: &[String]) {
         match flag.as_str() {
             "--ignore" => ignore.push(Sig::parse(val).unwrap_or_else(|_| usage())),
             "--exit-on" => exit_on.push(Sig::parse(val).unwrap_or_else(|_| usage())),
-            "--listen" => listen = Some(val.parse::<u16>().unwrap_or_else(|_| usage())),
+            "--listen" => listen = Some((val.parse::<u16>().unwrap_or_else(|_| usage()), false)),
+            "--listen-close" => {
+                listen = Some((val.parse::<u16>().unwrap_or_else(|_| usage()), true))
+            }
             "--notify" => notify = Some(val.clone()),
             _ => usage(),
         }
@@ -94,17 +101,9 @@ fn signals(out: &str, opts: &[String]) {
     exit_on.retain(|s| !ignore.contains(s));
     let raw: Vec<i32> = Sig::forwardable().iter().map(|s| s.0).collect();
     let mut sigs = Signals::new(&raw).expect("register signals");
-    if let Some(port) = listen {
+    if let Some((port, close)) = listen {
         let l = TcpListener::bind(("127.0.0.1", port)).expect("bind --listen");
-        std::thread::spawn(move || {
-            // Accept and hold each connection until the peer closes it.
-            for conn in l.incoming().flatten() {
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 64];
-                    let _ = std::io::Read::read(&mut &conn, &mut buf);
-                });
-            }
-        });
+        std::thread::spawn(move || serve(l, close));
     }
     // Opened after the handlers are in place: a reader that sees READY may signal.
     let mut notify = notify.map(|path| {
@@ -125,6 +124,22 @@ fn signals(out: &str, opts: &[String]) {
         if exit_on.contains(&sig) {
             std::process::exit(0);
         }
+    }
+}
+
+/// Accepts each connection and reads (and drops) what comes on it: until the
+/// peer closes it, so a keepalive client can send for as long as it likes, or
+/// with `close` only once, then closes it first.
+fn serve(listener: TcpListener, close: bool) {
+    for conn in listener.incoming().flatten() {
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while matches!(std::io::Read::read(&mut &conn, &mut buf), Ok(n) if n > 0) {
+                if close {
+                    return;
+                }
+            }
+        });
     }
 }
 
