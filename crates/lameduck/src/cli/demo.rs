@@ -80,7 +80,7 @@ pub(crate) fn main(args: DemoArgs) -> i32 {
     }
     let scale = args
         .time_scale
-        .unwrap_or(if args.quick { 0.3 } else { 0.5 });
+        .unwrap_or(if args.quick { 0.5 } else { 1.0 });
     if !(scale.is_finite() && (0.05..=10.0).contains(&scale)) {
         tracing::error!("--time-scale {scale}: a factor from 0.05 to 10");
         return 2;
