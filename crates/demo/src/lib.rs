@@ -10,7 +10,7 @@
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
 use lameduck_drain::Sig;
-use lameduck_rollout::{Config, Protocol, Rate, Report};
+use lameduck_rollout::{Config, Protocol, Rate, RegistryMode, Report};
 use serde::Serialize;
 
 /// A scenario of the demo.
@@ -22,29 +22,48 @@ pub struct Scenario {
     pub title: &'static str,
     /// The manifest, as a user would write it.
     pub manifest: &'static str,
+    /// Registry mode (pods register in Eureka, the router discovers them
+    /// there) rather than endpoints mode.
+    pub registry: bool,
 }
 
 /// Every scenario, in the order the table shows them.
-pub const SCENARIOS: [Scenario; 4] = [
+pub const SCENARIOS: [Scenario; 6] = [
     Scenario {
         name: "naive",
         title: "app as PID 1, exits on SIGTERM, no preStop",
         manifest: include_str!("../manifests/naive.yaml"),
+        registry: false,
     },
     Scenario {
         name: "shell-pid1",
         title: "sh -c as PID 1: SIGTERM never reaches the app",
         manifest: include_str!("../manifests/shell-pid1.yaml"),
+        registry: false,
     },
     Scenario {
         name: "classic",
         title: "classic fix: preStop sleep 20, grace 45 s",
         manifest: include_str!("../manifests/classic.yaml"),
+        registry: false,
     },
     Scenario {
         name: "lameduck",
         title: "lameduck run: lame duck until quiet, then drain",
         manifest: include_str!("../manifests/lameduck.yaml"),
+        registry: false,
+    },
+    Scenario {
+        name: "eureka-naive",
+        title: "Eureka: app cancels and exits at once on SIGTERM",
+        manifest: include_str!("../manifests/eureka-naive.yaml"),
+        registry: true,
+    },
+    Scenario {
+        name: "eureka-lameduck",
+        title: "Eureka: lameduck run marks DOWN, waits, drains",
+        manifest: include_str!("../manifests/eureka-lameduck.yaml"),
+        registry: true,
     },
 ];
 
@@ -75,7 +94,7 @@ pub enum Error {
     },
     #[error("scenario {name}: the run ended abnormally: {message}")]
     Task { name: &'static str, message: String },
-    #[error("no scenario is named {0:?} (there are: naive, shell-pid1, classic, lameduck)")]
+    #[error("no scenario is named {0:?} (there are: naive, shell-pid1, classic, lameduck, eureka-naive, eureka-lameduck)")]
     NoSuchScenario(String),
 }
 
@@ -101,6 +120,9 @@ pub struct JsonRow {
     pub requests: u64,
     pub failed: u64,
     pub failed_by_outcome: BTreeMap<String, u64>,
+    /// WebSocket: connections the server closed cleanly (1000/1001), after
+    /// which the client reconnected.
+    pub ws_clean_closes: u64,
     pub rollout_seconds: Option<f64>,
 }
 
@@ -183,6 +205,10 @@ fn config(s: Scenario, opts: &Options, i: u64) -> Result<Config, Error> {
         seed: opts.seed.wrapping_add(i),
         deadline: Duration::from_secs(120),
         log_events: false,
+        registry: s.registry.then(|| RegistryMode {
+            app: s.name.to_string(),
+            cache: None,
+        }),
     })
 }
 
@@ -192,7 +218,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "\n{:<11} {:<47} {:<6} {:>8} {:>6}  {:>8}  lost by outcome",
+        "\n{:<15} {:<48} {:<6} {:>8} {:>6}  {:>8}  lost by outcome",
         "scenario", "", "proto", "requests", "lost", "rollout"
     );
     for o in outcomes {
@@ -216,7 +242,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
             };
             let _ = writeln!(
                 t,
-                "{name:<11} {title:<47} {:<6} {req:>8} {lost:>6}  {roll:>8}  {by}",
+                "{name:<15} {title:<48} {:<6} {req:>8} {lost:>6}  {roll:>8}  {by}",
                 tr.protocol.name()
             );
         }
@@ -227,7 +253,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
         };
         let _ = writeln!(
             t,
-            "{:<11} {:<47} {:<6} {:>8} {:>6}  {:>8}  => {verdict}\n",
+            "{:<15} {:<48} {:<6} {:>8} {:>6}  {:>8}  => {verdict}\n",
             "",
             "",
             "all",
@@ -244,6 +270,7 @@ pub fn json(outcomes: &[Outcome]) -> Json {
     let mut scenarios = Vec::new();
     for o in outcomes {
         for tr in &o.report.traffic {
+            let clean = tr.report.as_ref().map_or(0, |r| r.summary.ws_clean_closes);
             let (requests, failed, by) = match &tr.report {
                 Some(rep) => (
                     rep.summary.requests,
@@ -259,11 +286,16 @@ pub fn json(outcomes: &[Outcome]) -> Json {
             };
             scenarios.push(JsonRow {
                 name: o.scenario.name.to_string(),
-                mode: "endpoints",
+                mode: if o.scenario.registry {
+                    "registry"
+                } else {
+                    "endpoints"
+                },
                 protocol: tr.protocol.name().to_string(),
                 requests,
                 failed,
                 failed_by_outcome: by,
+                ws_clean_closes: clean,
                 rollout_seconds: o.report.rollout_seconds,
             });
         }
@@ -282,7 +314,7 @@ pub fn html(outcomes: &[Outcome]) -> String {
             )
         })
         .collect();
-    lameduck_rollout::html::page("lameduck demo: one rolling update, four ways", &runs)
+    lameduck_rollout::html::page("lameduck demo: one rolling update, six ways", &runs)
 }
 
 /// Every manifest, for `--print-manifests`.
@@ -304,14 +336,14 @@ pub fn verdict(outcomes: &[Outcome]) -> Result<(), String> {
             .map(|o| &o.report)
     };
     let mut wrong = Vec::new();
-    for n in ["naive", "shell-pid1"] {
+    for n in ["naive", "shell-pid1", "eureka-naive"] {
         if let Some(r) = get(n) {
             if r.failed() == 0 {
                 wrong.push(format!("{n} lost no request"));
             }
         }
     }
-    for n in ["classic", "lameduck"] {
+    for n in ["classic", "lameduck", "eureka-lameduck"] {
         if let Some(r) = get(n) {
             if !r.passed() {
                 wrong.push(format!(

@@ -16,22 +16,19 @@ use tracing_subscriber::{
 
 use crate::cli::LogFormat;
 
-/// Sets up logging. `quiet` lists library crates that only log warnings and
-/// errors (the parts a command embeds, such as the proxy inside `rollout`).
-pub(crate) fn init(format: LogFormat, quiet: &[&str]) {
+/// Sets up logging. `quiet` lists library crates that log only at or above
+/// the level given (the parts a command embeds, such as the proxy inside
+/// `rollout`).
+pub(crate) fn init(format: LogFormat, quiet: &[(&str, Level)]) {
     let level = std::env::var("LAMEDUCK_LOG")
         .ok()
         .and_then(|v| v.parse::<Level>().ok())
         .unwrap_or(Level::INFO);
-    let quiet_level = if level > Level::INFO {
-        level
-    } else {
-        Level::WARN.min(level)
-    };
+    // LAMEDUCK_LOG=debug (or trace) shows everything again.
     let filter = quiet
         .iter()
-        .fold(Targets::new().with_default(level), |t, target| {
-            t.with_target(*target, quiet_level)
+        .fold(Targets::new().with_default(level), |t, (target, at)| {
+            t.with_target(*target, if level > Level::INFO { level } else { *at })
         });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()

@@ -7,12 +7,24 @@ mod logging;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tracing::Level;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // Commands that embed other parts keep those parts' routine logs quiet.
-    let quiet: &[&str] = match cli.command {
-        cli::Command::Rollout(_) | cli::Command::Demo(_) => &["lameduck_proxy", "lameduck_load"],
+    let quiet: &[(&str, Level)] = match cli.command {
+        // The proxy's ejections and the registry's notices are part of what
+        // a rollout shows; in the demo the table and the report tell it.
+        cli::Command::Rollout(_) => &[
+            ("lameduck_proxy", Level::WARN),
+            ("lameduck_load", Level::WARN),
+            ("lameduck_eureka", Level::WARN),
+        ],
+        cli::Command::Demo(_) => &[
+            ("lameduck_proxy", Level::ERROR),
+            ("lameduck_load", Level::ERROR),
+            ("lameduck_eureka", Level::ERROR),
+        ],
         _ => &[],
     };
     logging::init(cli.log_format, quiet);

@@ -209,7 +209,8 @@ fn rollout_bad_manifest_is_exit_2_naming_the_field() {
 }
 
 #[test]
-fn demo_quick_naive_loses_requests_lameduck_loses_none_and_is_faster_than_the_classic_fix() {
+fn demo_quick_naive_loses_requests_lameduck_loses_none_in_both_modes_and_is_faster_than_the_classic_fix(
+) {
     let dir = Scratch::new("demo");
     let (code, out) = lameduck(
         &["demo", "--quick", "--out", "out", "--json", "demo.json"],
@@ -257,7 +258,7 @@ fn demo_quick_naive_loses_requests_lameduck_loses_none_and_is_faster_than_the_cl
     let html = std::fs::read_to_string(dir.path("out/report.html")).unwrap();
     assert_eq!(
         html.matches("<svg class=\"timeline\"").count(),
-        4,
+        6,
         "one timeline per scenario"
     );
     assert!(

@@ -57,6 +57,16 @@ impl Discoveries {
     }
 }
 
+impl Discoveries {
+    /// Ends every discovery task (the proxy has stopped).
+    pub(crate) fn stop(&self) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, (_, task)) in tasks.drain() {
+            task.abort();
+        }
+    }
+}
+
 /// Keeps one upstream's endpoints equal to the UP instances of its app.
 async fn follow(upstream: String, d: Discovery, state: Arc<State>) {
     let client = match Client::new(&d.eureka, Duration::from_secs(5)) {

@@ -245,8 +245,12 @@ impl Bound {
             }
         };
         state::start_discovery(&state);
-        let mut orchestrator = Orchestrator::new(state, plan, activity);
-        orchestrator.run(file.as_deref(), &mut control).await
+        let mut orchestrator = Orchestrator::new(Arc::clone(&state), plan, activity);
+        let exit = orchestrator.run(file.as_deref(), &mut control).await;
+        // Discovery tasks outlive nothing: a proxy run in a bigger process
+        // (the rollout engine) must not keep polling after it stopped.
+        state.discoveries.stop();
+        exit
     }
 }
 

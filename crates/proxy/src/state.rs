@@ -47,7 +47,7 @@ pub(crate) struct State {
     /// Notified whenever a client connection or an upgraded stream ends.
     pub(crate) closed: tokio::sync::Notify,
     /// Tasks that keep discovered upstreams current.
-    discoveries: crate::discovery::Discoveries,
+    pub(crate) discoveries: crate::discovery::Discoveries,
 }
 
 impl State {

@@ -29,6 +29,7 @@ mod controller;
 mod kubelet;
 mod pod;
 mod probe;
+mod registry;
 mod router;
 mod traffic;
 
@@ -44,6 +45,7 @@ use serde::Serialize;
 use tokio::{sync::mpsc, time::Instant};
 
 pub use manifest::{Deployment, ManifestError};
+pub use registry::RegistryMode;
 pub use router::RouterError;
 pub use strategy::Strategy;
 pub use timeline::{Event, Kind};
@@ -53,7 +55,8 @@ use controller::{Controller, Done, PodFactory};
 use kubelet::{ContainerSpec, Hook, PodHandle, PodStart, Stop};
 use pod::PodEnv;
 use probe::{Action, Readiness};
-use router::Router;
+use registry::Registry;
+use router::{Discover, Router};
 
 /// What to play.
 #[derive(Debug, Clone)]
@@ -89,6 +92,9 @@ pub struct Config {
     pub deadline: Duration,
     /// Log every pod event as it happens.
     pub log_events: bool,
+    /// Registry mode: the router discovers the pods through a Eureka
+    /// registry they register in; `None`: endpoints mode.
+    pub registry: Option<RegistryMode>,
 }
 
 /// Why a run could not be played.
@@ -111,6 +117,8 @@ pub enum Error {
         secs: f64,
         logs: PathBuf,
     },
+    #[error("the registry could not start: {0}")]
+    Registry(std::io::Error),
     #[error("container {container:?}: {message}")]
     Container { container: String, message: String },
 }
@@ -206,11 +214,27 @@ pub async fn run(config: Config) -> Result<Report, Error> {
     }
     let d = &config.deployment;
     let strategy = Strategy::of(&config.manifest_path, d)?;
+    let registry = match &config.registry {
+        Some(_) => Some(Registry::start().await.map_err(Error::Registry)?),
+        None => None,
+    };
+    let discover = match (&config.registry, &registry) {
+        (Some(mode), Some(r)) => {
+            r.watch(&mode.app, revision_of, timeline.clone());
+            Some(Discover {
+                eureka: r.url.clone(),
+                app: mode.app.clone(),
+                cache: mode.cache.map(|c| c.mul_f64(config.time_scale)),
+            })
+        }
+        _ => None,
+    };
     let router = Router::start(
         config.ingress,
         scale_pair(config.lag, config.time_scale),
         config.seed,
         timeline.clone(),
+        discover,
     )
     .await?;
     let (tx, rx) = mpsc::unbounded_channel();
@@ -225,6 +249,7 @@ pub async fn run(config: Config) -> Result<Report, Error> {
     );
     let mut factory = Factory {
         config: &config,
+        eureka_url: registry.as_ref().map(|r| r.url.clone()),
         namespaced,
         timeline: timeline.clone(),
         events: tx,
@@ -235,19 +260,17 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         controller
             .delete_all(Instant::now() + Duration::from_secs(10))
             .await;
-        router.stop();
+        router.stop().await;
+        if let Some(r) = &registry {
+            r.stop();
+        }
         return Err(Error::NotAvailable {
             replicas: d.replicas(),
             secs: 60f64.max(config.deadline.as_secs_f64() / 2.0),
             logs: config.out_dir.clone(),
         });
     }
-    // The first pods reach the router at once, but through its admin API:
-    // wait until it has them all before any request is sent.
-    let routed_by = Instant::now() + Duration::from_secs(5);
-    while router.routed() < d.replicas() as usize && Instant::now() < routed_by {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_routed(&router, registry.as_ref(), &config).await;
     let traffic_started_s = timeline.now_s();
     let loads = traffic::start(
         router.ingress,
@@ -286,7 +309,10 @@ pub async fn run(config: Config) -> Result<Report, Error> {
     controller
         .delete_all(Instant::now() + Duration::from_secs(10))
         .await;
-    router.stop();
+    router.stop().await;
+    if let Some(r) = &registry {
+        r.stop();
+    }
     Ok(Report {
         manifest: config.manifest_path.clone(),
         deployment: d.metadata.name.clone(),
@@ -308,6 +334,35 @@ pub async fn run(config: Config) -> Result<Report, Error> {
     })
 }
 
+/// Waits until the router has the first pods, before any request is sent.
+/// Endpoints mode: the proxy took them all (they reach it at once, but
+/// through its admin API). Registry mode: every pod is UP in the registry and
+/// a request through the router gets an answer.
+async fn wait_routed(router: &Router, registry: Option<&Registry>, config: &Config) {
+    let by = Instant::now() + Duration::from_secs(10);
+    let replicas = config.deployment.replicas() as usize;
+    while Instant::now() < by {
+        let ready = match (registry, &config.registry) {
+            (Some(r), Some(mode)) => {
+                r.up(&mode.app).await >= replicas
+                    && probe::http_get(router.ingress, "/healthz", &[]).await == Ok(200)
+            }
+            _ => router.routed() >= replicas,
+        };
+        if ready {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A pod's revision, read from its name (the ReplicaSet's hash in it).
+fn revision_of(pod: &str) -> u32 {
+    (1..=2)
+        .find(|r| pod.contains(&format!("-{}-", revision_hash(*r))))
+        .unwrap_or(0)
+}
+
 fn secs(s: i64, scale: f64) -> Duration {
     Duration::from_secs_f64((s.max(0) as f64 * scale).min(1e9))
 }
@@ -319,6 +374,7 @@ fn scale_pair((a, b): (Duration, Duration), scale: f64) -> (Duration, Duration) 
 /// Makes pods from the Deployment's template.
 struct Factory<'a> {
     config: &'a Config,
+    eureka_url: Option<String>,
     namespaced: bool,
     timeline: Timeline,
     events: mpsc::UnboundedSender<((String, u32), PodEvent)>,
@@ -350,6 +406,7 @@ impl PodFactory for Factory<'_> {
                 .unwrap_or_else(|| "default".into()),
             bin_dir: c.bin_dir.clone(),
             dir,
+            eureka_url: self.eureka_url.clone(),
         };
         let mut containers = Vec::new();
         for container in &d.spec.template.spec.containers {

@@ -76,6 +76,8 @@ pub(crate) struct PodEnv {
     pub(crate) bin_dir: Option<PathBuf>,
     /// The pod's own directory (logs, control socket).
     pub(crate) dir: PathBuf,
+    /// Registry mode: the local registry's URL.
+    pub(crate) eureka_url: Option<String>,
 }
 
 /// Resolves `c` for one pod: allocates host ports, builds env and argv.
@@ -120,6 +122,8 @@ pub(crate) fn plan_container(
             (None, None) => String::new(),
         };
         let value = remap_port_value(&var.name, value, &ports);
+        let value =
+            crate::registry::remap_eureka_value(&var.name, value, pod.eureka_url.as_deref());
         env.retain(|(k, _)| k != &var.name);
         env.push((var.name.clone(), value));
     }

@@ -24,7 +24,7 @@ use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use lameduck_drain::StopKind;
 use lameduck_proxy::{
-    config::{Listener, Route, Upstream, UpstreamProtocol},
+    config::{Discovery, Listener, Route, Upstream, UpstreamProtocol},
     Config, Control, Source,
 };
 use tokio::{net::TcpStream, sync::mpsc, time::Instant};
@@ -69,6 +69,19 @@ pub(crate) struct Router {
     feed: Arc<Mutex<Feed>>,
     timeline: Timeline,
     lag: (Duration, Duration),
+    /// Registry mode: the router discovers the pods itself.
+    discovers: bool,
+    /// The proxy's task, awaited at the end.
+    task: Arc<Mutex<Option<tokio::task::JoinHandle<lameduck_proxy::Exit>>>>,
+}
+
+/// Registry mode: where and how the router discovers the pods.
+#[derive(Debug, Clone)]
+pub(crate) struct Discover {
+    pub(crate) eureka: String,
+    pub(crate) app: String,
+    /// Poll this often instead of following the change feed.
+    pub(crate) cache: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -90,6 +103,7 @@ impl Router {
         lag: (Duration, Duration),
         seed: u64,
         timeline: Timeline,
+        discover: Option<Discover>,
     ) -> Result<Router, RouterError> {
         let mut config = Config::quick(ingress, Vec::new());
         config.admin = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -107,6 +121,12 @@ impl Router {
                 u.name = name.into();
                 u.protocol = protocol;
                 u.endpoints.clear();
+                u.discovery = discover.as_ref().map(|d| Discovery {
+                    eureka: d.eureka.clone(),
+                    app: d.app.clone(),
+                    interval: d.cache.unwrap_or(Duration::from_secs(1)),
+                    feed: d.cache.is_none(),
+                });
                 config.upstreams.insert(name.into(), u);
             }
         }
@@ -123,7 +143,7 @@ impl Router {
             .unwrap_or(ingress);
         let admin = bound.admin_addr().ok_or(RouterError::NoAdmin)?;
         let (control, rx) = mpsc::unbounded_channel();
-        tokio::spawn(bound.run(rx));
+        let task = tokio::spawn(bound.run(rx));
         Ok(Router {
             ingress,
             admin,
@@ -137,6 +157,8 @@ impl Router {
             })),
             timeline,
             lag,
+            discovers: discover.is_some(),
+            task: Arc::new(Mutex::new(Some(task))),
         })
     }
 
@@ -150,6 +172,9 @@ impl Router {
         cond: Option<Conditions>,
         immediate: bool,
     ) {
+        if self.discovers {
+            return;
+        }
         let at = {
             let Ok(mut f) = self.feed.lock() else { return };
             let lag = if immediate {
@@ -237,9 +262,13 @@ impl Router {
         self.feed.lock().map(|f| f.applied).unwrap_or(0)
     }
 
-    /// Stops the proxy (after the traffic has stopped).
-    pub(crate) fn stop(&self) {
+    /// Stops the proxy (after the traffic has stopped) and waits until it has.
+    pub(crate) async fn stop(&self) {
         let _ = self.control.send(Control::Stop(StopKind::Fast));
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
     }
 }
 

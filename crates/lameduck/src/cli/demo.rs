@@ -12,7 +12,7 @@ const EXIT_UNEXPECTED: i32 = 1;
 /// Exit status: the demo could not run.
 const EXIT_ERROR: i32 = 3;
 
-/// One rolling update, four ways, side by side: how many requests each loses
+/// One rolling update, six ways, side by side: how many requests each loses
 /// and how long each takes.
 ///
 /// Plays the same Deployment (3 replicas of `lameduck demo-app`, maxSurge 1,
@@ -25,14 +25,20 @@ const EXIT_ERROR: i32 = 3;
 ///   classic     preStop `sleep 20`, grace 45 s, an app that drains
 ///   lameduck    `lameduck run` as PID 1: lame duck until quiet, then drain
 ///
+/// and, with the router discovering pods in a Eureka registry (lameduck
+/// registry) where each pod registers itself:
+///
+///   eureka-naive     the app cancels its registration and exits at once
+///   eureka-lameduck  `lameduck run` marks it DOWN, waits until quiet, drains
+///
 /// Prints the table, writes report.html (a timeline per scenario: traffic,
 /// lost requests, each pod's life) and report.json under --out. The
 /// scenarios run at the same time: about 40 s in all (--quick: about 25 s).
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Exit status: 0 the demo showed the expected result (naive and shell-pid1 lose \
-requests, classic and lameduck lose none, classic is slower); 1 it did not; 3 it \
-could not run.
+Exit status: 0 the demo showed the expected result (naive, shell-pid1 and \
+eureka-naive lose requests; classic, lameduck and eureka-lameduck lose none; \
+classic takes at least twice as long as lameduck); 1 it did not; 3 it could not run.
 
 Examples:
   lameduck demo
@@ -98,7 +104,7 @@ pub(crate) fn main(args: DemoArgs) -> i32 {
     tracing::info!(
         "playing {} scenario(s) at once, durations ×{scale}; pods' logs under {}",
         if args.only.is_empty() {
-            4
+            lameduck_demo::SCENARIOS.len()
         } else {
             args.only.len()
         },

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Args;
 use lameduck_drain::{parse_duration, Sig};
-use lameduck_rollout::{Config, Protocol, Rate};
+use lameduck_rollout::{Config, Protocol, Rate, RegistryMode};
 
 /// Exit status: no request was lost.
 const EXIT_PASS: i32 = 0;
@@ -74,6 +74,22 @@ pub(crate) struct RolloutArgs {
     /// per change (or one duration).
     #[arg(long, value_name = "MIN..MAX", default_value = "1s..3s", value_parser = parse_lag)]
     lag: (Duration, Duration),
+
+    /// Registry mode: start a Eureka registry (lameduck registry) here, point
+    /// the pods' EUREKA* URL env vars at it, and let the router discover the
+    /// pods there (they register themselves) instead of feeding it endpoints.
+    #[arg(long)]
+    registry: bool,
+
+    /// Registry mode: the Eureka app the pods register as [default: the Deployment's name].
+    #[arg(long, value_name = "NAME", requires = "registry")]
+    registry_app: Option<String>,
+
+    /// Registry mode: model Eureka clients' cache — the router polls the
+    /// registry this often instead of following its change feed (Eureka's
+    /// default fetch interval is 30s).
+    #[arg(long, value_name = "DURATION", requires = "registry", value_parser = parse_duration)]
+    eureka_cache: Option<Duration>,
 
     /// Run containers as plain processes even where PID namespaces are possible.
     #[arg(long)]
@@ -169,6 +185,7 @@ impl RolloutArgs {
             .map_err(|e| format!("cannot read {path}: {e}"))?;
         let deployment =
             lameduck_rollout::manifest::parse(&path, &text).map_err(|e| e.to_string())?;
+        let deployment_name = deployment.metadata.name.clone();
         let command = match &self.command {
             Some(c) => {
                 Some(shlex::split(c).ok_or_else(|| format!("--command {c:?}: unbalanced quotes"))?)
@@ -207,6 +224,13 @@ impl RolloutArgs {
             seed: self.seed.unwrap_or_else(time_seed),
             deadline: self.deadline,
             log_events: true,
+            registry: self.registry.then(|| RegistryMode {
+                app: self
+                    .registry_app
+                    .clone()
+                    .unwrap_or_else(|| deployment_name.clone()),
+                cache: self.eureka_cache,
+            }),
         })
     }
 }
