@@ -146,14 +146,15 @@ mod tests {
 
     #[test]
     fn eureka_urls_in_the_environment_point_at_the_local_registry() {
-        let local = Some("http://127.0.0.1:1/eureka/");
+        const URL: &str = "http://127.0.0.1:1/eureka/";
+        let local = Some(URL);
         assert_eq!(
             remap_eureka_value(
                 "EUREKA_CLIENT_SERVICEURL_DEFAULTZONE",
                 "http://eureka:8761/eureka/".into(),
                 local
             ),
-            local.unwrap()
+            URL
         );
         assert_eq!(
             remap_eureka_value("EUREKA_APP", "orders".into(), local),
