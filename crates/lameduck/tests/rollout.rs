@@ -267,3 +267,121 @@ fn demo_quick_naive_loses_requests_lameduck_loses_none_in_both_modes_and_is_fast
     );
     assert!(html.contains("class=\"lost\""), "lost requests are drawn");
 }
+
+/// Headless Chromium, if installed (CI installs Debian's `chromium`).
+fn chromium() -> Option<std::path::PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// Renders `page` in headless Chromium: a screenshot (`png`) or the DOM.
+fn render(browser: &Path, dir: &Path, page: &Path, what: &str) -> Vec<u8> {
+    let profile = dir.join("chromium-profile");
+    let mut cmd = Command::new(browser);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--window-size=1100,1300",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    let shot = dir.join("shot.png");
+    if what == "png" {
+        cmd.arg(format!("--screenshot={}", shot.display()));
+    } else {
+        cmd.arg("--dump-dom");
+    }
+    let out = cmd
+        .arg(format!("file://{}", page.display()))
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "chromium failed: {:?}", out.status);
+    if what == "png" {
+        std::fs::read(shot).unwrap()
+    } else {
+        out.stdout
+    }
+}
+
+/// How many pixels of the screenshot have exactly this colour.
+fn pixels(png_bytes: &[u8], rgb: [u8; 3]) -> usize {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let step = info.color_type.samples();
+    buf[..info.buffer_size()]
+        .chunks(step)
+        .filter(|px| px[..3] == rgb)
+        .count()
+}
+
+#[test]
+fn demo_report_shows_lost_requests_and_each_pods_life_in_chromium() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium (.ci/run)"
+        );
+        eprintln!("SKIPPED: no chromium here (apt-get install chromium)");
+        return;
+    };
+    let dir = Scratch::new("report");
+    let (code, out) = lameduck(
+        &[
+            "demo",
+            "--quick",
+            "--only",
+            "naive,lameduck",
+            "--out",
+            "out",
+        ],
+        &dir.0,
+        Duration::from_secs(90),
+    );
+    assert_eq!(code, 0, "{out}");
+    let page = dir.0.join("out/report.html");
+    // What a person sees: the lost requests in red, pods serving in green,
+    // pods the router still sent traffic to after deletion in orange, and
+    // draining pods in yellow.
+    let shot = render(&browser, &dir.0, &page, "png");
+    for (what, rgb) in [
+        ("lost requests", [0xc0, 0x39, 0x2b]),
+        ("serving pods", [0x27, 0xae, 0x60]),
+        ("deleted but still routed", [0xe6, 0x7e, 0x22]),
+        ("draining", [0xf4, 0xd0, 0x3f]),
+        ("requests per second", [0xae, 0xd6, 0xf1]),
+    ] {
+        let n = pixels(&shot, rgb);
+        assert!(
+            n > 100,
+            "{what}: {n} pixels of #{:02x}{:02x}{:02x} in the screenshot",
+            rgb[0],
+            rgb[1],
+            rgb[2]
+        );
+    }
+    // The DOM after rendering: both timelines, every pod lane, every mark.
+    let dom = String::from_utf8(render(&browser, &dir.0, &page, "dom")).unwrap();
+    assert_eq!(dom.matches("<svg class=\"timeline\"").count(), 2);
+    // 3 old and 3 new pods per scenario, each lane at least one bar.
+    assert!(
+        dom.matches("class=\"pod\"").count() >= 12,
+        "pod lanes drawn"
+    );
+    assert!(dom.matches("class=\"exit\"").count() >= 6, "exits marked");
+    assert!(
+        dom.matches("class=\"sig\"").count() >= 6,
+        "stop signals marked"
+    );
+    assert!(dom.contains("update starts") && dom.contains("rollout complete"));
+}
