@@ -56,6 +56,15 @@ pub(crate) struct Controller {
     timeline: Timeline,
     /// While the first pods start, the router learns of them at once.
     immediate: bool,
+    /// Progress lines (once a second) during the update, with the traffic's counts.
+    progress: Option<Progress>,
+}
+
+/// What a progress line reads.
+#[derive(Debug)]
+struct Progress {
+    traffic: Vec<lameduck_load::Controller>,
+    next: Instant,
 }
 
 /// How a phase of the run ended.
@@ -86,7 +95,45 @@ impl Controller {
             router,
             timeline,
             immediate: true,
+            progress: None,
         }
+    }
+
+    /// Logs a progress line once a second during the update.
+    pub(crate) fn report_progress(&mut self, traffic: Vec<lameduck_load::Controller>) {
+        self.progress = Some(Progress {
+            traffic,
+            next: Instant::now(),
+        });
+    }
+
+    fn progress_line(&mut self) {
+        let Some(p) = &mut self.progress else { return };
+        if Instant::now() < p.next {
+            return;
+        }
+        p.next += Duration::from_secs(1);
+        let count = |rev: u32, f: &dyn Fn(&Pod) -> bool| {
+            self.pods
+                .values()
+                .filter(|p| p.revision == rev && !p.gone && f(p))
+                .count()
+        };
+        let (sent, lost) = p.traffic.iter().fold((0, 0), |(s, l), c| {
+            let live = c.live();
+            (
+                s + live.started.load(std::sync::atomic::Ordering::Relaxed),
+                l + live.failed.load(std::sync::atomic::Ordering::Relaxed),
+            )
+        });
+        tracing::info!(
+            "{:7.2}s old: {} running, {} terminating | new: {} of {} ready | requests {sent}, lost {lost}",
+            self.timeline.now_s(),
+            count(1, &|p| !p.deleted),
+            count(1, &|p| p.deleted),
+            count(2, &|p| p.ready_since.is_some() && !p.deleted),
+            self.desired,
+        );
     }
 
     /// Scales revision 1 up to the desired count and waits until every pod
@@ -113,7 +160,7 @@ impl Controller {
     ) -> (Done, Option<f64>) {
         self.wanted.insert(2, 0);
         self.timeline
-            .run(Kind::RolloutStarted, format!("{:?}", self.strategy));
+            .run(Kind::RolloutStarted, self.strategy.to_string());
         let mut complete_at = None;
         let timeline = self.timeline.clone();
         let done = self
@@ -173,6 +220,7 @@ impl Controller {
             self.reconcile(f);
             self.publish();
             each(self);
+            self.progress_line();
             if done(self) {
                 return Done::Reached;
             }

@@ -278,6 +278,9 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         config.rate,
         Duration::from_secs(10),
     )?;
+    if config.log_events && !loads.is_empty() {
+        controller.report_progress(loads.iter().map(|l| l.controller.clone()).collect());
+    }
     tokio::time::sleep(config.warmup).await;
     let rollout_started_s = timeline.now_s();
     let (done, complete_at) = controller
@@ -317,12 +320,7 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         manifest: config.manifest_path.clone(),
         deployment: d.metadata.name.clone(),
         replicas: d.replicas(),
-        strategy: match strategy {
-            Strategy::Recreate => "Recreate".into(),
-            Strategy::Rolling { surge, unavailable } => {
-                format!("RollingUpdate (maxSurge {surge}, maxUnavailable {unavailable})")
-            }
-        },
+        strategy: strategy.to_string(),
         pid_namespaces: namespaced,
         rollout_seconds,
         complete_seconds: complete_at.map(|t| t - rollout_started_s),

@@ -71,6 +71,8 @@ pub(crate) struct Router {
     lag: (Duration, Duration),
     /// Registry mode: the router discovers the pods itself.
     discovers: bool,
+    /// Held while one delivery reaches the proxy.
+    puts: Arc<tokio::sync::Mutex<()>>,
     /// The proxy's task, awaited at the end.
     task: Arc<Mutex<Option<tokio::task::JoinHandle<lameduck_proxy::Exit>>>>,
 }
@@ -159,6 +161,7 @@ impl Router {
             lag,
             discovers: discover.is_some(),
             task: Arc::new(Mutex::new(Some(task))),
+            puts: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -196,7 +199,10 @@ impl Router {
         });
     }
 
+    /// Applies one change to the router's view and sends the proxy the
+    /// endpoints. One delivery at a time, so the proxy gets them in order.
     async fn deliver(&self, pod: (String, u32), addr: SocketAddr, cond: Option<Conditions>) {
+        let _one = self.puts.lock().await;
         let (before, after) = {
             let Ok(mut f) = self.feed.lock() else { return };
             match cond {
@@ -210,15 +216,18 @@ impl Router {
         if before == after {
             return;
         }
-        let was = before.contains(&addr);
-        let is = after.contains(&addr);
-        if let Err(e) = self.put(&after).await {
-            self.timeline.run(
+        match self.put(&after).await {
+            Ok(()) => {
+                if let Ok(mut f) = self.feed.lock() {
+                    f.applied = after.len();
+                }
+            }
+            Err(e) => self.timeline.run(
                 Kind::Warning,
                 format!("the router did not take the endpoints: {e}"),
-            );
+            ),
         }
-        match (was, is) {
+        match (before.contains(&addr), after.contains(&addr)) {
             (false, true) => self.timeline.pod(
                 &pod,
                 Kind::RouterAdded,

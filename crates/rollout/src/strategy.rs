@@ -61,6 +61,20 @@ impl Strategy {
     }
 }
 
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Strategy::Recreate => write!(f, "Recreate"),
+            Strategy::Rolling { surge, unavailable } => {
+                write!(
+                    f,
+                    "RollingUpdate (maxSurge {surge}, maxUnavailable {unavailable})"
+                )
+            }
+        }
+    }
+}
+
 /// Both 0 after rounding: unavailable becomes 1, as Kubernetes does.
 pub fn resolve_fenceposts(surge: u32, unavailable: u32) -> Strategy {
     if surge == 0 && unavailable == 0 {

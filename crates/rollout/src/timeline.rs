@@ -45,6 +45,29 @@ pub enum Kind {
     Warning,
 }
 
+impl Kind {
+    /// How the log says it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::RolloutStarted => "update started",
+            Kind::RolloutComplete => "rollout complete",
+            Kind::Created => "created",
+            Kind::Ready => "ready",
+            Kind::NotReady => "not ready",
+            Kind::Deleted => "deleted",
+            Kind::RouterAdded => "router sends it traffic",
+            Kind::RouterRemoved => "router stopped sending it traffic",
+            Kind::PreStop => "preStop",
+            Kind::PreStopDone => "preStop done",
+            Kind::StopSignal => "stop signal",
+            Kind::Killed => "SIGKILL",
+            Kind::Exited => "exited",
+            Kind::Gone => "gone",
+            Kind::Warning => "warning",
+        }
+    }
+}
+
 /// One event.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
@@ -104,7 +127,8 @@ impl Timeline {
             if kind == Kind::Warning {
                 tracing::warn!("{at_s:7.2}s {who}: {detail}");
             } else {
-                tracing::info!("{at_s:7.2}s {who}: {kind:?} {detail}");
+                let sep = if detail.is_empty() { "" } else { ": " };
+                tracing::info!("{at_s:7.2}s {who}: {}{sep}{detail}", kind.label());
             }
         }
         let (pod, revision) = match pod {
