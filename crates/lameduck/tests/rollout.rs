@@ -385,3 +385,51 @@ fn demo_report_shows_lost_requests_and_each_pods_life_in_chromium() {
     );
     assert!(dom.contains("update starts") && dom.contains("rollout complete"));
 }
+
+/// The repository's `deploy/` directory.
+fn deploy(file: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy")
+        .join(file)
+}
+
+#[test]
+fn deploy_app_yaml_plays_locally_in_registry_mode_without_losing_a_request() {
+    let dir = Scratch::new("deploy-app");
+    let manifest = deploy("app.yaml");
+    let (code, out) = lameduck(
+        &[
+            "rollout",
+            manifest.to_str().unwrap(),
+            "--registry",
+            "--protocol",
+            "http1,http2",
+            "--time-scale",
+            "0.5",
+            "--warmup",
+            "1s",
+            "--cooldown",
+            "1s",
+            "--json",
+            "r.json",
+            "--out",
+            "pods",
+        ],
+        &dir.0,
+        Duration::from_secs(120),
+    );
+    let log = std::fs::read_to_string(dir.path("stderr.log")).unwrap_or_default();
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{log}");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path("r.json")).unwrap()).unwrap();
+    let sent: u64 = r["traffic"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["report"]["summary"]["requests"].as_u64().unwrap())
+        .sum();
+    assert!(sent > 200, "traffic went through: {sent} requests\n{out}");
+    assert!(out.contains("PASS: 0 of"), "{out}");
+    // Every old pod was marked DOWN in the registry before it exited.
+    assert_eq!(times(&r, "router_removed", 1).len(), 3, "{out}");
+}
