@@ -56,6 +56,7 @@ const LEGEND: &str = "<p class=\"legend\"><span><i class=\"sw\" style=\"backgrou
 <span><i class=\"sw\" style=\"background:#27ae60\"></i>serving</span>\
 <span><i class=\"sw\" style=\"background:#e67e22\"></i>deleted, router still sends traffic</span>\
 <span><i class=\"sw\" style=\"background:#f4d03f\"></i>out of the router, draining</span>\
+<span><i class=\"sw\" style=\"background:#f5b7b1\"></i>exited, router still sends traffic</span>\
 <span>&#9660; stop signal</span><span style=\"color:#c0392b\">&#10006; SIGKILL</span><span>| exit</span>\
 <span><i class=\"sw\" style=\"background:#c0392b\"></i>lost requests</span></p>\n";
 
@@ -119,12 +120,17 @@ fn section(name: &str, r: &Report, span: f64) -> String {
     for e in &r.events {
         if matches!(e.kind, Kind::RolloutStarted | Kind::RolloutComplete) {
             let px = x(e.at_s);
+            let ty = if e.kind == Kind::RolloutStarted {
+                10
+            } else {
+                22
+            };
             let label = if e.kind == Kind::RolloutStarted {
                 "update starts"
             } else {
                 "rollout complete"
             };
-            let _ = writeln!(s, "<line class=\"mark\" x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"0\" y2=\"{h}\" stroke=\"#34495e\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"10\">{label}</text>", px + 3.0);
+            let _ = writeln!(s, "<line class=\"mark\" x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"0\" y2=\"{h}\" stroke=\"#34495e\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"{ty}\">{label}</text>", px + 3.0);
         }
     }
     axis(&mut s, start, end, h - 12.0, &x);
@@ -278,6 +284,10 @@ fn lane(s: &mut String, pod: &str, events: &[&Event], y: f64, end: f64, x: &dyn 
         let r = removed.filter(|r| *r >= d).unwrap_or(d).min(gone);
         seg(d, r, "#e67e22", "deleted, still routed");
         seg(r, gone, "#f4d03f", "draining");
+        // Exited while the router still sends it requests: the race lost.
+        if let Some(late) = removed.filter(|r| *r > gone) {
+            seg(gone, late, "#f5b7b1", "exited, router still sends traffic");
+        }
     }
     for e in events {
         let px = x(e.at_s);
