@@ -24,7 +24,7 @@ mod phase;
 mod signal;
 
 pub use budget::{Budget, LameDuckWait, Plan, PlanError, Timing, DEFAULT_GRACE, GRACE_ENV};
-pub use duration::{format_duration, parse_duration, DurationError};
+pub use duration::{format_duration, parse_duration, DurationError, MAX_DURATION};
 pub use machine::{Drain, Step, Trigger};
 pub use phase::Phase;
 pub use signal::{Sig, SignalParseError, StopKind};

@@ -591,9 +591,10 @@ async fn changes(state: &State, q: Option<&str>, ask: Ask) -> Reply {
     };
     let wait = match query_get(q, "wait").map(|v| v.parse::<f64>()) {
         None => state.config.max_wait,
-        Some(Ok(s)) if s >= 0.0 && s.is_finite() => {
-            Duration::from_secs_f64(s).min(state.config.max_wait)
-        }
+        // Too large for a Duration (1e300) is longer than max_wait anyway.
+        Some(Ok(s)) if s >= 0.0 && s.is_finite() => Duration::try_from_secs_f64(s)
+            .unwrap_or(state.config.max_wait)
+            .min(state.config.max_wait),
         Some(_) => return bad_request("wait: expected seconds, such as 30 or 0.5"),
     };
     let deadline = tokio::time::Instant::now() + wait;

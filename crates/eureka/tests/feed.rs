@@ -192,3 +192,22 @@ fn keep_registered_registers_renews_and_registers_again_after_a_404() {
     sidecar.join().unwrap();
     assert!(present(), "keep_registered must not cancel by itself");
 }
+
+#[test]
+fn a_wait_too_large_for_a_duration_is_capped_not_a_panic() {
+    let s = Server::start(Config {
+        max_wait: Duration::from_millis(100),
+        ..Config::default()
+    });
+    let v = block_on(client(&s).fetch_full()).unwrap().version;
+    for wait in ["1e300", "18446744073709551616", "1.8e19"] {
+        let path = format!("/eureka/lameduck/changes?after={v}&wait={wait}");
+        let r = get(s.addr, &path, &[("Accept", "application/json")]);
+        assert_eq!(r.status, 200, "wait={wait}: {}", r.text());
+    }
+    for wait in ["-1", "NaN", "inf", "soon"] {
+        let path = format!("/eureka/lameduck/changes?after={v}&wait={wait}");
+        let r = get(s.addr, &path, &[]);
+        assert_eq!(r.status, 400, "wait={wait}: {}", r.text());
+    }
+}

@@ -93,3 +93,19 @@ fn quick_mode_proxies_to_the_upstreams_given() {
     ld.signal(Signal::SIGINT);
     assert_eq!(ld.wait_exit(DEADLINE), 0, "{}", ld.log());
 }
+
+#[test]
+fn check_refuses_a_duration_too_large_naming_the_key() {
+    let dir = Scratch::new("proxy-check-huge");
+    let file = dir.path("proxy.toml");
+    let toml = format!("[proxy]\ndrain_delay = \"1e30\"\n\n{}", proxy_toml(1, 2, 3));
+    std::fs::write(&file, toml).expect("write");
+    let out = Command::new(lameduck_bin())
+        .args(["proxy", "-c", path_str(&file), "--check"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("line 2: proxy.drain_delay"), "{err}");
+    assert!(err.contains("\"1e30\""), "{err}");
+}

@@ -632,6 +632,14 @@ endpoints = ["127.0.0.1:18081", "127.0.0.1:18082"]
             Config::from_toml(&format!("[proxy]\ndrain_delay = \"soon\"\n{EXAMPLE}")).unwrap_err();
         assert_eq!((e.key.as_str(), e.line), ("proxy.drain_delay", Some(2)));
     }
+
+    #[test]
+    fn a_duration_too_large_is_an_error_not_a_panic() {
+        let e =
+            Config::from_toml(&format!("[proxy]\ndrain_delay = \"1e30\"\n{EXAMPLE}")).unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("proxy.drain_delay", Some(2)));
+        assert!(e.message.contains("\"1e30\""), "{e}");
+    }
 }
 
 #[cfg(test)]
