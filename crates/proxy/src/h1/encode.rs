@@ -70,7 +70,8 @@ pub(crate) fn head(
     if status == StatusCode::SWITCHING_PROTOCOLS {
         fields(out, headers, |_| true);
         out.extend_from_slice(b"\r\n");
-        return (Out::None, false);
+        // Only the tunnel may go on after a 101: never a next HTTP/1 request.
+        return (Out::None, true);
     }
     let no_length = status.is_informational() || status == StatusCode::NO_CONTENT;
     fields(out, headers, |name| {

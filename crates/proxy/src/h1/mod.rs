@@ -16,8 +16,10 @@
 //! framing the client needs ([`encode`]); then keep the connection for the next
 //! request, or close it: on `Connection: close` from either side, after
 //! `keepalive_requests`, in the drain, or when a body could not be read or
-//! written whole. A `101 Switching Protocols` turns the connection into a tunnel
-//! ([`crate::websocket`]). An HTTP/2 prior-knowledge preface hands the
+//! written whole. A `101 Switching Protocols` to a bodyless request that asked
+//! for that upgrade turns the connection into a tunnel ([`crate::websocket`]),
+//! never parsed as HTTP again; an upgrade request with a body is forwarded
+//! without its `Upgrade` and the connection closes after the answer. An HTTP/2 prior-knowledge preface hands the
 //! connection to hyper's HTTP/2 server.
 //!
 //! The upstream side of HTTP/1.1 is the proxy's own too ([`client`]), run by
@@ -280,13 +282,14 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let Head {
-        request,
+        mut request,
         framing,
         keep_alive,
         expect_continue,
     } = head;
+    let unhonoured = refuse_upgrade_with_body(&mut request, framing);
     let (method, version) = (request.method().clone(), request.version());
-    let ex = |closing: bool| Exchange::new(&method, version, closing || !keep_alive);
+    let ex = |closing: bool| Exchange::new(&method, version, closing || !keep_alive || unhonoured);
     if framing == Framing::None {
         let upgrade = server::is_upgrade(&request);
         let websocket = upgrade && is_websocket(request.headers());
@@ -334,6 +337,19 @@ where
     // every exchange's future (moved into its box once per request) would
     // otherwise carry.
     Box::pin(streamed(io, buf, request, framing, conn, ex(false))).await
+}
+
+/// An upgrade is only honoured for a request without a body: one with a body
+/// is forwarded as a plain request (its `Upgrade` removed, so a `101` to it is
+/// a 502) and the connection closes after the answer, so that nothing the
+/// client sent after the body (tunnel bytes, or a request hidden as such) is
+/// ever parsed as HTTP. True when the upgrade was removed.
+fn refuse_upgrade_with_body(request: &mut hyper::Request<()>, framing: Framing) -> bool {
+    if framing == Framing::None || !server::is_upgrade(request) {
+        return false;
+    }
+    request.headers_mut().remove(header::UPGRADE);
+    true
 }
 
 /// An exchange whose request body is still coming: it is read from the
