@@ -396,13 +396,25 @@ async fn proxy(
         return (None, error_response(conn, Cause::NoRoute), None);
     };
     let name = pool.name();
-    if let Some(max) = snapshot.config.proxy.max_body_bytes {
-        if content_length(&req).is_some_and(|len| len > max) {
-            return (Some(name), error_response(conn, Cause::BodyTooLarge), None);
-        }
+    let max = snapshot.config.proxy.max_body_bytes;
+    let declared = match crate::h1::content_length(req.headers()) {
+        Ok(n) => n,
+        Err(_) => return (Some(name), error_response(conn, Cause::BadRequest), None),
+    };
+    if let Some(max) = max.filter(|m| declared.is_some_and(|n| n > *m)) {
+        return (Some(name), too_large(conn, max), None);
     }
     let upgrade = is_upgrade(&req);
     let (mut parts, body) = req.into_parts();
+    // Every body but an empty one is counted against the limit as it streams.
+    let (body, watch) = match hyper::body::Body::is_end_stream(&body) {
+        true => (body, None),
+        false => {
+            let (body, watch) = body::watch(body, max);
+            parts.extensions.insert(Arc::clone(&watch));
+            (body, Some(watch))
+        }
+    };
     forward::strip_hop_by_hop(&mut parts.headers, upgrade);
     if upgrade {
         parts
@@ -417,7 +429,11 @@ async fn proxy(
     });
     forward::add_forwarded(&mut parts.headers, &conn.forwarded, host);
     let req = Request::from_parts(parts, body);
-    match forward::send(&pool, req, upgrade).await {
+    let sent = forward::send(&pool, req, upgrade).await;
+    if let Some(max) = max.filter(|_| watch.as_ref().is_some_and(|w| w.over_limit())) {
+        return (Some(name), too_large(conn, max), None);
+    }
+    match sent {
         Ok(mut fwd) => {
             conn.state
                 .metrics
@@ -455,15 +471,6 @@ async fn proxy(
     }
 }
 
-fn content_length<B>(req: &Request<B>) -> Option<u64> {
-    req.headers()
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-}
-
 pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
     req.version() == Version::HTTP_11
         && req.headers().contains_key(header::UPGRADE)
@@ -481,12 +488,24 @@ pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
 const LAMEDUCK_ERROR: header::HeaderName = header::HeaderName::from_static("lameduck-error");
 
 fn error_response(conn: &Conn, cause: Cause) -> Response<Body> {
-    conn.state.metrics.count_error(cause);
-    let mut resp = Response::new(body::full(format!(
-        "{} {}\n",
+    let text = format!("{} {}\n", cause.status().as_u16(), cause.name());
+    error_with(conn, cause, text)
+}
+
+/// The 413 for a body over `max_body_bytes`: it says the limit and the key.
+fn too_large(conn: &Conn, max: u64) -> Response<Body> {
+    let cause = Cause::BodyTooLarge;
+    let text = format!(
+        "{} {}: the request body is larger than max_body_bytes ({max} bytes)\n",
         cause.status().as_u16(),
         cause.name()
-    )));
+    );
+    error_with(conn, cause, text)
+}
+
+fn error_with(conn: &Conn, cause: Cause, text: String) -> Response<Body> {
+    conn.state.metrics.count_error(cause);
+    let mut resp = Response::new(body::full(text));
     *resp.status_mut() = cause.status();
     resp.headers_mut()
         .insert(LAMEDUCK_ERROR, HeaderValue::from_static(cause.name()));

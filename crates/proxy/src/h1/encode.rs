@@ -141,10 +141,7 @@ pub(crate) fn trailers(out: &mut Vec<u8>, trailers: &HeaderMap) {
 
 /// The `Content-Length` in `headers`, if there is a valid one.
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
+    super::parse::content_length(headers).ok().flatten()
 }
 
 /// How the body goes to the client; `declared`: the response's

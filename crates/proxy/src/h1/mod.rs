@@ -34,6 +34,8 @@ mod parse;
 pub(crate) mod raw;
 mod spare;
 
+pub(crate) use parse::content_length;
+
 use std::{
     io::IoSlice,
     mem::MaybeUninit,
@@ -371,9 +373,8 @@ where
     };
     let (tx, body) = body::RequestBody::channel(length);
     let request = request.map(|()| bodies::boxed(body));
-    let max = conn.state.snapshot().config.proxy.max_body_bytes;
     let (mut rd, mut wr) = tokio::io::split(&mut *io);
-    let pump = pump_body(&mut rd, buf, framing, tx, max);
+    let pump = pump_body(&mut rd, buf, framing, tx);
     let respond = async {
         let reply = server::respond(request, conn).await;
         let ex = Exchange {
@@ -402,13 +403,14 @@ fn is_websocket(headers: &HeaderMap) -> bool {
 }
 
 /// Reads the request body into `tx`, frame by frame; true when it was read
-/// whole. Once the upstream stops taking it, the rest is read and dropped.
+/// whole. Once the upstream stops taking it (it answered, or the body went
+/// over `max_body_bytes`, which [`bodies::watch`] counts), the rest is read
+/// and dropped, for [`LINGER`] at most after the response.
 async fn pump_body<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
     framing: Framing,
     tx: body::Sender,
-    max: Option<u64>,
 ) -> bool {
     let mut tx = Some(tx);
     let mut left = match framing {
@@ -416,7 +418,6 @@ async fn pump_body<R: AsyncRead + Unpin>(
         _ => 0,
     };
     let mut decoder = chunked::Decoder::new();
-    let mut total: u64 = 0;
     loop {
         let next = match framing {
             Framing::None => return true,
@@ -450,11 +451,6 @@ async fn pump_body<R: AsyncRead + Unpin>(
                 return false;
             }
         };
-        total += frame.data_ref().map_or(0, |d| d.len() as u64);
-        if max.is_some_and(|m| total > m) {
-            fail(tx, "request body larger than max_body_bytes").await;
-            return false;
-        }
         if let Some(sender) = &tx {
             if sender.send(Ok(frame)).await.is_err() {
                 tx = None;
