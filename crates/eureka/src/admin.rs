@@ -18,10 +18,16 @@ use crate::server::{text, Reply, State};
 
 /// Serves the admin endpoints until the task is dropped.
 pub(crate) async fn serve(listener: TcpListener, state: Arc<State>) {
+    let mut backoff = lameduck_drain::AcceptBackoff::new("admin");
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tokio::time::sleep(backoff.failed(&e)).await;
+                continue;
+            }
         };
+        backoff.accepted();
         let state = Arc::clone(&state);
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {

@@ -175,10 +175,12 @@ async fn accept_until_drain(
     connections: &mut JoinSet<()>,
     shutdown: &mut Shutdown,
 ) {
+    let mut backoff = lameduck_drain::AcceptBackoff::new("registry");
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    backoff.accepted();
                     while connections.try_join_next().is_some() {}
                     let _ = stream.set_nodelay(true);
                     let for_requests = Arc::clone(state);
@@ -196,9 +198,9 @@ async fn accept_until_drain(
                     });
                 }
                 Err(e) => {
-                    // Out of file descriptors and the like: wait, do not spin.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of file descriptors and the like: wait, do not spin
+                    // (open connections are served meanwhile).
+                    tokio::time::sleep(backoff.failed(&e)).await;
                 }
             },
             phase = next_phase(shutdown) => match phase {

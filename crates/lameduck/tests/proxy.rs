@@ -109,3 +109,14 @@ fn check_refuses_a_duration_too_large_naming_the_key() {
     assert!(err.contains("line 2: proxy.drain_delay"), "{err}");
     assert!(err.contains("\"1e30\""), "{err}");
 }
+
+#[test]
+fn out_of_file_descriptors_the_proxy_backs_off_and_serves_open_connections() {
+    let dir = Scratch::new("proxy-emfile");
+    let upstream = keepalive_upstream("K");
+    let (listen, admin) = (free_port(), free_port());
+    let file = dir.path("proxy.toml");
+    std::fs::write(&file, proxy_toml(listen, admin, upstream)).expect("write");
+    let starved = Starved::run(&dir, &["proxy", "-c", path_str(&file)], listen, admin, "/");
+    starved.assert_calm();
+}

@@ -785,3 +785,13 @@ fn a_hanging_hook_is_killed_when_the_lame_duck_share_runs_out() {
     );
     assert!(ld.log().contains("killed it"), "{}", ld.log());
 }
+
+#[test]
+fn out_of_file_descriptors_run_backs_off_and_serves_open_admin_connections() {
+    let dir = Scratch::new("run-emfile");
+    let port = free_port();
+    let admin = format!("127.0.0.1:{port}");
+    let args = ["run", "--admin", &admin, "--", "sleep", "30"];
+    let starved = Starved::run(&dir, &args, port, port, "/healthz");
+    starved.assert_calm();
+}

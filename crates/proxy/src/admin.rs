@@ -27,10 +27,16 @@ type Reply = Response<Full<Bytes>>;
 const MAX_BODY: usize = 4 << 20;
 
 pub(crate) async fn serve(listener: TcpListener, state: Arc<State>) {
+    let mut backoff = lameduck_drain::AcceptBackoff::new("admin");
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tokio::time::sleep(backoff.failed(&e)).await;
+                continue;
+            }
         };
+        backoff.accepted();
         let state = Arc::clone(&state);
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {

@@ -32,7 +32,7 @@ use hyper::{
     Request, Response, StatusCode, Version,
 };
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use lameduck_drain::Phase;
+use lameduck_drain::{AcceptBackoff, Phase};
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::Notify,
@@ -81,6 +81,7 @@ pub(crate) async fn accept_loop(
     activity: Arc<Activity>,
 ) {
     let mut phase = state.phase.subscribe();
+    let mut backoff = AcceptBackoff::new(&*name);
     loop {
         if *phase.borrow() >= Phase::Drain {
             tracing::info!(listener = %name, "stopped accepting");
@@ -99,13 +100,19 @@ pub(crate) async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    backoff.accepted();
                     activity.touch();
                     let (name, state, activity) = (Arc::clone(&name), Arc::clone(&state), Arc::clone(&activity));
                     tokio::spawn(serve_connection(stream, peer, name, state, activity));
                 }
                 Err(e) => {
-                    tracing::warn!(listener = %name, "accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    // Out of descriptors and the like: wait (open connections
+                    // are served meanwhile), and let the drain interrupt it.
+                    let wait = tokio::time::sleep(backoff.failed(&e));
+                    tokio::select! {
+                        () = wait => {}
+                        _ = phase.changed() => {}
+                    }
                 }
             },
             _ = phase.changed() => {}

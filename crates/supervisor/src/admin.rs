@@ -36,10 +36,16 @@ pub(crate) async fn start(
         .map_err(Error::io("reading the admin address"))?;
     let check = Arc::new(check);
     tokio::spawn(async move {
+        let mut backoff = lameduck_drain::AcceptBackoff::new("admin");
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tokio::time::sleep(backoff.failed(&e)).await;
+                    continue;
+                }
             };
+            backoff.accepted();
             let (shared, check) = (Arc::clone(&shared), Arc::clone(&check));
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
