@@ -28,7 +28,9 @@ mod phase;
 mod signal;
 
 pub use accept::AcceptBackoff;
-pub use budget::{Budget, LameDuckWait, Plan, PlanError, Timing, DEFAULT_GRACE, GRACE_ENV};
+pub use budget::{
+    Budget, LameDuckWait, Names, Plan, PlanError, Setting, Timing, DEFAULT_GRACE, GRACE_ENV,
+};
 pub use duration::{format_duration, parse_duration, DurationError, MAX_DURATION};
 pub use machine::{Drain, Step, Trigger};
 pub use phase::Phase;

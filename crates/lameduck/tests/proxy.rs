@@ -120,3 +120,23 @@ fn out_of_file_descriptors_the_proxy_backs_off_and_serves_open_connections() {
     let starved = Starved::run(&dir, &["proxy", "-c", path_str(&file)], listen, admin, "/");
     starved.assert_calm();
 }
+
+#[test]
+fn check_runs_the_drain_plan_check_of_start_and_names_keys() {
+    let dir = Scratch::new("proxy-check-plan");
+    let file = dir.path("proxy.toml");
+    let toml = format!(
+        "[proxy]\ngrace = \"10s\"\ndrain_delay = \"20s\"\n\n{}",
+        proxy_toml(1, 2, 3)
+    );
+    std::fs::write(&file, toml).expect("write");
+    let out = Command::new(lameduck_bin())
+        .args(["proxy", "-c", path_str(&file), "--check"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(path_str(&file)), "names the file: {err}");
+    assert!(err.contains("line 3: proxy.drain_delay"), "{err}");
+    assert!(!err.contains("--grace"), "names keys, not flags: {err}");
+}

@@ -3,13 +3,14 @@
 //! Reading happens in two stages, like the command line: serde reads the TOML
 //! into raw structs that mirror the file (unknown keys are errors, so a typo
 //! never silently does nothing), then [`Config::from_toml`] checks what serde
-//! cannot (routes naming an upstream that does not exist, durations, addresses)
-//! and reports every problem with the key and the line it is on. A reload runs
+//! cannot (routes naming an upstream that does not exist, durations, addresses,
+//! the drain plan that start checks) and reports every problem with the key
+//! and the line it is on. A reload runs
 //! the same check first: an invalid file is rejected and the old config serves on.
 
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
-use lameduck_drain::parse_duration;
+use lameduck_drain::{parse_duration, LameDuckWait, Names, Plan, PlanError, Setting, Timing};
 use serde::Deserialize;
 
 pub use crate::tls::Tls;
@@ -159,7 +160,32 @@ impl Config {
     }
 }
 
+/// The `[proxy]` keys the drain plan is made of, as errors name them.
+const KEYS: Names = Names {
+    grace: "proxy.grace",
+    margin: "proxy.margin",
+    stop_reserve: "proxy.stop_reserve",
+    drain_delay: "proxy.drain_delay",
+    until_quiet: "proxy.until_quiet",
+};
+
 impl ProxySettings {
+    /// The drain plan these settings make; every config read is checked with
+    /// it, so `--check`, start and reloads refuse the same files.
+    pub fn plan(&self) -> Result<Plan, PlanError> {
+        let timing = Timing {
+            grace: self.grace,
+            margin: self.margin,
+            stop_reserve: self.stop_reserve,
+        };
+        let wait = match (self.until_quiet, self.drain_delay) {
+            (Some(quiet), max) => LameDuckWait::UntilQuiet { quiet, max },
+            (None, Some(d)) => LameDuckWait::Fixed(d),
+            (None, None) => LameDuckWait::None,
+        };
+        Plan::new(timing, wait)
+    }
+
     fn defaults() -> ProxySettings {
         ProxySettings {
             grace: Duration::from_secs(30),
@@ -350,6 +376,28 @@ impl Check<'_> {
         })
     }
 
+    /// The drain plan check that start runs, with the TOML keys named.
+    fn plan(&self, p: &RawProxy, settings: &ProxySettings) -> Result<(), ConfigError> {
+        let Err(e) = settings.plan() else {
+            return Ok(());
+        };
+        let (key, at) = match &e {
+            PlanError::MarginTooLarge(_) => {
+                ("proxy.margin", p.margin.as_ref().or(p.grace.as_ref()))
+            }
+            PlanError::WaitDoesNotFit {
+                what: Setting::UntilQuiet,
+                ..
+            } => ("proxy.until_quiet", p.until_quiet.as_ref()),
+            PlanError::WaitDoesNotFit { .. } => ("proxy.drain_delay", p.drain_delay.as_ref()),
+        };
+        Err(ConfigError {
+            line: at.map(|s| line_of(self.text, s.span().start)),
+            key: key.into(),
+            message: e.describe(&KEYS),
+        })
+    }
+
     fn proxy(&self, p: RawProxy) -> Result<ProxySettings, ConfigError> {
         let d = ProxySettings::defaults();
         let opt = |key: &str,
@@ -359,7 +407,7 @@ impl Check<'_> {
                 .map(|s| parse_duration(s.get_ref()).map_err(|e| self.err(key, s, e.to_string())))
                 .transpose()
         };
-        Ok(ProxySettings {
+        let settings = ProxySettings {
             grace: self.duration("proxy.grace", &p.grace, d.grace)?,
             margin: self.duration("proxy.margin", &p.margin, d.margin)?,
             stop_reserve: self.duration("proxy.stop_reserve", &p.stop_reserve, d.stop_reserve)?,
@@ -378,7 +426,9 @@ impl Check<'_> {
             )?,
             max_body_bytes: p.max_body_bytes,
             max_connections: p.max_connections.unwrap_or(d.max_connections),
-        })
+        };
+        self.plan(&p, &settings)?;
+        Ok(settings)
     }
 
     fn listeners(&self, raw: &[RawListener]) -> Result<Vec<Listener>, ConfigError> {
@@ -631,6 +681,17 @@ endpoints = ["127.0.0.1:18081", "127.0.0.1:18082"]
         let e =
             Config::from_toml(&format!("[proxy]\ndrain_delay = \"soon\"\n{EXAMPLE}")).unwrap_err();
         assert_eq!((e.key.as_str(), e.line), ("proxy.drain_delay", Some(2)));
+    }
+
+    #[test]
+    fn a_drain_delay_that_does_not_fit_the_grace_names_the_keys() {
+        let text = format!("[proxy]\ngrace = \"10s\"\ndrain_delay = \"20s\"\n{EXAMPLE}");
+        let e = Config::from_toml(&text).unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("proxy.drain_delay", Some(3)));
+        assert!(e.message.contains("proxy.grace 10.0s"), "{e}");
+        assert!(!e.message.contains("--"), "names keys, not flags: {e}");
+        let e = Config::from_toml(&format!("[proxy]\nmargin = \"40s\"\n{EXAMPLE}")).unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("proxy.margin", Some(2)));
     }
 
     #[test]

@@ -40,7 +40,7 @@ use std::{
 };
 
 use lameduck_drain::{
-    log_phase, Drain, LameDuckWait, Phase, Plan, PlanError, Step, StopKind, Timing, Trigger,
+    log_phase, Drain, LameDuckWait, Phase, Plan, PlanError, Step, StopKind, Trigger,
 };
 use tokio::{net::TcpListener, sync::mpsc, time::Instant};
 
@@ -124,18 +124,9 @@ pub struct Bound {
 /// Reads the config, checks the drain plan, and binds every socket.
 pub async fn bind(source: Source) -> Result<Bound, Error> {
     let (config, text) = load(&source)?;
-    let p = &config.proxy;
-    let timing = Timing {
-        grace: p.grace,
-        margin: p.margin,
-        stop_reserve: p.stop_reserve,
-    };
-    let wait = match (p.until_quiet, p.drain_delay) {
-        (Some(quiet), max) => LameDuckWait::UntilQuiet { quiet, max },
-        (None, Some(d)) => LameDuckWait::Fixed(d),
-        (None, None) => LameDuckWait::None,
-    };
-    let plan = Plan::new(timing, wait)?;
+    // A config from a file was checked with its plan already (its error names
+    // the keys); one built in code (the quick mode) is checked here.
+    let plan = config.proxy.plan()?;
     let mut listeners = Vec::new();
     for l in &config.listeners {
         let what = format!("listener {:?}", l.name);
