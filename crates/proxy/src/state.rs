@@ -268,6 +268,12 @@ impl Metrics {
                 active,
             ),
             (
+                "lameduck_proxy_active_upgraded",
+                "gauge",
+                "Upgraded streams (WebSocket and other tunnels) open now.",
+                self.active_upgrades.load(Ordering::Relaxed) as u64,
+            ),
+            (
                 "lameduck_proxy_connections_total",
                 "counter",
                 "Client connections accepted.",

@@ -506,3 +506,30 @@ async fn after_a_101_the_connection_is_a_tunnel_never_parsed_again() {
     assert_eq!(up.seen().len(), 1, "the upstream parsed one head only");
     assert_eq!(up.accepted(), 1);
 }
+
+#[tokio::test]
+async fn an_open_tunnel_shows_in_the_active_upgraded_metric() {
+    let up = scripted(always_101).await;
+    let p = proxy_to(&up).await;
+    let gauge = || async {
+        let m = support::admin(p.admin, "GET", "/metrics", "").await.body;
+        m.lines()
+            .find_map(|l| l.strip_prefix("lameduck_proxy_active_upgraded "))
+            .map(|v| v.trim().to_string())
+    };
+    assert_eq!(gauge().await.as_deref(), Some("0"));
+    let mut c = Raw::connect(p.addr).await;
+    c.send("GET /ws HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await;
+    let reply = c.read_next(|s| s.ends_with("\r\n\r\n")).await;
+    assert!(reply.starts_with("HTTP/1.1 101 "), "{reply}");
+    support::eventually("the gauge to count the tunnel", 5, || async {
+        gauge().await.as_deref() == Some("1")
+    })
+    .await;
+    drop(c);
+    support::eventually("the gauge to drop", 5, || async {
+        gauge().await.as_deref() == Some("0")
+    })
+    .await;
+}
