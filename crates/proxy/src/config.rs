@@ -33,14 +33,52 @@ pub struct ConfigError {
 pub struct Config {
     /// Drain and client-side settings.
     pub proxy: ProxySettings,
-    /// Where the admin API listens, if anywhere.
+    /// Where the admin API listens, if anywhere (probes, metrics, and the
+    /// endpoints that change the config).
     pub admin: Option<SocketAddr>,
+    /// The bearer token the admin API asks for (all but its probes), from
+    /// `admin.token_file` or `LAMEDUCK_ADMIN_TOKEN`; required off loopback.
+    pub admin_token: Option<AdminToken>,
+    /// Where the probe listener listens, if anywhere: `/healthz`, `/readyz`
+    /// and `/metrics` only, safe on the pod IP.
+    pub probe: Option<SocketAddr>,
     /// Listeners, in file order.
     pub listeners: Vec<Listener>,
     /// Routes, in file order (matching picks the most specific, see `router`).
     pub routes: Vec<Route>,
     /// Upstream pools by name.
     pub upstreams: BTreeMap<String, Upstream>,
+}
+
+/// The environment variable that gives the admin API's bearer token when
+/// `admin.token_file` does not.
+pub const ADMIN_TOKEN_ENV: &str = "LAMEDUCK_ADMIN_TOKEN";
+
+/// A bearer token; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// Whether an `Authorization` header value carries this token
+    /// (`Bearer TOKEN`); compared in constant time.
+    pub fn accepts(&self, authorization: Option<&[u8]>) -> bool {
+        let Some(given) = authorization.and_then(|v| v.strip_prefix(b"Bearer ")) else {
+            return false;
+        };
+        let want = self.0.as_bytes();
+        given.len() == want.len()
+            && given
+                .iter()
+                .zip(want)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(***)")
+    }
 }
 
 /// `[proxy]`: drain timing and client-side limits.
@@ -134,6 +172,19 @@ impl Config {
         Check { text }.config(raw)
     }
 
+    /// Sets the admin API's address outside a file (the quick mode's
+    /// `--admin`), with the same rule as `admin.listen`: its token comes from
+    /// `LAMEDUCK_ADMIN_TOKEN`, and off loopback one is required.
+    pub fn set_admin(&mut self, addr: SocketAddr) -> Result<(), ConfigError> {
+        self.admin_token = admin_token(addr, None).map_err(|message| ConfigError {
+            line: None,
+            key: "--admin".into(),
+            message,
+        })?;
+        self.admin = Some(addr);
+        Ok(())
+    }
+
     /// The config of the quick mode: one listener, one upstream, one route.
     pub fn quick(listen: SocketAddr, endpoints: Vec<SocketAddr>) -> Config {
         let upstream = Upstream {
@@ -144,6 +195,8 @@ impl Config {
         Config {
             proxy: ProxySettings::defaults(),
             admin: None,
+            admin_token: None,
+            probe: None,
             listeners: vec![Listener {
                 name: "web".into(),
                 listen,
@@ -218,6 +271,29 @@ impl Upstream {
     }
 }
 
+/// The admin API's token: `from_file`, else `LAMEDUCK_ADMIN_TOKEN`. Without
+/// one, an admin API off loopback is refused (the message says what to do).
+fn admin_token(
+    addr: SocketAddr,
+    from_file: Option<AdminToken>,
+) -> Result<Option<AdminToken>, String> {
+    let token = from_file.or_else(|| {
+        std::env::var(ADMIN_TOKEN_ENV)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .map(AdminToken)
+    });
+    if token.is_none() && !addr.ip().is_loopback() {
+        return Err(format!(
+            "{addr} is off loopback, and the admin API can change all routing: give it a \
+             bearer token (admin.token_file, or {ADMIN_TOKEN_ENV}), or listen on 127.0.0.1 \
+             and serve the kubelet's probes with [probe] listen = \"0.0.0.0:PORT\""
+        ));
+    }
+    Ok(token)
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())]
         .bytes()
@@ -235,6 +311,8 @@ struct RawConfig {
     proxy: Option<RawProxy>,
     #[serde(default)]
     admin: Option<RawAdmin>,
+    #[serde(default)]
+    probe: Option<RawProbe>,
     #[serde(default)]
     listener: Vec<RawListener>,
     #[serde(default)]
@@ -261,6 +339,13 @@ struct RawProxy {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
+    listen: Spanned<String>,
+    token_file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProbe {
     listen: Spanned<String>,
 }
 
@@ -360,9 +445,13 @@ impl Check<'_> {
 
     fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         let proxy = self.proxy(raw.proxy.unwrap_or_default())?;
-        let admin = raw
-            .admin
-            .map(|a| self.addr("admin.listen", &a.listen))
+        let (admin, admin_token) = match &raw.admin {
+            Some(a) => self.admin(a)?,
+            None => (None, None),
+        };
+        let probe = raw
+            .probe
+            .map(|p| self.addr("probe.listen", &p.listen))
             .transpose()?;
         let listeners = self.listeners(&raw.listener)?;
         let upstreams = self.upstreams(&raw.upstream)?;
@@ -370,10 +459,36 @@ impl Check<'_> {
         Ok(Config {
             proxy,
             admin,
+            admin_token,
+            probe,
             listeners,
             routes,
             upstreams,
         })
+    }
+
+    /// `[admin]`: its address and token. Off loopback the admin API must ask
+    /// for a token: whoever reaches it can reroute all traffic.
+    fn admin(&self, a: &RawAdmin) -> Result<(Option<SocketAddr>, Option<AdminToken>), ConfigError> {
+        let addr = self.addr("admin.listen", &a.listen)?;
+        let file = a
+            .token_file
+            .as_ref()
+            .map(|p| self.token_file(p))
+            .transpose()?;
+        let token = admin_token(addr, file).map_err(|m| self.err("admin.listen", &a.listen, m))?;
+        Ok((Some(addr), token))
+    }
+
+    fn token_file(&self, path: &Spanned<String>) -> Result<AdminToken, ConfigError> {
+        let key = "admin.token_file";
+        let text = std::fs::read_to_string(path.get_ref())
+            .map_err(|e| self.err(key, path, format!("cannot read {:?}: {e}", path.get_ref())))?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(self.err(key, path, format!("{:?} is empty", path.get_ref())));
+        }
+        Ok(AdminToken(token.to_string()))
     }
 
     /// The drain plan check that start runs, with the TOML keys named.
@@ -692,6 +807,35 @@ endpoints = ["127.0.0.1:18081", "127.0.0.1:18082"]
         assert!(!e.message.contains("--"), "names keys, not flags: {e}");
         let e = Config::from_toml(&format!("[proxy]\nmargin = \"40s\"\n{EXAMPLE}")).unwrap_err();
         assert_eq!((e.key.as_str(), e.line), ("proxy.margin", Some(2)));
+    }
+
+    #[test]
+    fn an_admin_api_off_loopback_needs_a_token() {
+        let open = EXAMPLE.replace("127.0.0.1:9901", "0.0.0.0:9901");
+        let e = Config::from_toml(&open).unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("admin.listen", Some(3)), "{e}");
+        assert!(e.message.contains("admin.token_file"), "{e}");
+        let dir = std::env::temp_dir().join(format!("ld-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let with = open.replace(
+            "listen = \"0.0.0.0:9901\"",
+            &format!(
+                "listen = \"0.0.0.0:9901\"\ntoken_file = {:?}",
+                file.display().to_string()
+            ),
+        );
+        let c = Config::from_toml(&with).unwrap();
+        let token = c.admin_token.unwrap();
+        assert!(token.accepts(Some(b"Bearer s3cret")));
+        assert!(!token.accepts(Some(b"Bearer s3cre")));
+        assert!(!token.accepts(Some(b"s3cret")));
+        assert!(!token.accepts(None));
+        std::fs::write(&file, "\n").unwrap();
+        let e = Config::from_toml(&with).unwrap_err();
+        assert_eq!(e.key, "admin.token_file", "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -105,6 +105,9 @@ impl State {
         if old.config.admin != config.admin {
             tracing::warn!("admin.listen changed: it takes effect at the next restart");
         }
+        if old.config.probe != config.probe {
+            tracing::warn!("probe.listen changed: it takes effect at the next restart");
+        }
         keep_discovered_endpoints(&mut config, &old.config);
         let snapshot = build(config, source, &old.pools);
         self.current.store(Arc::new(snapshot));
