@@ -13,7 +13,7 @@ use std::{convert::Infallible, net::SocketAddr, sync::atomic::Ordering, sync::Ar
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::{body::Incoming, header, Request, Response, StatusCode};
+use hyper::{body::Incoming, header, Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -64,6 +64,17 @@ pub(crate) async fn start(
 }
 
 async fn route(req: Request<Incoming>, shared: &Shared, check: Option<&ReadyCheck>) -> Reply {
+    // A probe listener, safe on the pod IP: it reads, it never changes state.
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        let mut resp = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed: the admin listener is read-only (GET /readyz, /healthz, /metrics)\n"
+                .into(),
+        );
+        resp.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return resp;
+    }
     match req.uri().path() {
         "/readyz" => readyz(shared, check).await,
         "/healthz" => {
