@@ -53,6 +53,7 @@ where
 #[derive(Debug, Default)]
 pub(crate) struct BodyWatch {
     over_limit: AtomicBool,
+    idle: AtomicBool,
     failed: AtomicBool,
 }
 
@@ -60,6 +61,11 @@ impl BodyWatch {
     /// The body went over the limit (and was cut there).
     pub(crate) fn over_limit(&self) -> bool {
         self.over_limit.load(Ordering::Relaxed)
+    }
+
+    /// The client stopped sending the body for longer than `body_idle_timeout`.
+    pub(crate) fn idle(&self) -> bool {
+        self.idle.load(Ordering::Relaxed)
     }
 
     /// The body could not be read whole from the client, over the limit included.
@@ -72,6 +78,11 @@ impl BodyWatch {
 #[derive(Debug, thiserror::Error)]
 #[error("request body larger than max_body_bytes ({0} bytes)")]
 pub(crate) struct TooLarge(pub(crate) u64);
+
+/// The error a body ends with when the client stops sending it.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body stalled for longer than body_idle_timeout")]
+pub(crate) struct Idle;
 
 /// Wraps a client's request body: counts its data against `max` and records
 /// in the returned [`BodyWatch`] whether it went over or failed. One check
@@ -119,8 +130,11 @@ impl hyper::body::Body for Watched {
                     return Poll::Ready(Some(Err(TooLarge(max).into())));
                 }
             }
-            Poll::Ready(Some(Err(_))) => {
+            Poll::Ready(Some(Err(e))) => {
                 self.ended = true;
+                if e.downcast_ref::<Idle>().is_some() {
+                    self.watch.idle.store(true, Ordering::Relaxed);
+                }
                 self.watch.failed.store(true, Ordering::Relaxed);
             }
             Poll::Ready(None) => self.ended = true,

@@ -92,6 +92,8 @@ pub struct ProxySettings {
     pub keepalive_timeout: Duration,
     pub keepalive_requests: u64,
     pub header_read_timeout: Duration,
+    /// The longest wait for the next bytes of an HTTP/1 request body.
+    pub body_idle_timeout: Duration,
     pub max_body_bytes: Option<u64>,
     pub max_connections: usize,
 }
@@ -249,6 +251,7 @@ impl ProxySettings {
             keepalive_timeout: Duration::from_secs(75),
             keepalive_requests: 1000,
             header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(30),
             max_body_bytes: None,
             max_connections: 10_000,
         }
@@ -332,6 +335,7 @@ struct RawProxy {
     keepalive_timeout: Option<Spanned<String>>,
     keepalive_requests: Option<u64>,
     header_read_timeout: Option<Spanned<String>>,
+    body_idle_timeout: Option<Spanned<String>>,
     max_body_bytes: Option<u64>,
     max_connections: Option<usize>,
 }
@@ -538,6 +542,11 @@ impl Check<'_> {
                 "proxy.header_read_timeout",
                 &p.header_read_timeout,
                 d.header_read_timeout,
+            )?,
+            body_idle_timeout: self.duration(
+                "proxy.body_idle_timeout",
+                &p.body_idle_timeout,
+                d.body_idle_timeout,
             )?,
             max_body_bytes: p.max_body_bytes,
             max_connections: p.max_connections.unwrap_or(d.max_connections),

@@ -440,6 +440,17 @@ async fn proxy(
     if let Some(max) = max.filter(|_| watch.as_ref().is_some_and(|w| w.over_limit())) {
         return (Some(name), too_large(conn, max), None);
     }
+    if watch.as_ref().is_some_and(|w| w.idle()) {
+        let cause = Cause::BodyTimeout;
+        let timeout = snapshot.config.proxy.body_idle_timeout;
+        let text = format!(
+            "{} {}: no request body bytes for body_idle_timeout ({})\n",
+            cause.status().as_u16(),
+            cause.name(),
+            lameduck_drain::format_duration(timeout)
+        );
+        return (Some(name), error_with(conn, cause, text), None);
+    }
     match sent {
         Ok(mut fwd) => {
             conn.state

@@ -158,3 +158,21 @@ async fn a_client_whose_body_breaks_or_goes_over_does_not_eject_the_endpoint() {
     }
     assert_eq!(answered.len(), 2, "both endpoints still take requests");
 }
+
+#[tokio::test]
+async fn a_request_body_that_stalls_is_a_408_and_the_connection_closes() {
+    let app = upstream("a").await;
+    let extra = "[proxy]\nbody_idle_timeout = \"200ms\"\n";
+    let p = proxy_toml(&config(&[app.addr], extra)).await;
+    let mut c = Raw::connect(p.addr).await;
+    c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhalf-")
+        .await;
+    assert!(c.closed().await, "the connection ends");
+    let reply = String::from_utf8_lossy(&c.seen).into_owned();
+    assert!(reply.starts_with("HTTP/1.1 408 "), "{reply}");
+    assert!(
+        reply.contains("lameduck-error: request-body-timeout"),
+        "{reply}"
+    );
+    assert!(reply.contains("body_idle_timeout"), "{reply}");
+}

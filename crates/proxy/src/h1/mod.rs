@@ -373,8 +373,9 @@ where
     };
     let (tx, body) = body::RequestBody::channel(length);
     let request = request.map(|()| bodies::boxed(body));
+    let idle = conn.state.snapshot().config.proxy.body_idle_timeout;
     let (mut rd, mut wr) = tokio::io::split(&mut *io);
-    let pump = pump_body(&mut rd, buf, framing, tx);
+    let pump = pump_body(&mut rd, buf, framing, tx, idle);
     let respond = async {
         let reply = server::respond(request, conn).await;
         let ex = Exchange {
@@ -405,12 +406,14 @@ fn is_websocket(headers: &HeaderMap) -> bool {
 /// Reads the request body into `tx`, frame by frame; true when it was read
 /// whole. Once the upstream stops taking it (it answered, or the body went
 /// over `max_body_bytes`, which [`bodies::watch`] counts), the rest is read
-/// and dropped, for [`LINGER`] at most after the response.
+/// and dropped, for [`LINGER`] at most after the response. A client that
+/// sends nothing for `idle` fails the body ([`bodies::Idle`]: a 408).
 async fn pump_body<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
     framing: Framing,
     tx: body::Sender,
+    idle: Duration,
 ) -> bool {
     let mut tx = Some(tx);
     let mut left = match framing {
@@ -438,16 +441,24 @@ async fn pump_body<R: AsyncRead + Unpin>(
         };
         let Some(next) = next else {
             buf.reserve(READ_CHUNK);
-            if !matches!(rd.read_buf(buf).await, Ok(n) if n > 0) {
-                fail(tx, "the client closed the connection in the request body").await;
-                return false;
+            match tokio::time::timeout(idle, rd.read_buf(buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                Ok(_) => {
+                    let why = "the client closed the connection in the request body";
+                    fail(tx, why.into()).await;
+                    return false;
+                }
+                Err(_) => {
+                    fail(tx, bodies::Idle.into()).await;
+                    return false;
+                }
             }
             continue;
         };
         let frame = match next {
             Ok(frame) => frame,
             Err(why) => {
-                fail(tx, why).await;
+                fail(tx, why.into()).await;
                 return false;
             }
         };
@@ -459,9 +470,9 @@ async fn pump_body<R: AsyncRead + Unpin>(
     }
 }
 
-async fn fail(tx: Option<body::Sender>, why: &'static str) {
+async fn fail(tx: Option<body::Sender>, why: bodies::BoxError) {
     if let Some(tx) = tx {
-        let _ = tx.send(Err(why.into())).await;
+        let _ = tx.send(Err(why)).await;
     }
 }
 
