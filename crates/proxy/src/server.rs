@@ -220,6 +220,18 @@ where
     }
 }
 
+/// HTTP/2 limits, set here rather than left to hyper's defaults (the same
+/// values today) so that an upgrade of hyper cannot loosen them: streams open
+/// at once on one connection; the decoded header list of one request (HTTP/2
+/// headers and CONTINUATION frames together, so a CONTINUATION flood is cut
+/// there); streams the client resets before the proxy saw them (rapid reset,
+/// CVE-2023-44487: past it the connection gets GOAWAY); and streams the proxy
+/// itself resets for protocol errors.
+const H2_MAX_STREAMS: u32 = 200;
+const H2_MAX_HEADER_LIST: u32 = 16 * 1024;
+const H2_MAX_PENDING_RESETS: usize = 20;
+const H2_MAX_LOCAL_RESETS: usize = 1024;
+
 /// Serves HTTP/2 on one client connection until it ends, by hyper's server.
 async fn serve_h2<I>(io: I, conn: Arc<Conn>)
 where
@@ -231,6 +243,10 @@ where
     let service = hyper::service::service_fn(move |req| handle(req, Arc::clone(&c)));
     let server = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_header_list_size(H2_MAX_HEADER_LIST)
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(H2_MAX_LOCAL_RESETS)
         .serve_connection(io, service);
     tokio::pin!(server);
     let mut phase = state.phase.subscribe();

@@ -176,3 +176,34 @@ async fn a_request_body_that_stalls_is_a_408_and_the_connection_closes() {
     );
     assert!(reply.contains("body_idle_timeout"), "{reply}");
 }
+
+#[tokio::test]
+async fn an_http2_header_list_over_16_kib_is_refused_and_the_connection_serves_on() {
+    let app = upstream("a").await;
+    let p = proxy_toml(&config(&[app.addr], "")).await;
+    let stream = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let get = |big: usize| {
+        Request::get("http://test/x")
+            .header("x-big", "b".repeat(big))
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap()
+    };
+    send.ready().await.unwrap();
+    let refused = send.send_request(get(20 * 1024)).await;
+    assert!(
+        refused.as_ref().map_or(true, |r| r.status() == 431),
+        "{:?}",
+        refused.map(|r| r.status())
+    );
+    send.ready().await.unwrap();
+    let ok = read(send.send_request(get(1024)).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!((ok.status, ok.body.as_str()), (200, "a /x"));
+    assert_eq!(app.requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
