@@ -22,7 +22,10 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{body::Incoming, header, HeaderMap, Request, Response, StatusCode};
-use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+};
 use lameduck_drain::Phase;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -188,7 +191,11 @@ async fn accept_until_drain(
                         let state = Arc::clone(&for_requests);
                         async move { Ok::<_, Infallible>(handle(&state, req).await) }
                     });
+                    // Without a timer hyper has no header read timeout at
+                    // all: a client trickling a head would hold a connection.
                     let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(state.config.header_read_timeout)
                         .serve_connection(TokioIo::new(stream), service);
                     let conn = graceful.watch(conn);
                     let state = Arc::clone(state);

@@ -21,7 +21,7 @@ use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{body::Incoming, header, Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::{state::State, Config};
@@ -61,12 +61,17 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, role: Role) 
         };
         backoff.accepted();
         let state = Arc::clone(&state);
+        let timeout = state.snapshot().config.proxy.header_read_timeout;
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let state = Arc::clone(&state);
                 async move { Ok::<_, Infallible>(route(req, &state, role).await) }
             });
+            // Without a timer hyper has no header read timeout at all: a
+            // client trickling a head would hold a connection.
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });

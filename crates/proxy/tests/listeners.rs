@@ -72,3 +72,15 @@ async fn with_a_token_the_admin_api_refuses_whoever_does_not_send_it() {
     assert_eq!(r.status, 200, "{}", r.body);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_head_that_never_ends_on_the_admin_or_probe_listener_is_cut() {
+    let app = upstream("a").await;
+    let extra = "[proxy]\nheader_read_timeout = \"200ms\"\n[probe]\nlisten = \"127.0.0.1:0\"\n";
+    let p = proxy_toml(&config(&[app.addr], extra)).await;
+    for addr in [p.admin, p.probe.expect("probe")] {
+        let mut c = support::Raw::connect(addr).await;
+        c.send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await;
+        assert!(c.closed().await, "{addr}: the slow head is cut");
+    }
+}

@@ -14,12 +14,16 @@ use std::{convert::Infallible, net::SocketAddr, sync::atomic::Ordering, sync::Ar
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::{body::Incoming, header, Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::{state::Shared, Error, ReadyCheck};
 
 type Reply = Response<Full<Bytes>>;
+
+/// The longest a client may take to send a request head (a probe sends one
+/// line and a few fields at once).
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Binds the admin address now (so a bad address fails at start) and serves it
 /// in the background.
@@ -54,7 +58,11 @@ pub(crate) async fn start(
                         Ok::<_, Infallible>(route(req, &shared, check.as_ref().as_ref()).await)
                     }
                 });
+                // Without a timer hyper has no header read timeout at all: a
+                // client trickling a head would hold a connection.
                 let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });
