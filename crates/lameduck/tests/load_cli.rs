@@ -190,3 +190,13 @@ fn a_ws_url_without_ws_is_loaded_as_a_websocket_never_as_plain_http() {
     assert_eq!(mixed.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("ws://"), "{stderr}");
 }
+
+#[test]
+fn a_rate_so_low_that_the_schedule_overflows_is_no_panic() {
+    let server = InjectServer::start(|_, _| Action::Ok);
+    let out = load(&["--rate", "1e-300", "-d", "300ms", &server.url("/")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 requests in"));
+}
