@@ -429,15 +429,7 @@ async fn proxy(
     }
     let upgrade = is_upgrade(&req);
     let (mut parts, body) = req.into_parts();
-    // Every body but an empty one is counted against the limit as it streams.
-    let (body, watch) = match hyper::body::Body::is_end_stream(&body) {
-        true => (body, None),
-        false => {
-            let (body, watch) = body::watch(body, max);
-            parts.extensions.insert(Arc::clone(&watch));
-            (body, Some(watch))
-        }
-    };
+    let (body, watch) = watch_body(&mut parts, body, max);
     forward::strip_hop_by_hop(&mut parts.headers, upgrade);
     if upgrade {
         parts
@@ -453,19 +445,8 @@ async fn proxy(
     forward::add_forwarded(&mut parts.headers, &conn.forwarded, host);
     let req = Request::from_parts(parts, body);
     let sent = forward::send(&pool, req, upgrade).await;
-    if let Some(max) = max.filter(|_| watch.as_ref().is_some_and(|w| w.over_limit())) {
-        return (Some(name), too_large(conn, max), None);
-    }
-    if watch.as_ref().is_some_and(|w| w.idle()) {
-        let cause = Cause::BodyTimeout;
-        let timeout = snapshot.config.proxy.body_idle_timeout;
-        let text = format!(
-            "{} {}: no request body bytes for body_idle_timeout ({})\n",
-            cause.status().as_u16(),
-            cause.name(),
-            lameduck_drain::format_duration(timeout)
-        );
-        return (Some(name), error_with(conn, cause, text), None);
+    if let Some(refusal) = watch.and_then(|w| body_refusal(conn, &snapshot.config.proxy, &w)) {
+        return (Some(name), refusal, None);
     }
     match sent {
         Ok(mut fwd) => {
@@ -524,6 +505,45 @@ const LAMEDUCK_ERROR: header::HeaderName = header::HeaderName::from_static("lame
 fn error_response(conn: &Conn, cause: Cause) -> Response<Body> {
     let text = format!("{} {}\n", cause.status().as_u16(), cause.name());
     error_with(conn, cause, text)
+}
+
+/// Wraps every request body but an empty one in a [`body::BodyWatch`], which
+/// counts it against `max` as it streams and tells a client's failure from an
+/// upstream's (the forwarding code finds it in the request's extensions).
+fn watch_body(
+    parts: &mut hyper::http::request::Parts,
+    body: Body,
+    max: Option<u64>,
+) -> (Body, Option<Arc<body::BodyWatch>>) {
+    if hyper::body::Body::is_end_stream(&body) {
+        return (body, None);
+    }
+    let (body, watch) = body::watch(body, max);
+    parts.extensions.insert(Arc::clone(&watch));
+    (body, Some(watch))
+}
+
+/// The answer when the client's body, not the upstream, ended the exchange:
+/// 413 over `max_body_bytes`, 408 after `body_idle_timeout`.
+fn body_refusal(
+    conn: &Conn,
+    settings: &crate::config::ProxySettings,
+    watch: &body::BodyWatch,
+) -> Option<Response<Body>> {
+    if watch.over_limit() {
+        return settings.max_body_bytes.map(|max| too_large(conn, max));
+    }
+    if !watch.idle() {
+        return None;
+    }
+    let cause = Cause::BodyTimeout;
+    let text = format!(
+        "{} {}: no request body bytes for body_idle_timeout ({})\n",
+        cause.status().as_u16(),
+        cause.name(),
+        lameduck_drain::format_duration(settings.body_idle_timeout)
+    );
+    Some(error_with(conn, cause, text))
 }
 
 /// The 413 for a body over `max_body_bytes`: it says the limit and the key.
