@@ -62,36 +62,100 @@ pub struct Plan {
     wait: LameDuckWait,
 }
 
+/// Which lame-duck setting does not fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// The fixed wait, or the bound of the adaptive one.
+    DrainDelay,
+    /// The quiet window of the adaptive wait.
+    UntilQuiet,
+}
+
+/// How the settings a plan checks are spelled where the user wrote them:
+/// command-line flags ([`Names::FLAGS`], what `Display` uses) or the keys of
+/// a config file, so that an error names what the user can find and change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Names {
+    pub grace: &'static str,
+    pub margin: &'static str,
+    pub stop_reserve: &'static str,
+    pub drain_delay: &'static str,
+    pub until_quiet: &'static str,
+}
+
+impl Names {
+    /// The command-line flags of `run`, `prestop` and `registry`.
+    pub const FLAGS: Names = Names {
+        grace: "--grace",
+        margin: "--margin",
+        stop_reserve: "--stop-reserve",
+        drain_delay: "--drain-delay",
+        until_quiet: "--until-quiet",
+    };
+
+    fn of(&self, setting: Setting) -> &'static str {
+        match setting {
+            Setting::DrainDelay => self.drain_delay,
+            Setting::UntilQuiet => self.until_quiet,
+        }
+    }
+}
+
 /// Why a plan does not fit its budget.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum PlanError {
     /// The margin eats the whole grace period.
-    #[error(
-        "--margin {} must be shorter than --grace {}",
-        format_duration(.0.margin),
-        format_duration(.0.grace)
-    )]
     MarginTooLarge(Timing),
     /// The lame-duck wait is longer than its share of the budget.
-    #[error(
-        "{what} {} does not fit the budget: --grace {} − --margin {} − --stop-reserve {} \
-         leaves {} for the lame-duck phase; shorten {what} or raise --grace (and the pod's \
-         terminationGracePeriodSeconds with it)",
-        format_duration(*.wait),
-        format_duration(.timing.grace),
-        format_duration(.timing.margin),
-        format_duration(.timing.stop_reserve),
-        format_duration(.timing.lame_duck_share())
-    )]
     WaitDoesNotFit {
-        /// The flag whose value is too long.
-        what: &'static str,
+        /// The setting whose value is too long.
+        what: Setting,
         /// Its value.
         wait: Duration,
         /// The budget it had to fit.
         timing: Timing,
     },
 }
+
+impl PlanError {
+    /// The error with the settings spelled as `names`.
+    pub fn describe(&self, names: &Names) -> String {
+        match self {
+            PlanError::MarginTooLarge(t) => format!(
+                "{} {} must be shorter than {} {}",
+                names.margin,
+                format_duration(t.margin),
+                names.grace,
+                format_duration(t.grace)
+            ),
+            PlanError::WaitDoesNotFit { what, wait, timing } => {
+                let what = names.of(*what);
+                format!(
+                    "{what} {} does not fit the budget: {} {} − {} {} − {} {} leaves {} for \
+                     the lame-duck phase; shorten {what} or raise {} (and the pod's \
+                     terminationGracePeriodSeconds with it)",
+                    format_duration(*wait),
+                    names.grace,
+                    format_duration(timing.grace),
+                    names.margin,
+                    format_duration(timing.margin),
+                    names.stop_reserve,
+                    format_duration(timing.stop_reserve),
+                    format_duration(timing.lame_duck_share()),
+                    names.grace,
+                )
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe(&Names::FLAGS))
+    }
+}
+
+impl std::error::Error for PlanError {}
 
 impl Plan {
     /// Checks that `wait` fits `timing`; the error says which flag to change.
@@ -102,12 +166,12 @@ impl Plan {
         let share = timing.lame_duck_share();
         let too_long = |what, wait| PlanError::WaitDoesNotFit { what, wait, timing };
         match wait {
-            LameDuckWait::Fixed(d) if d > share => return Err(too_long("--drain-delay", d)),
+            LameDuckWait::Fixed(d) if d > share => return Err(too_long(Setting::DrainDelay, d)),
             LameDuckWait::UntilQuiet { quiet, .. } if quiet > share => {
-                return Err(too_long("--until-quiet", quiet))
+                return Err(too_long(Setting::UntilQuiet, quiet))
             }
             LameDuckWait::UntilQuiet { max: Some(m), .. } if m > share => {
-                return Err(too_long("--drain-delay", m))
+                return Err(too_long(Setting::DrainDelay, m))
             }
             _ => {}
         }

@@ -14,17 +14,24 @@
 //! means what, and the state machine that says how a trigger moves a drain on. Each
 //! part (supervisor, proxy, …) executes the phases in its own way, so the rules are
 //! written once and every part behaves the same when a user sends it a signal.
+//! It also holds the small rules every part's listeners share: how a duration
+//! is read ([`parse_duration`]) and how an accept loop backs off when `accept`
+//! fails ([`AcceptBackoff`]).
 
 #![forbid(unsafe_code)]
 
+mod accept;
 mod budget;
 mod duration;
 mod machine;
 mod phase;
 mod signal;
 
-pub use budget::{Budget, LameDuckWait, Plan, PlanError, Timing, DEFAULT_GRACE, GRACE_ENV};
-pub use duration::{format_duration, parse_duration, DurationError};
+pub use accept::AcceptBackoff;
+pub use budget::{
+    Budget, LameDuckWait, Names, Plan, PlanError, Setting, Timing, DEFAULT_GRACE, GRACE_ENV,
+};
+pub use duration::{format_duration, parse_duration, DurationError, MAX_DURATION};
 pub use machine::{Drain, Step, Trigger};
 pub use phase::Phase;
 pub use signal::{Sig, SignalParseError, StopKind};

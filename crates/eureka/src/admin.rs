@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use hyper::{body::Incoming, header, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use lameduck_drain::Phase;
 use tokio::net::TcpListener;
 
@@ -18,17 +18,26 @@ use crate::server::{text, Reply, State};
 
 /// Serves the admin endpoints until the task is dropped.
 pub(crate) async fn serve(listener: TcpListener, state: Arc<State>) {
+    let mut backoff = lameduck_drain::AcceptBackoff::new("admin");
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tokio::time::sleep(backoff.failed(&e)).await;
+                continue;
+            }
         };
+        backoff.accepted();
         let state = Arc::clone(&state);
+        let timeout = state.config.header_read_timeout;
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let state = Arc::clone(&state);
                 async move { Ok::<_, Infallible>(route(&req, &state)) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });

@@ -425,7 +425,7 @@ impl Client {
 }
 
 /// Keeps `instance` registered with `client` until `stop` resolves: registers,
-/// renews every `interval`, and registers again whenever a renewal is answered
+/// renews every `interval` (at least 1 ms), and registers again whenever a renewal is answered
 /// 404 (the registry restarted, evicted it, or wants fresher data). Failures are
 /// logged and retried at the next tick. It does not cancel: the caller decides
 /// when (after marking the instance DOWN and waiting for routers, in a drain).
@@ -437,7 +437,8 @@ pub async fn keep_registered(
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
-    let mut tick = tokio::time::interval(interval);
+    // tokio's interval panics on zero; a caller may pass anything.
+    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut registered = false;
     loop {

@@ -17,6 +17,8 @@ pub struct Config {
     pub auth: Option<BasicAuth>,
     /// The longest a change-feed request waits for a change.
     pub max_wait: Duration,
+    /// The longest a client may take to send a request head (both listeners).
+    pub header_read_timeout: Duration,
     /// Where the time comes from; tests pass a [`crate::ManualClock`].
     pub clock: Arc<dyn Clock>,
 }
@@ -28,6 +30,7 @@ impl Default for Config {
             eviction_interval: Duration::from_secs(60),
             auth: None,
             max_wait: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
             clock: Arc::new(SystemClock::new()),
         }
     }

@@ -126,7 +126,7 @@ struct Lease {
 
 impl Lease {
     fn expired(&self, now: Millis) -> bool {
-        now > self.last_renewal + self.duration_ms
+        now > self.last_renewal.saturating_add(self.duration_ms)
     }
 
     /// The instance as written, with the lease's own renewal time.
@@ -261,7 +261,8 @@ impl Registry {
         instance.status = effective_status(instance.status, stored);
         self.stamp_registration(&mut instance, existing.as_ref(), now);
         let lease = Lease {
-            duration_ms: instance.lease.duration_secs * 1000,
+            // A client's durationInSecs may be anything: saturate, never overflow.
+            duration_ms: instance.lease.duration_secs.saturating_mul(1000),
             instance: Arc::new(instance),
             last_renewal: now,
         };
@@ -440,7 +441,7 @@ impl Registry {
             .filter(|(_, l)| l.expired(now))
             .map(|(app, l)| {
                 (
-                    l.last_renewal + l.duration_ms,
+                    l.last_renewal.saturating_add(l.duration_ms),
                     app.clone(),
                     l.instance.id.clone(),
                 )

@@ -22,7 +22,10 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{body::Incoming, header, HeaderMap, Request, Response, StatusCode};
-use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+};
 use lameduck_drain::Phase;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -175,10 +178,12 @@ async fn accept_until_drain(
     connections: &mut JoinSet<()>,
     shutdown: &mut Shutdown,
 ) {
+    let mut backoff = lameduck_drain::AcceptBackoff::new("registry");
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    backoff.accepted();
                     while connections.try_join_next().is_some() {}
                     let _ = stream.set_nodelay(true);
                     let for_requests = Arc::clone(state);
@@ -186,7 +191,11 @@ async fn accept_until_drain(
                         let state = Arc::clone(&for_requests);
                         async move { Ok::<_, Infallible>(handle(&state, req).await) }
                     });
+                    // Without a timer hyper has no header read timeout at
+                    // all: a client trickling a head would hold a connection.
                     let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(state.config.header_read_timeout)
                         .serve_connection(TokioIo::new(stream), service);
                     let conn = graceful.watch(conn);
                     let state = Arc::clone(state);
@@ -196,9 +205,9 @@ async fn accept_until_drain(
                     });
                 }
                 Err(e) => {
-                    // Out of file descriptors and the like: wait, do not spin.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of file descriptors and the like: wait, do not spin
+                    // (open connections are served meanwhile).
+                    tokio::time::sleep(backoff.failed(&e)).await;
                 }
             },
             phase = next_phase(shutdown) => match phase {
@@ -591,9 +600,10 @@ async fn changes(state: &State, q: Option<&str>, ask: Ask) -> Reply {
     };
     let wait = match query_get(q, "wait").map(|v| v.parse::<f64>()) {
         None => state.config.max_wait,
-        Some(Ok(s)) if s >= 0.0 && s.is_finite() => {
-            Duration::from_secs_f64(s).min(state.config.max_wait)
-        }
+        // Too large for a Duration (1e300) is longer than max_wait anyway.
+        Some(Ok(s)) if s >= 0.0 && s.is_finite() => Duration::try_from_secs_f64(s)
+            .unwrap_or(state.config.max_wait)
+            .min(state.config.max_wait),
         Some(_) => return bad_request("wait: expected seconds, such as 30 or 0.5"),
     };
     let deadline = tokio::time::Instant::now() + wait;

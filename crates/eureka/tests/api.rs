@@ -488,3 +488,45 @@ fn a_restarted_registry_answers_404_and_takes_the_registration_again() {
     );
     drop(second);
 }
+
+#[test]
+fn a_lease_too_long_to_count_in_milliseconds_registers_and_never_expires() {
+    let (s, clock) = manual(false);
+    let mut body = instance_json("WEB", "web-1", 8081);
+    body["instance"]["leaseInfo"]["durationInSecs"] = json!(u64::MAX);
+    let r = http(
+        s.addr,
+        "POST",
+        "/eureka/apps/WEB",
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    clock.advance(Duration::from_secs(3600));
+    let passes = s.metric("eviction_passes_total");
+    wait_for("two eviction passes", DEADLINE, || {
+        (s.metric("eviction_passes_total") >= passes + 2).then_some(())
+    });
+    assert_eq!(get_json(s.addr, "/eureka/apps/WEB/web-1").status, 200);
+    assert_eq!(s.metric("evictions_total"), 0);
+}
+
+#[test]
+fn a_head_that_never_ends_is_cut_at_header_read_timeout() {
+    use std::io::Write;
+    let s = Server::start(Config {
+        header_read_timeout: Duration::from_millis(200),
+        ..Config::default()
+    });
+    for addr in [s.addr, s.admin] {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(DEADLINE)).unwrap();
+        c.write_all(b"GET /eureka/apps HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        let closed = c.read_to_end(&mut rest).is_ok();
+        assert!(closed, "{addr}: still open after {:?}", started.elapsed());
+        assert!(started.elapsed() < Duration::from_secs(5), "{addr}");
+    }
+}

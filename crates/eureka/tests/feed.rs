@@ -192,3 +192,49 @@ fn keep_registered_registers_renews_and_registers_again_after_a_404() {
     sidecar.join().unwrap();
     assert!(present(), "keep_registered must not cancel by itself");
 }
+
+#[test]
+fn a_wait_too_large_for_a_duration_is_capped_not_a_panic() {
+    let s = Server::start(Config {
+        max_wait: Duration::from_millis(100),
+        ..Config::default()
+    });
+    let v = block_on(client(&s).fetch_full()).unwrap().version;
+    for wait in ["1e300", "18446744073709551616", "1.8e19"] {
+        let path = format!("/eureka/lameduck/changes?after={v}&wait={wait}");
+        let r = get(s.addr, &path, &[("Accept", "application/json")]);
+        assert_eq!(r.status, 200, "wait={wait}: {}", r.text());
+    }
+    for wait in ["-1", "NaN", "inf", "soon"] {
+        let path = format!("/eureka/lameduck/changes?after={v}&wait={wait}");
+        let r = get(s.addr, &path, &[]);
+        assert_eq!(r.status, 400, "wait={wait}: {}", r.text());
+    }
+}
+
+#[test]
+fn keep_registered_with_a_zero_interval_is_no_panic() {
+    let s = Server::start(Config::default());
+    let c = client(&s);
+    let me = lameduck_eureka::model::Instance::from_body(&instance_json("ZERO", "zero-1", 8083))
+        .unwrap();
+    let addr = s.addr;
+    block_on(async {
+        let present = async {
+            while get_json_async(addr, "/eureka/apps/ZERO/zero-1").await != 200 {
+                tokio::task::yield_now().await;
+            }
+        };
+        let keep = lameduck_eureka::client::keep_registered(&c, &me, Duration::ZERO, present);
+        tokio::time::timeout(DEADLINE, keep)
+            .await
+            .expect("registered in time");
+    });
+}
+
+/// The status of a GET, from inside a runtime.
+async fn get_json_async(addr: std::net::SocketAddr, path: &'static str) -> u16 {
+    tokio::task::spawn_blocking(move || get_json(addr, path).status)
+        .await
+        .unwrap()
+}

@@ -173,3 +173,30 @@ fn during_marks_the_timeline_and_html_is_written() {
     assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<svg"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_ws_url_without_ws_is_loaded_as_a_websocket_never_as_plain_http() {
+    // A plain HTTP server: 200 to everything, no WebSocket handshake.
+    let server = InjectServer::start(|_, _| Action::Ok);
+    let ws = server.url("/").replacen("http://", "ws://", 1);
+    let out = load(&["-d", "1s", "-c", "1", &ws]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(!stdout.contains("PASS"), "{stdout}");
+
+    let mixed = load(&["-n", "1", &ws, &server.url("/")]);
+    let stderr = String::from_utf8_lossy(&mixed.stderr);
+    assert_eq!(mixed.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("ws://"), "{stderr}");
+}
+
+#[test]
+fn a_rate_so_low_that_the_schedule_overflows_is_no_panic() {
+    let server = InjectServer::start(|_, _| Action::Ok);
+    let out = load(&["--rate", "1e-300", "-d", "300ms", &server.url("/")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 requests in"));
+}

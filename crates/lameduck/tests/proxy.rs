@@ -93,3 +93,97 @@ fn quick_mode_proxies_to_the_upstreams_given() {
     ld.signal(Signal::SIGINT);
     assert_eq!(ld.wait_exit(DEADLINE), 0, "{}", ld.log());
 }
+
+#[test]
+fn check_refuses_a_duration_too_large_naming_the_key() {
+    let dir = Scratch::new("proxy-check-huge");
+    let file = dir.path("proxy.toml");
+    let toml = format!("[proxy]\ndrain_delay = \"1e30\"\n\n{}", proxy_toml(1, 2, 3));
+    std::fs::write(&file, toml).expect("write");
+    let out = Command::new(lameduck_bin())
+        .args(["proxy", "-c", path_str(&file), "--check"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("line 2: proxy.drain_delay"), "{err}");
+    assert!(err.contains("\"1e30\""), "{err}");
+}
+
+#[test]
+fn out_of_file_descriptors_the_proxy_backs_off_and_serves_open_connections() {
+    let dir = Scratch::new("proxy-emfile");
+    let upstream = keepalive_upstream("K");
+    let (listen, admin) = (free_port(), free_port());
+    let file = dir.path("proxy.toml");
+    std::fs::write(&file, proxy_toml(listen, admin, upstream)).expect("write");
+    let starved = Starved::run(&dir, &["proxy", "-c", path_str(&file)], listen, admin, "/");
+    starved.assert_calm();
+}
+
+#[test]
+fn check_runs_the_drain_plan_check_of_start_and_names_keys() {
+    let dir = Scratch::new("proxy-check-plan");
+    let file = dir.path("proxy.toml");
+    let toml = format!(
+        "[proxy]\ngrace = \"10s\"\ndrain_delay = \"20s\"\n\n{}",
+        proxy_toml(1, 2, 3)
+    );
+    std::fs::write(&file, toml).expect("write");
+    let out = Command::new(lameduck_bin())
+        .args(["proxy", "-c", path_str(&file), "--check"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(path_str(&file)), "names the file: {err}");
+    assert!(err.contains("line 3: proxy.drain_delay"), "{err}");
+    assert!(!err.contains("--grace"), "names keys, not flags: {err}");
+}
+
+#[test]
+fn an_admin_api_off_loopback_without_a_token_is_refused_before_start() {
+    let dir = Scratch::new("proxy-admin-open");
+    let file = dir.path("proxy.toml");
+    let open = proxy_toml(1, 9901, 3).replace("127.0.0.1:9901", "0.0.0.0:9901");
+    std::fs::write(&file, open).expect("write");
+    let check = |token: Option<&str>| {
+        let mut cmd = Command::new(lameduck_bin());
+        cmd.args(["proxy", "-c", path_str(&file), "--check"])
+            .env_remove("LAMEDUCK_ADMIN_TOKEN");
+        if let Some(t) = token {
+            cmd.env("LAMEDUCK_ADMIN_TOKEN", t);
+        }
+        cmd.output().expect("run")
+    };
+    let out = check(None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("line 2: admin.listen"), "{err}");
+    assert!(err.contains("admin.token_file"), "{err}");
+    let out = check(Some("s3cret"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The quick mode's --admin follows the same rule. (192.0.2.1, a
+    // documentation address, is not this machine's: were the rule broken,
+    // the bind would fail instead of listening off loopback.)
+    let mut quick = Lameduck::start_cmd(
+        &dir,
+        Command::new(lameduck_bin())
+            .args([
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "127.0.0.1:9",
+            ])
+            .args(["--admin", "192.0.2.1:9901"])
+            .env_remove("LAMEDUCK_ADMIN_TOKEN"),
+    );
+    assert_eq!(quick.wait_exit(DEADLINE), 2, "{}", quick.log());
+    assert!(quick.log().contains("--admin"), "{}", quick.log());
+}

@@ -66,3 +66,18 @@ fn registry_refuses_a_drain_delay_that_does_not_fit_the_grace() {
         ld.log()
     );
 }
+
+#[test]
+fn out_of_file_descriptors_the_registry_backs_off_and_serves_open_connections() {
+    let dir = Scratch::new("registry-emfile");
+    let (api, admin) = (free_port(), free_port());
+    let args = [
+        "registry",
+        "--listen",
+        &format!("127.0.0.1:{api}"),
+        "--admin",
+        &format!("127.0.0.1:{admin}"),
+    ];
+    let starved = Starved::run(&dir, &args, api, admin, "/eureka/apps");
+    starved.assert_calm();
+}

@@ -904,3 +904,29 @@ fn a_hanging_hook_is_killed_when_the_lame_duck_share_runs_out() {
     );
     assert!(ld.log().contains("killed it"), "{}", ld.log());
 }
+
+#[test]
+fn out_of_file_descriptors_run_backs_off_and_serves_open_admin_connections() {
+    let dir = Scratch::new("run-emfile");
+    let port = free_port();
+    let admin = format!("127.0.0.1:{port}");
+    let args = ["run", "--admin", &admin, "--", "sleep", "30"];
+    let starved = Starved::run(&dir, &args, port, port, "/healthz");
+    starved.assert_calm();
+}
+
+#[test]
+fn runs_admin_listener_is_read_only_probes() {
+    let dir = Scratch::new("run-admin-read-only");
+    let port = free_port();
+    let admin = format!("127.0.0.1:{port}");
+    let _ld = Lameduck::start(&dir, &["run", "--admin", &admin, "--", "sleep", "30"]);
+    wait_for("admin up", DEADLINE, || http_get(port, "/healthz"));
+    for path in ["/readyz", "/healthz", "/metrics"] {
+        assert_eq!(http_get(port, path).map(|r| r.0), Some(200), "{path}");
+        for method in ["PUT", "POST", "DELETE"] {
+            let r = http(port, method, path, Some("{}")).map(|r| r.0);
+            assert_eq!(r, Some(405), "{method} {path}");
+        }
+    }
+}

@@ -190,3 +190,14 @@ fn eureka_flags_that_cannot_work_are_refused_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--eureka-ip"), "{err}");
 }
+
+#[test]
+fn a_renew_interval_under_a_second_is_refused_naming_the_flag() {
+    let out = std::process::Command::new(lameduck_bin())
+        .args(["run", "--eureka-renew-interval", "0", "--", "true"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--eureka-renew-interval"), "{err}");
+}

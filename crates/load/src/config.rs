@@ -125,6 +125,28 @@ impl std::fmt::Debug for TlsTarget {
     }
 }
 
+/// Whether a run is in WebSocket mode: `--ws` (`ws_flag`), or implied when
+/// every URL is `ws://` or `wss://`, so that a WebSocket URL is never loaded
+/// as plain HTTP (which answers, and would pass). WebSocket and HTTP URLs in
+/// one run are refused: the two modes measure different things.
+pub fn websocket_mode(urls: &[String], ws_flag: bool) -> Result<bool, Error> {
+    let is_ws = |u: &String| u.starts_with("ws://") || u.starts_with("wss://");
+    match (
+        urls.iter().find(|u| is_ws(u)),
+        urls.iter().find(|u| !is_ws(u)),
+    ) {
+        (Some(ws), Some(other)) => Err(Error::BadUrl {
+            url: ws.clone(),
+            reason: format!(
+                "a ws:// or wss:// URL and {other:?} in one run: load WebSocket and HTTP \
+                 URLs in separate runs"
+            ),
+        }),
+        (Some(_), None) => Ok(true),
+        (None, _) => Ok(ws_flag),
+    }
+}
+
 /// Parses and resolves every URL and renders `spec` for each; TLS is set up
 /// once, only if some URL is `https://`.
 pub fn targets(
@@ -392,6 +414,16 @@ mod tests {
         );
         assert!(text.contains("X-Test: 1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"));
         assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn ws_urls_imply_websocket_mode_and_do_not_mix_with_http() {
+        let urls = |u: &[&str]| u.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(websocket_mode(&urls(&["ws://a/", "wss://b/"]), false).unwrap());
+        assert!(!websocket_mode(&urls(&["http://a/"]), false).unwrap());
+        assert!(websocket_mode(&urls(&["http://a/"]), true).unwrap());
+        let e = websocket_mode(&urls(&["ws://a/", "http://b/"]), false).unwrap_err();
+        assert!(e.to_string().contains("ws://a/"), "{e}");
     }
 
     #[test]

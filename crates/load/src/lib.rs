@@ -68,7 +68,8 @@ mod tls;
 mod ws;
 
 pub use config::{
-    parse_header, targets, Config, During, ExpectStatus, RequestSpec, Target, Thresholds,
+    parse_header, targets, websocket_mode, Config, During, ExpectStatus, RequestSpec, Target,
+    Thresholds,
 };
 pub use error::Error;
 pub use marks::listen_for_marks;

@@ -102,10 +102,14 @@ impl Schedule {
         self.limit.is_none_or(|n| seq < n).then_some(seq)
     }
 
-    /// Open loop: when request `seq` is meant to be sent.
+    /// Open loop: when request `seq` is meant to be sent. A time too far to
+    /// count (`--rate 1e-300`) is a year away: after any run's end.
     fn intended(&self, seq: u64) -> Option<Instant> {
-        self.rate
-            .map(|r| self.start + Duration::from_secs_f64(seq as f64 / r))
+        let far = Duration::from_secs(365 * 86_400);
+        self.rate.map(|r| {
+            let after = Duration::try_from_secs_f64(seq as f64 / r).map_or(far, |d| d.min(far));
+            self.start + after
+        })
     }
 }
 

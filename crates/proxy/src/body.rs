@@ -1,9 +1,21 @@
 //! Body types: request and response bodies are streamed through, never
 //! buffered whole, behind one boxed type so that bodies from clients, from
-//! upstreams and from the proxy's own error pages mix freely.
+//! upstreams and from the proxy's own error pages mix freely. A client's
+//! request body goes upstream through [`watch`], which holds it to
+//! `max_body_bytes` and tells a client's failure from an upstream's.
+
+use std::{
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    task::{Context, Poll},
+};
 
 use bytes::Bytes;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
+use hyper::body::{Frame, SizeHint};
 
 /// Any error a body may carry.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -32,4 +44,110 @@ where
     B::Error: Into<BoxError>,
 {
     body.map_err(Into::into).boxed_unsync()
+}
+
+/// What became of a client's request body on its way upstream: whether it
+/// went over `max_body_bytes`, or failed (the client left, or sent a broken
+/// chunked coding). The proxy answers 413 for the first, and never counts
+/// either against the upstream endpoint.
+#[derive(Debug, Default)]
+pub(crate) struct BodyWatch {
+    over_limit: AtomicBool,
+    idle: AtomicBool,
+    failed: AtomicBool,
+}
+
+impl BodyWatch {
+    /// The body went over the limit (and was cut there).
+    pub(crate) fn over_limit(&self) -> bool {
+        self.over_limit.load(Ordering::Relaxed)
+    }
+
+    /// The client stopped sending the body for longer than `body_idle_timeout`.
+    pub(crate) fn idle(&self) -> bool {
+        self.idle.load(Ordering::Relaxed)
+    }
+
+    /// The body could not be read whole from the client, over the limit included.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// The error a body over the limit ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("request body larger than max_body_bytes ({0} bytes)")]
+pub(crate) struct TooLarge(pub(crate) u64);
+
+/// The error a body ends with when the client stops sending it.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body stalled for longer than body_idle_timeout")]
+pub(crate) struct Idle;
+
+/// Wraps a client's request body: counts its data against `max` and records
+/// in the returned [`BodyWatch`] whether it went over or failed. One check
+/// for every path: HTTP/1 with a length or chunked, HTTP/2 with or without
+/// `content-length`.
+pub(crate) fn watch(body: Body, max: Option<u64>) -> (Body, Arc<BodyWatch>) {
+    let watch = Arc::new(BodyWatch::default());
+    let watched = Watched {
+        inner: body,
+        seen: 0,
+        max,
+        ended: false,
+        watch: Arc::clone(&watch),
+    };
+    (boxed(watched), watch)
+}
+
+struct Watched {
+    inner: Body,
+    seen: u64,
+    max: Option<u64>,
+    ended: bool,
+    watch: Arc<BodyWatch>,
+}
+
+impl hyper::body::Body for Watched {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                self.seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+                if let Some(max) = self.max.filter(|m| self.seen > *m) {
+                    self.ended = true;
+                    self.watch.over_limit.store(true, Ordering::Relaxed);
+                    self.watch.failed.store(true, Ordering::Relaxed);
+                    return Poll::Ready(Some(Err(TooLarge(max).into())));
+                }
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.ended = true;
+                if e.downcast_ref::<Idle>().is_some() {
+                    self.watch.idle.store(true, Ordering::Relaxed);
+                }
+                self.watch.failed.store(true, Ordering::Relaxed);
+            }
+            Poll::Ready(None) => self.ended = true,
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }

@@ -3,13 +3,14 @@
 //! Reading happens in two stages, like the command line: serde reads the TOML
 //! into raw structs that mirror the file (unknown keys are errors, so a typo
 //! never silently does nothing), then [`Config::from_toml`] checks what serde
-//! cannot (routes naming an upstream that does not exist, durations, addresses)
-//! and reports every problem with the key and the line it is on. A reload runs
+//! cannot (routes naming an upstream that does not exist, durations, addresses,
+//! the drain plan that start checks) and reports every problem with the key
+//! and the line it is on. A reload runs
 //! the same check first: an invalid file is rejected and the old config serves on.
 
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
-use lameduck_drain::parse_duration;
+use lameduck_drain::{parse_duration, LameDuckWait, Names, Plan, PlanError, Setting, Timing};
 use serde::Deserialize;
 
 pub use crate::tls::Tls;
@@ -32,14 +33,52 @@ pub struct ConfigError {
 pub struct Config {
     /// Drain and client-side settings.
     pub proxy: ProxySettings,
-    /// Where the admin API listens, if anywhere.
+    /// Where the admin API listens, if anywhere (probes, metrics, and the
+    /// endpoints that change the config).
     pub admin: Option<SocketAddr>,
+    /// The bearer token the admin API asks for (all but its probes), from
+    /// `admin.token_file` or `LAMEDUCK_ADMIN_TOKEN`; required off loopback.
+    pub admin_token: Option<AdminToken>,
+    /// Where the probe listener listens, if anywhere: `/healthz`, `/readyz`
+    /// and `/metrics` only, safe on the pod IP.
+    pub probe: Option<SocketAddr>,
     /// Listeners, in file order.
     pub listeners: Vec<Listener>,
     /// Routes, in file order (matching picks the most specific, see `router`).
     pub routes: Vec<Route>,
     /// Upstream pools by name.
     pub upstreams: BTreeMap<String, Upstream>,
+}
+
+/// The environment variable that gives the admin API's bearer token when
+/// `admin.token_file` does not.
+pub const ADMIN_TOKEN_ENV: &str = "LAMEDUCK_ADMIN_TOKEN";
+
+/// A bearer token; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// Whether an `Authorization` header value carries this token
+    /// (`Bearer TOKEN`); compared in constant time.
+    pub fn accepts(&self, authorization: Option<&[u8]>) -> bool {
+        let Some(given) = authorization.and_then(|v| v.strip_prefix(b"Bearer ")) else {
+            return false;
+        };
+        let want = self.0.as_bytes();
+        given.len() == want.len()
+            && given
+                .iter()
+                .zip(want)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(***)")
+    }
 }
 
 /// `[proxy]`: drain timing and client-side limits.
@@ -53,6 +92,8 @@ pub struct ProxySettings {
     pub keepalive_timeout: Duration,
     pub keepalive_requests: u64,
     pub header_read_timeout: Duration,
+    /// The longest wait for the next bytes of an HTTP/1 request body.
+    pub body_idle_timeout: Duration,
     pub max_body_bytes: Option<u64>,
     pub max_connections: usize,
 }
@@ -133,6 +174,19 @@ impl Config {
         Check { text }.config(raw)
     }
 
+    /// Sets the admin API's address outside a file (the quick mode's
+    /// `--admin`), with the same rule as `admin.listen`: its token comes from
+    /// `LAMEDUCK_ADMIN_TOKEN`, and off loopback one is required.
+    pub fn set_admin(&mut self, addr: SocketAddr) -> Result<(), ConfigError> {
+        self.admin_token = admin_token(addr, None).map_err(|message| ConfigError {
+            line: None,
+            key: "--admin".into(),
+            message,
+        })?;
+        self.admin = Some(addr);
+        Ok(())
+    }
+
     /// The config of the quick mode: one listener, one upstream, one route.
     pub fn quick(listen: SocketAddr, endpoints: Vec<SocketAddr>) -> Config {
         let upstream = Upstream {
@@ -143,6 +197,8 @@ impl Config {
         Config {
             proxy: ProxySettings::defaults(),
             admin: None,
+            admin_token: None,
+            probe: None,
             listeners: vec![Listener {
                 name: "web".into(),
                 listen,
@@ -159,7 +215,32 @@ impl Config {
     }
 }
 
+/// The `[proxy]` keys the drain plan is made of, as errors name them.
+const KEYS: Names = Names {
+    grace: "proxy.grace",
+    margin: "proxy.margin",
+    stop_reserve: "proxy.stop_reserve",
+    drain_delay: "proxy.drain_delay",
+    until_quiet: "proxy.until_quiet",
+};
+
 impl ProxySettings {
+    /// The drain plan these settings make; every config read is checked with
+    /// it, so `--check`, start and reloads refuse the same files.
+    pub fn plan(&self) -> Result<Plan, PlanError> {
+        let timing = Timing {
+            grace: self.grace,
+            margin: self.margin,
+            stop_reserve: self.stop_reserve,
+        };
+        let wait = match (self.until_quiet, self.drain_delay) {
+            (Some(quiet), max) => LameDuckWait::UntilQuiet { quiet, max },
+            (None, Some(d)) => LameDuckWait::Fixed(d),
+            (None, None) => LameDuckWait::None,
+        };
+        Plan::new(timing, wait)
+    }
+
     fn defaults() -> ProxySettings {
         ProxySettings {
             grace: Duration::from_secs(30),
@@ -170,6 +251,7 @@ impl ProxySettings {
             keepalive_timeout: Duration::from_secs(75),
             keepalive_requests: 1000,
             header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(30),
             max_body_bytes: None,
             max_connections: 10_000,
         }
@@ -192,6 +274,29 @@ impl Upstream {
     }
 }
 
+/// The admin API's token: `from_file`, else `LAMEDUCK_ADMIN_TOKEN`. Without
+/// one, an admin API off loopback is refused (the message says what to do).
+fn admin_token(
+    addr: SocketAddr,
+    from_file: Option<AdminToken>,
+) -> Result<Option<AdminToken>, String> {
+    let token = from_file.or_else(|| {
+        std::env::var(ADMIN_TOKEN_ENV)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .map(AdminToken)
+    });
+    if token.is_none() && !addr.ip().is_loopback() {
+        return Err(format!(
+            "{addr} is off loopback, and the admin API can change all routing: give it a \
+             bearer token (admin.token_file, or {ADMIN_TOKEN_ENV}), or listen on 127.0.0.1 \
+             and serve the kubelet's probes with [probe] listen = \"0.0.0.0:PORT\""
+        ));
+    }
+    Ok(token)
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())]
         .bytes()
@@ -209,6 +314,8 @@ struct RawConfig {
     proxy: Option<RawProxy>,
     #[serde(default)]
     admin: Option<RawAdmin>,
+    #[serde(default)]
+    probe: Option<RawProbe>,
     #[serde(default)]
     listener: Vec<RawListener>,
     #[serde(default)]
@@ -228,6 +335,7 @@ struct RawProxy {
     keepalive_timeout: Option<Spanned<String>>,
     keepalive_requests: Option<u64>,
     header_read_timeout: Option<Spanned<String>>,
+    body_idle_timeout: Option<Spanned<String>>,
     max_body_bytes: Option<u64>,
     max_connections: Option<usize>,
 }
@@ -235,6 +343,13 @@ struct RawProxy {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
+    listen: Spanned<String>,
+    token_file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProbe {
     listen: Spanned<String>,
 }
 
@@ -334,9 +449,13 @@ impl Check<'_> {
 
     fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         let proxy = self.proxy(raw.proxy.unwrap_or_default())?;
-        let admin = raw
-            .admin
-            .map(|a| self.addr("admin.listen", &a.listen))
+        let (admin, admin_token) = match &raw.admin {
+            Some(a) => self.admin(a)?,
+            None => (None, None),
+        };
+        let probe = raw
+            .probe
+            .map(|p| self.addr("probe.listen", &p.listen))
             .transpose()?;
         let listeners = self.listeners(&raw.listener)?;
         let upstreams = self.upstreams(&raw.upstream)?;
@@ -344,9 +463,57 @@ impl Check<'_> {
         Ok(Config {
             proxy,
             admin,
+            admin_token,
+            probe,
             listeners,
             routes,
             upstreams,
+        })
+    }
+
+    /// `[admin]`: its address and token. Off loopback the admin API must ask
+    /// for a token: whoever reaches it can reroute all traffic.
+    fn admin(&self, a: &RawAdmin) -> Result<(Option<SocketAddr>, Option<AdminToken>), ConfigError> {
+        let addr = self.addr("admin.listen", &a.listen)?;
+        let file = a
+            .token_file
+            .as_ref()
+            .map(|p| self.token_file(p))
+            .transpose()?;
+        let token = admin_token(addr, file).map_err(|m| self.err("admin.listen", &a.listen, m))?;
+        Ok((Some(addr), token))
+    }
+
+    fn token_file(&self, path: &Spanned<String>) -> Result<AdminToken, ConfigError> {
+        let key = "admin.token_file";
+        let text = std::fs::read_to_string(path.get_ref())
+            .map_err(|e| self.err(key, path, format!("cannot read {:?}: {e}", path.get_ref())))?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(self.err(key, path, format!("{:?} is empty", path.get_ref())));
+        }
+        Ok(AdminToken(token.to_string()))
+    }
+
+    /// The drain plan check that start runs, with the TOML keys named.
+    fn plan(&self, p: &RawProxy, settings: &ProxySettings) -> Result<(), ConfigError> {
+        let Err(e) = settings.plan() else {
+            return Ok(());
+        };
+        let (key, at) = match &e {
+            PlanError::MarginTooLarge(_) => {
+                ("proxy.margin", p.margin.as_ref().or(p.grace.as_ref()))
+            }
+            PlanError::WaitDoesNotFit {
+                what: Setting::UntilQuiet,
+                ..
+            } => ("proxy.until_quiet", p.until_quiet.as_ref()),
+            PlanError::WaitDoesNotFit { .. } => ("proxy.drain_delay", p.drain_delay.as_ref()),
+        };
+        Err(ConfigError {
+            line: at.map(|s| line_of(self.text, s.span().start)),
+            key: key.into(),
+            message: e.describe(&KEYS),
         })
     }
 
@@ -359,7 +526,7 @@ impl Check<'_> {
                 .map(|s| parse_duration(s.get_ref()).map_err(|e| self.err(key, s, e.to_string())))
                 .transpose()
         };
-        Ok(ProxySettings {
+        let settings = ProxySettings {
             grace: self.duration("proxy.grace", &p.grace, d.grace)?,
             margin: self.duration("proxy.margin", &p.margin, d.margin)?,
             stop_reserve: self.duration("proxy.stop_reserve", &p.stop_reserve, d.stop_reserve)?,
@@ -376,9 +543,16 @@ impl Check<'_> {
                 &p.header_read_timeout,
                 d.header_read_timeout,
             )?,
+            body_idle_timeout: self.duration(
+                "proxy.body_idle_timeout",
+                &p.body_idle_timeout,
+                d.body_idle_timeout,
+            )?,
             max_body_bytes: p.max_body_bytes,
             max_connections: p.max_connections.unwrap_or(d.max_connections),
-        })
+        };
+        self.plan(&p, &settings)?;
+        Ok(settings)
     }
 
     fn listeners(&self, raw: &[RawListener]) -> Result<Vec<Listener>, ConfigError> {
@@ -631,6 +805,54 @@ endpoints = ["127.0.0.1:18081", "127.0.0.1:18082"]
         let e =
             Config::from_toml(&format!("[proxy]\ndrain_delay = \"soon\"\n{EXAMPLE}")).unwrap_err();
         assert_eq!((e.key.as_str(), e.line), ("proxy.drain_delay", Some(2)));
+    }
+
+    #[test]
+    fn a_drain_delay_that_does_not_fit_the_grace_names_the_keys() {
+        let text = format!("[proxy]\ngrace = \"10s\"\ndrain_delay = \"20s\"\n{EXAMPLE}");
+        let e = Config::from_toml(&text).unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("proxy.drain_delay", Some(3)));
+        assert!(e.message.contains("proxy.grace 10.0s"), "{e}");
+        assert!(!e.message.contains("--"), "names keys, not flags: {e}");
+        let e = Config::from_toml(&format!("[proxy]\nmargin = \"40s\"\n{EXAMPLE}")).unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("proxy.margin", Some(2)));
+    }
+
+    #[test]
+    fn an_admin_api_off_loopback_needs_a_token() {
+        let open = EXAMPLE.replace("127.0.0.1:9901", "0.0.0.0:9901");
+        let e = Config::from_toml(&open).unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("admin.listen", Some(3)), "{e}");
+        assert!(e.message.contains("admin.token_file"), "{e}");
+        let dir = std::env::temp_dir().join(format!("ld-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let with = open.replace(
+            "listen = \"0.0.0.0:9901\"",
+            &format!(
+                "listen = \"0.0.0.0:9901\"\ntoken_file = {:?}",
+                file.display().to_string()
+            ),
+        );
+        let c = Config::from_toml(&with).unwrap();
+        let token = c.admin_token.unwrap();
+        assert!(token.accepts(Some(b"Bearer s3cret")));
+        assert!(!token.accepts(Some(b"Bearer s3cre")));
+        assert!(!token.accepts(Some(b"s3cret")));
+        assert!(!token.accepts(None));
+        std::fs::write(&file, "\n").unwrap();
+        let e = Config::from_toml(&with).unwrap_err();
+        assert_eq!(e.key, "admin.token_file", "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_duration_too_large_is_an_error_not_a_panic() {
+        let e =
+            Config::from_toml(&format!("[proxy]\ndrain_delay = \"1e30\"\n{EXAMPLE}")).unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("proxy.drain_delay", Some(2)));
+        assert!(e.message.contains("\"1e30\""), "{e}");
     }
 }
 

@@ -29,6 +29,8 @@ pub enum Cause {
     UpstreamProtocol,
     /// The request body is larger than `max_body_bytes`.
     BodyTooLarge,
+    /// The request body stalled for longer than `body_idle_timeout`.
+    BodyTimeout,
     /// The proxy is shutting down and no longer takes this request.
     ShuttingDown,
     /// The request head is malformed or ambiguous (see `docs/proxy.md`).
@@ -57,6 +59,7 @@ impl Cause {
             Cause::UpstreamTimeout => "upstream-timeout",
             Cause::UpstreamProtocol => "upstream-protocol-error",
             Cause::BodyTooLarge => "body-too-large",
+            Cause::BodyTimeout => "request-body-timeout",
             Cause::ShuttingDown => "shutting-down",
             Cause::BadRequest => "bad-request",
             Cause::HeadTooLarge => "request-head-too-large",
@@ -77,7 +80,7 @@ impl Cause {
             Cause::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Cause::BadRequest => StatusCode::BAD_REQUEST,
             Cause::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Cause::HeadTimeout => StatusCode::REQUEST_TIMEOUT,
+            Cause::HeadTimeout | Cause::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Cause::UnsupportedCoding => StatusCode::NOT_IMPLEMENTED,
             Cause::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Cause::UpstreamConnectRefused

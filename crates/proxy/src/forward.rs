@@ -20,7 +20,7 @@
 //! ([`crate::h1::client`]), HTTP/2 ones by hyper's (which hands back a request
 //! it could not send, and is retried under the same rules).
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
 use hyper::{
@@ -31,7 +31,7 @@ use hyper::{
 };
 
 use crate::{
-    body::{self, Body},
+    body::{self, Body, BodyWatch},
     config::{Upstream, UpstreamProtocol},
     error::Cause,
     h1::{
@@ -283,6 +283,7 @@ async fn send_h1(
     upgrade: bool,
 ) -> Result<Forwarded, (Cause, u32)> {
     for_http1(&mut req);
+    let watch = req.extensions().get::<Arc<BodyWatch>>().cloned();
     let mut out = Outgoing::new(req, upgrade);
     let (max_idle, timeout) = (settings.max_idle_per_endpoint, settings.response_timeout);
     let mut retries = 0;
@@ -301,7 +302,7 @@ async fn send_h1(
                     retries += 1;
                     tracing::debug!(endpoint = %endpoint.addr, "keepalive connection closed under a request; sending it again on another");
                 }
-                Err(failure) => return Err((failure.cause(), retries)),
+                Err(failure) => return Err((client_or(failure.cause(), &watch), retries)),
             }
         }
         let conn = match endpoint.connect_h1(settings).await {
@@ -315,10 +316,7 @@ async fn send_h1(
         };
         return match client::send(conn, &mut out, timeout, home()).await {
             Ok((response, raw)) => Ok(delivered(&endpoint, response, raw, retries)),
-            Err(failure) => {
-                endpoint.failed(settings, failure.cause());
-                Err((failure.cause(), retries))
-            }
+            Err(failure) => Err((fault(&endpoint, settings, failure.cause(), &watch), retries)),
         };
     }
     Err((last, retries))
@@ -330,6 +328,7 @@ async fn send_h2(
     req: Request<Body>,
     settings: &Upstream,
 ) -> Result<Forwarded, (Cause, u32)> {
+    let watch = req.extensions().get::<Arc<BodyWatch>>().cloned();
     // A request without a body can be rebuilt for a retry after it was sent.
     let replay = req.body().is_end_stream().then(|| {
         (
@@ -359,7 +358,7 @@ async fn send_h2(
                         r = rebuild(m, u, h);
                         tracing::debug!(endpoint = %endpoint.addr, %cause, "HTTP/2 connection died under a body-less request; retrying on a fresh one");
                     }
-                    _ => return Err((cause, retries)),
+                    _ => return Err((client_or(cause, &watch), retries)),
                 },
             }
         }
@@ -375,17 +374,41 @@ async fn send_h2(
         };
         return match attempt_h2(conn, r, endpoint.addr, settings).await {
             Ok(response) => Ok(delivered(&endpoint, response, None, retries)),
-            Err(H2Failure::NotSent(_)) => {
-                endpoint.failed(settings, Cause::UpstreamReset);
-                Err((Cause::UpstreamReset, retries))
-            }
+            Err(H2Failure::NotSent(_)) => Err((
+                fault(&endpoint, settings, Cause::UpstreamReset, &watch),
+                retries,
+            )),
             Err(H2Failure::Sent(cause)) => {
-                endpoint.failed(settings, cause);
-                Err((cause, retries))
+                Err((fault(&endpoint, settings, cause, &watch), retries))
             }
         };
     }
     Err((last, retries))
+}
+
+/// A request to `endpoint` failed with `cause`: counted against the endpoint
+/// (towards its ejection) unless the client's body was what failed, which is
+/// the client's fault, not the endpoint's. Returns the cause the client is told.
+fn fault(
+    endpoint: &Endpoint,
+    settings: &Upstream,
+    cause: Cause,
+    watch: &Option<Arc<BodyWatch>>,
+) -> Cause {
+    let told = client_or(cause, watch);
+    if told == cause {
+        endpoint.failed(settings, cause);
+    }
+    told
+}
+
+/// `bad-request` when the client's body failed (cut off, broken coding, over
+/// the limit: the caller answers 413 for that), else `cause`.
+fn client_or(cause: Cause, watch: &Option<Arc<BodyWatch>>) -> Cause {
+    match watch {
+        Some(w) if w.failed() => Cause::BadRequest,
+        _ => cause,
+    }
 }
 
 /// A response came from `endpoint`: counts its success.

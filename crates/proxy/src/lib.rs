@@ -11,7 +11,8 @@
 //! - `h1`: HTTP/1.x on both sides, the client connection loop and the
 //!   upstream client (HTTP/2 is hyper's);
 //! - `state`: the running config, swapped atomically on reload;
-//! - `admin`: probes, metrics, `PUT /config`, `PUT /upstreams/NAME`.
+//! - `admin`: the probe listener (probes, metrics) and the admin API (also
+//!   `PUT /config`, `PUT /upstreams/NAME`, behind a bearer token off loopback).
 //!
 //! [`bind`] binds every socket (so a bad address fails at start) and returns a
 //! [`Bound`] proxy; [`Bound::run`] serves until the drain it is told to do by
@@ -40,11 +41,11 @@ use std::{
 };
 
 use lameduck_drain::{
-    log_phase, Drain, LameDuckWait, Phase, Plan, PlanError, Step, StopKind, Timing, Trigger,
+    log_phase, Drain, LameDuckWait, Phase, Plan, PlanError, Step, StopKind, Trigger,
 };
 use tokio::{net::TcpListener, sync::mpsc, time::Instant};
 
-pub use config::{Config, ConfigError};
+pub use config::{AdminToken, Config, ConfigError, ADMIN_TOKEN_ENV};
 use config_file::ConfigFile;
 pub use error::Cause;
 use server::Activity;
@@ -119,23 +120,15 @@ pub struct Bound {
     plan: Plan,
     listeners: Vec<(Arc<str>, TcpListener)>,
     admin: Option<TcpListener>,
+    probe: Option<TcpListener>,
 }
 
 /// Reads the config, checks the drain plan, and binds every socket.
 pub async fn bind(source: Source) -> Result<Bound, Error> {
     let (config, text) = load(&source)?;
-    let p = &config.proxy;
-    let timing = Timing {
-        grace: p.grace,
-        margin: p.margin,
-        stop_reserve: p.stop_reserve,
-    };
-    let wait = match (p.until_quiet, p.drain_delay) {
-        (Some(quiet), max) => LameDuckWait::UntilQuiet { quiet, max },
-        (None, Some(d)) => LameDuckWait::Fixed(d),
-        (None, None) => LameDuckWait::None,
-    };
-    let plan = Plan::new(timing, wait)?;
+    // A config from a file was checked with its plan already (its error names
+    // the keys); one built in code (the quick mode) is checked here.
+    let plan = config.proxy.plan()?;
     let mut listeners = Vec::new();
     for l in &config.listeners {
         let what = format!("listener {:?}", l.name);
@@ -148,18 +141,8 @@ pub async fn bind(source: Source) -> Result<Bound, Error> {
             })?;
         listeners.push((Arc::from(l.name.as_str()), socket));
     }
-    let admin = match config.admin {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| Error::Bind {
-                    what: "admin".into(),
-                    addr,
-                    source,
-                })?,
-        ),
-        None => None,
-    };
+    let admin = bind_optional("admin", config.admin).await?;
+    let probe = bind_optional("probe", config.probe).await?;
     let state = State::new(config, text);
     Ok(Bound {
         source,
@@ -167,7 +150,21 @@ pub async fn bind(source: Source) -> Result<Bound, Error> {
         plan,
         listeners,
         admin,
+        probe,
     })
+}
+
+/// Binds the admin or probe listener, if the config has one.
+async fn bind_optional(what: &str, addr: Option<SocketAddr>) -> Result<Option<TcpListener>, Error> {
+    let Some(addr) = addr else { return Ok(None) };
+    TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|source| Error::Bind {
+            what: what.into(),
+            addr,
+            source,
+        })
 }
 
 fn load(source: &Source) -> Result<(Config, Option<String>), Error> {
@@ -205,6 +202,11 @@ impl Bound {
         self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The probe listener's bound address.
+    pub fn probe_addr(&self) -> Option<SocketAddr> {
+        self.probe.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until a drain is over.
     pub async fn run(self, mut control: mpsc::UnboundedReceiver<Control>) -> Exit {
         let Bound {
@@ -213,6 +215,7 @@ impl Bound {
             plan,
             listeners,
             admin,
+            probe,
         } = self;
         let activity = Arc::new(Activity::new());
         for (name, l) in listeners {
@@ -228,9 +231,16 @@ impl Bound {
         }
         if let Some(l) = admin {
             if let Ok(addr) = l.local_addr() {
-                tracing::info!(%addr, "admin API /healthz /readyz /metrics /config /upstreams/NAME");
+                let token = state.snapshot().config.admin_token.is_some();
+                tracing::info!(%addr, token, "admin API /healthz /readyz /metrics /config /upstreams/NAME");
             }
-            tokio::spawn(admin::serve(l, Arc::clone(&state)));
+            tokio::spawn(admin::serve(l, Arc::clone(&state), admin::Role::Admin));
+        }
+        if let Some(l) = probe {
+            if let Ok(addr) = l.local_addr() {
+                tracing::info!(%addr, "probe listener /healthz /readyz /metrics");
+            }
+            tokio::spawn(admin::serve(l, Arc::clone(&state), admin::Role::Probe));
         }
         let file = match &source {
             Source::File(path) => {

@@ -32,7 +32,7 @@ use hyper::{
     Request, Response, StatusCode, Version,
 };
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use lameduck_drain::Phase;
+use lameduck_drain::{AcceptBackoff, Phase};
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::Notify,
@@ -81,6 +81,7 @@ pub(crate) async fn accept_loop(
     activity: Arc<Activity>,
 ) {
     let mut phase = state.phase.subscribe();
+    let mut backoff = AcceptBackoff::new(&*name);
     loop {
         if *phase.borrow() >= Phase::Drain {
             tracing::info!(listener = %name, "stopped accepting");
@@ -99,13 +100,19 @@ pub(crate) async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    backoff.accepted();
                     activity.touch();
                     let (name, state, activity) = (Arc::clone(&name), Arc::clone(&state), Arc::clone(&activity));
                     tokio::spawn(serve_connection(stream, peer, name, state, activity));
                 }
                 Err(e) => {
-                    tracing::warn!(listener = %name, "accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    // Out of descriptors and the like: wait (open connections
+                    // are served meanwhile), and let the drain interrupt it.
+                    let wait = tokio::time::sleep(backoff.failed(&e));
+                    tokio::select! {
+                        () = wait => {}
+                        _ = phase.changed() => {}
+                    }
                 }
             },
             _ = phase.changed() => {}
@@ -213,6 +220,18 @@ where
     }
 }
 
+/// HTTP/2 limits, set here rather than left to hyper's defaults (the same
+/// values today) so that an upgrade of hyper cannot loosen them: streams open
+/// at once on one connection; the decoded header list of one request (HTTP/2
+/// headers and CONTINUATION frames together, so a CONTINUATION flood is cut
+/// there); streams the client resets before the proxy saw them (rapid reset,
+/// CVE-2023-44487: past it the connection gets GOAWAY); and streams the proxy
+/// itself resets for protocol errors.
+const H2_MAX_STREAMS: u32 = 200;
+const H2_MAX_HEADER_LIST: u32 = 16 * 1024;
+const H2_MAX_PENDING_RESETS: usize = 20;
+const H2_MAX_LOCAL_RESETS: usize = 1024;
+
 /// Serves HTTP/2 on one client connection until it ends, by hyper's server.
 async fn serve_h2<I>(io: I, conn: Arc<Conn>)
 where
@@ -224,6 +243,10 @@ where
     let service = hyper::service::service_fn(move |req| handle(req, Arc::clone(&c)));
     let server = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_header_list_size(H2_MAX_HEADER_LIST)
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(H2_MAX_LOCAL_RESETS)
         .serve_connection(io, service);
     tokio::pin!(server);
     let mut phase = state.phase.subscribe();
@@ -396,13 +419,17 @@ async fn proxy(
         return (None, error_response(conn, Cause::NoRoute), None);
     };
     let name = pool.name();
-    if let Some(max) = snapshot.config.proxy.max_body_bytes {
-        if content_length(&req).is_some_and(|len| len > max) {
-            return (Some(name), error_response(conn, Cause::BodyTooLarge), None);
-        }
+    let max = snapshot.config.proxy.max_body_bytes;
+    let declared = match crate::h1::content_length(req.headers()) {
+        Ok(n) => n,
+        Err(_) => return (Some(name), error_response(conn, Cause::BadRequest), None),
+    };
+    if let Some(max) = max.filter(|m| declared.is_some_and(|n| n > *m)) {
+        return (Some(name), too_large(conn, max), None);
     }
     let upgrade = is_upgrade(&req);
     let (mut parts, body) = req.into_parts();
+    let (body, watch) = watch_body(&mut parts, body, max);
     forward::strip_hop_by_hop(&mut parts.headers, upgrade);
     if upgrade {
         parts
@@ -417,7 +444,11 @@ async fn proxy(
     });
     forward::add_forwarded(&mut parts.headers, &conn.forwarded, host);
     let req = Request::from_parts(parts, body);
-    match forward::send(&pool, req, upgrade).await {
+    let sent = forward::send(&pool, req, upgrade).await;
+    if let Some(refusal) = watch.and_then(|w| body_refusal(conn, &snapshot.config.proxy, &w)) {
+        return (Some(name), refusal, None);
+    }
+    match sent {
         Ok(mut fwd) => {
             conn.state
                 .metrics
@@ -455,15 +486,6 @@ async fn proxy(
     }
 }
 
-fn content_length<B>(req: &Request<B>) -> Option<u64> {
-    req.headers()
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-}
-
 pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
     req.version() == Version::HTTP_11
         && req.headers().contains_key(header::UPGRADE)
@@ -481,12 +503,63 @@ pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
 const LAMEDUCK_ERROR: header::HeaderName = header::HeaderName::from_static("lameduck-error");
 
 fn error_response(conn: &Conn, cause: Cause) -> Response<Body> {
-    conn.state.metrics.count_error(cause);
-    let mut resp = Response::new(body::full(format!(
-        "{} {}\n",
+    let text = format!("{} {}\n", cause.status().as_u16(), cause.name());
+    error_with(conn, cause, text)
+}
+
+/// Wraps every request body but an empty one in a [`body::BodyWatch`], which
+/// counts it against `max` as it streams and tells a client's failure from an
+/// upstream's (the forwarding code finds it in the request's extensions).
+fn watch_body(
+    parts: &mut hyper::http::request::Parts,
+    body: Body,
+    max: Option<u64>,
+) -> (Body, Option<Arc<body::BodyWatch>>) {
+    if hyper::body::Body::is_end_stream(&body) {
+        return (body, None);
+    }
+    let (body, watch) = body::watch(body, max);
+    parts.extensions.insert(Arc::clone(&watch));
+    (body, Some(watch))
+}
+
+/// The answer when the client's body, not the upstream, ended the exchange:
+/// 413 over `max_body_bytes`, 408 after `body_idle_timeout`.
+fn body_refusal(
+    conn: &Conn,
+    settings: &crate::config::ProxySettings,
+    watch: &body::BodyWatch,
+) -> Option<Response<Body>> {
+    if watch.over_limit() {
+        return settings.max_body_bytes.map(|max| too_large(conn, max));
+    }
+    if !watch.idle() {
+        return None;
+    }
+    let cause = Cause::BodyTimeout;
+    let text = format!(
+        "{} {}: no request body bytes for body_idle_timeout ({})\n",
+        cause.status().as_u16(),
+        cause.name(),
+        lameduck_drain::format_duration(settings.body_idle_timeout)
+    );
+    Some(error_with(conn, cause, text))
+}
+
+/// The 413 for a body over `max_body_bytes`: it says the limit and the key.
+fn too_large(conn: &Conn, max: u64) -> Response<Body> {
+    let cause = Cause::BodyTooLarge;
+    let text = format!(
+        "{} {}: the request body is larger than max_body_bytes ({max} bytes)\n",
         cause.status().as_u16(),
         cause.name()
-    )));
+    );
+    error_with(conn, cause, text)
+}
+
+fn error_with(conn: &Conn, cause: Cause, text: String) -> Response<Body> {
+    conn.state.metrics.count_error(cause);
+    let mut resp = Response::new(body::full(text));
     *resp.status_mut() = cause.status();
     resp.headers_mut()
         .insert(LAMEDUCK_ERROR, HeaderValue::from_static(cause.name()));

@@ -105,6 +105,9 @@ impl State {
         if old.config.admin != config.admin {
             tracing::warn!("admin.listen changed: it takes effect at the next restart");
         }
+        if old.config.probe != config.probe {
+            tracing::warn!("probe.listen changed: it takes effect at the next restart");
+        }
         keep_discovered_endpoints(&mut config, &old.config);
         let snapshot = build(config, source, &old.pools);
         self.current.store(Arc::new(snapshot));
@@ -266,6 +269,12 @@ impl Metrics {
                 "gauge",
                 "Client connections open now.",
                 active,
+            ),
+            (
+                "lameduck_proxy_active_upgraded",
+                "gauge",
+                "Upgraded streams (WebSocket and other tunnels) open now.",
+                self.active_upgrades.load(Ordering::Relaxed) as u64,
             ),
             (
                 "lameduck_proxy_connections_total",

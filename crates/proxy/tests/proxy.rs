@@ -696,8 +696,11 @@ async fn eureka_discovery_follows_down_at_once_with_the_change_feed_and_by_polli
         let extra = format!(
             "[[upstream]]\nname = \"shop\"\ndiscovery = {{ eureka = \"{url}\", app = \"shop\", interval = \"300ms\", feed = {feed} }}\n"
         );
-        let toml =
-            config(&[a.addr], "").replace("upstream = \"app\"", "upstream = \"shop\"") + &extra;
+        // One connection sends requests in a tight loop until the DOWN lands:
+        // more than the default 1000 a connection on a fast machine.
+        let toml = config(&[a.addr], "[proxy]\nkeepalive_requests = 1000000\n")
+            .replace("upstream = \"app\"", "upstream = \"shop\"")
+            + &extra;
         let p = proxy_toml(&toml).await;
         let mut c = h1(p.addr).await;
         // Both instances get traffic once discovered.

@@ -429,3 +429,107 @@ async fn a_response_head_that_is_not_http_is_a_502() {
         "{reply}"
     );
 }
+
+/// An upstream that answers `101` to whatever it is sent, then echoes the
+/// bytes that follow as a tunnel (never parsing them as requests).
+async fn always_101(mut up: Up) {
+    let Some(head) = up.head().await else { return };
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map_or(0, |n| n.trim().parse().unwrap_or(0));
+    let _ = up.body(length).await;
+    up.send("HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = up.stream.read(&mut buf).await {
+        if n == 0 || up.stream.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_upgrade_request_with_a_body_is_not_upgraded_and_nothing_after_it_is_parsed() {
+    let up = scripted(always_101).await;
+    let p = proxy_to(&up).await;
+    let mut c = Raw::connect(p.addr).await;
+    c.send(
+        "POST /ws HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: echo\r\n\
+         Content-Length: 5\r\n\r\nhello\
+         GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .await;
+    assert!(c.closed().await, "the connection ends after the answer");
+    let reply = String::from_utf8_lossy(&c.seen).into_owned();
+    assert!(reply.starts_with("HTTP/1.1 502 "), "{reply}");
+    assert!(
+        reply.contains("lameduck-error: upstream-protocol-error"),
+        "{reply}"
+    );
+    assert!(!reply.contains("smuggled"), "{reply}");
+    let heads: Vec<String> = up.seen().into_iter().map(|(_, h)| h).collect();
+    assert_eq!(
+        heads.len(),
+        1,
+        "one request reached the upstream: {heads:?}"
+    );
+    assert!(heads[0].starts_with("POST /ws "), "{heads:?}");
+    assert!(
+        !heads[0].to_ascii_lowercase().contains("upgrade"),
+        "forwarded without the upgrade: {heads:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_101_to_a_request_that_asked_for_no_upgrade_is_a_502() {
+    let up = scripted(always_101).await;
+    let p = proxy_to(&up).await;
+    let mut c = Raw::connect(p.addr).await;
+    let reply = c.get("/", "upstream-protocol-error\n").await;
+    assert!(reply.starts_with("HTTP/1.1 502 "), "{reply}");
+}
+
+#[tokio::test]
+async fn after_a_101_the_connection_is_a_tunnel_never_parsed_again() {
+    let up = scripted(always_101).await;
+    let p = proxy_to(&up).await;
+    let mut c = Raw::connect(p.addr).await;
+    c.send("GET /ws HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await;
+    let reply = c.read_next(|s| s.ends_with("\r\n\r\n")).await;
+    assert!(reply.starts_with("HTTP/1.1 101 "), "{reply}");
+    let inner = "GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n";
+    c.send(inner).await;
+    let echoed = c.read_next(|s| s.ends_with(inner)).await;
+    assert_eq!(echoed, inner, "tunnelled as bytes, not answered");
+    assert_eq!(up.seen().len(), 1, "the upstream parsed one head only");
+    assert_eq!(up.accepted(), 1);
+}
+
+#[tokio::test]
+async fn an_open_tunnel_shows_in_the_active_upgraded_metric() {
+    let up = scripted(always_101).await;
+    let p = proxy_to(&up).await;
+    let gauge = || async {
+        let m = support::admin(p.admin, "GET", "/metrics", "").await.body;
+        m.lines()
+            .find_map(|l| l.strip_prefix("lameduck_proxy_active_upgraded "))
+            .map(|v| v.trim().to_string())
+    };
+    assert_eq!(gauge().await.as_deref(), Some("0"));
+    let mut c = Raw::connect(p.addr).await;
+    c.send("GET /ws HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await;
+    let reply = c.read_next(|s| s.ends_with("\r\n\r\n")).await;
+    assert!(reply.starts_with("HTTP/1.1 101 "), "{reply}");
+    support::eventually("the gauge to count the tunnel", 5, || async {
+        gauge().await.as_deref() == Some("1")
+    })
+    .await;
+    drop(c);
+    support::eventually("the gauge to drop", 5, || async {
+        gauge().await.as_deref() == Some("0")
+    })
+    .await;
+}

@@ -13,13 +13,17 @@ use std::{convert::Infallible, net::SocketAddr, sync::atomic::Ordering, sync::Ar
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::{body::Incoming, header, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{body::Incoming, header, Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::{state::Shared, Error, ReadyCheck};
 
 type Reply = Response<Full<Bytes>>;
+
+/// The longest a client may take to send a request head (a probe sends one
+/// line and a few fields at once).
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Binds the admin address now (so a bad address fails at start) and serves it
 /// in the background.
@@ -36,10 +40,16 @@ pub(crate) async fn start(
         .map_err(Error::io("reading the admin address"))?;
     let check = Arc::new(check);
     tokio::spawn(async move {
+        let mut backoff = lameduck_drain::AcceptBackoff::new("admin");
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tokio::time::sleep(backoff.failed(&e)).await;
+                    continue;
+                }
             };
+            backoff.accepted();
             let (shared, check) = (Arc::clone(&shared), Arc::clone(&check));
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
@@ -48,7 +58,11 @@ pub(crate) async fn start(
                         Ok::<_, Infallible>(route(req, &shared, check.as_ref().as_ref()).await)
                     }
                 });
+                // Without a timer hyper has no header read timeout at all: a
+                // client trickling a head would hold a connection.
                 let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });
@@ -58,6 +72,17 @@ pub(crate) async fn start(
 }
 
 async fn route(req: Request<Incoming>, shared: &Shared, check: Option<&ReadyCheck>) -> Reply {
+    // A probe listener, safe on the pod IP: it reads, it never changes state.
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        let mut resp = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed: the admin listener is read-only (GET /readyz, /healthz, /metrics)\n"
+                .into(),
+        );
+        resp.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return resp;
+    }
     match req.uri().path() {
         "/readyz" => readyz(shared, check).await,
         "/healthz" => {

@@ -66,10 +66,16 @@ pub(crate) async fn start(
     let listener = UnixListener::bind(path).map_err(bind_err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
     tokio::spawn(async move {
+        let mut backoff = lameduck_drain::AcceptBackoff::new("control socket");
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tokio::time::sleep(backoff.failed(&e)).await;
+                    continue;
+                }
             };
+            backoff.accepted();
             let (shared, tx) = (Arc::clone(&shared), prestop_tx.clone());
             tokio::spawn(async move {
                 if let Err(e) = serve(stream, &shared, &tx).await {

@@ -84,8 +84,9 @@ pub(crate) struct EurekaArgs {
     #[arg(long, requires = "servers")]
     eureka_register: bool,
 
-    /// Heartbeat interval with --eureka-register.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    /// Heartbeat interval with --eureka-register (at least 1s: Eureka counts
+    /// it in whole seconds).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_renew_interval)]
     eureka_renew_interval: Duration,
 
     /// Lease asked for with --eureka-register (Eureka evicts after it without a heartbeat).
@@ -152,4 +153,13 @@ impl LameDuckArgs {
         };
         Ok((plan, work))
     }
+}
+
+/// A heartbeat interval: a duration of at least one second.
+fn parse_renew_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("{s:?} is shorter than 1s, the least Eureka counts"));
+    }
+    Ok(d)
 }

@@ -48,8 +48,8 @@ Example (gate a rollout in CI):
   lameduck load -c 50 --during 'kubectl rollout restart deploy/web && kubectl rollout \
 status deploy/web' --json load.json http://web.example/healthz")]
 pub(crate) struct LoadArgs {
-    /// URLs to load (http://, https://; ws://, wss:// with --ws); requests take
-    /// turns over them.
+    /// URLs to load (http://, https://; ws://, wss://, which imply --ws);
+    /// requests take turns over them.
     #[arg(required = true, value_name = "URL")]
     urls: Vec<String>,
 
@@ -115,7 +115,8 @@ pub(crate) struct LoadArgs {
     /// WebSocket: hold -c connections to the ws:// or wss:// URLs and exchange
     /// one message on each every --ws-interval (any message back answers it). A
     /// clean close (1000/1001) is followed by a reconnect and is not a loss; an
-    /// abnormal close (1006, reset, other codes) is ws_abnormal_close.
+    /// abnormal close (1006, reset, other codes) is ws_abnormal_close. Implied
+    /// when every URL is ws:// or wss://; they do not mix with http:// URLs.
     #[arg(long, help_heading = "Request")]
     ws: bool,
 
@@ -231,6 +232,7 @@ impl LoadArgs {
             insecure: self.insecure,
             cacert: self.cacert.clone(),
         };
+        let ws = lameduck_load::websocket_mode(&self.urls, self.ws).map_err(|e| e.to_string())?;
         let targets = lameduck_load::targets(&self.urls, &spec, &tls).map_err(|e| e.to_string())?;
         let expect = ExpectStatus::parse(&self.expect_status).map_err(|e| e.to_string())?;
         let nothing_ends_it =
@@ -256,7 +258,7 @@ impl LoadArgs {
                 cooldown: self.cooldown,
             }),
             retry_unprocessed: if self.retry_unprocessed { 3 } else { 0 },
-            ws_interval: self.ws.then_some(self.ws_interval),
+            ws_interval: ws.then_some(self.ws_interval),
             thresholds: Thresholds {
                 max_failures: self.max_failures,
                 max_p99: self.max_p99,

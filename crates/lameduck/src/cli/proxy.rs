@@ -40,9 +40,16 @@ pub(crate) struct ProxyArgs {
     #[arg(long, value_name = "ADDR")]
     upstream: Vec<SocketAddr>,
 
-    /// Quick mode: admin API address.
+    /// Quick mode: admin API address (probes, metrics, PUT /config, PUT
+    /// /upstreams/NAME). Off loopback it needs a bearer token in
+    /// LAMEDUCK_ADMIN_TOKEN.
     #[arg(long, value_name = "ADDR", conflicts_with = "config")]
     admin: Option<SocketAddr>,
+
+    /// Quick mode: probe listener address (/healthz, /readyz, /metrics only;
+    /// safe on the pod IP).
+    #[arg(long, value_name = "ADDR", conflicts_with = "config")]
+    probe: Option<SocketAddr>,
 
     /// Check the config file and exit (0 if valid, 2 with the error otherwise).
     #[arg(long, requires = "config")]
@@ -58,7 +65,13 @@ pub(crate) fn main(args: ProxyArgs) -> i32 {
         (Some(path), _) => Source::File(path.clone()),
         (None, Some(listen)) => {
             let mut config = Config::quick(listen, args.upstream.clone());
-            config.admin = args.admin;
+            config.probe = args.probe;
+            if let Some(addr) = args.admin {
+                if let Err(e) = config.set_admin(addr) {
+                    tracing::error!("{e}");
+                    return 2;
+                }
+            }
             Source::Inline(Box::new(config))
         }
         (None, None) => unreachable!("clap requires --config or --listen"),

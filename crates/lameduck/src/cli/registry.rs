@@ -154,6 +154,7 @@ impl RegistryArgs {
             auth: self.auth.clone(),
             max_wait: self.max_wait,
             clock: Arc::new(SystemClock::new()),
+            ..Config::default()
         };
         Ok((config, plan))
     }

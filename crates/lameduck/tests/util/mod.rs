@@ -271,3 +271,130 @@ pub fn http_upstream(body: &'static str) -> u16 {
     });
     port
 }
+
+/// An upstream on 127.0.0.1 that answers every request with `body` and keeps
+/// the connection, so a proxy out of descriptors can still reuse it.
+pub fn keepalive_upstream(body: &'static str) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if conn.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// One GET on an open keepalive connection; true when a whole 200 came back
+/// (its body delimited by `Content-Length`).
+pub fn get_on(conn: &mut TcpStream, path: &str) -> bool {
+    if write!(conn, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0);
+            if seen.len() >= end + 4 + length {
+                return head.starts_with("http/1.1 200 ");
+            }
+        }
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => seen.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// CPU time (user + system) of `pid` in clock ticks.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after_name = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0)
+}
+
+/// lameduck run with 64 file descriptors (`prlimit`) and more connections
+/// queued on its main and admin listeners than it can accept, watched for
+/// three seconds while a connection opened before keeps sending requests.
+pub struct Starved {
+    pub ld: Lameduck,
+    /// Requests answered on the connection opened before.
+    pub served: u32,
+    /// CPU ticks lameduck used in the three seconds.
+    pub ticks: u64,
+}
+
+impl Starved {
+    pub fn run(dir: &Scratch, args: &[&str], main: u16, admin: u16, path: &str) -> Starved {
+        let ld = Lameduck::start_cmd(
+            dir,
+            Command::new("prlimit")
+                .args(["--nofile=64:64", "--"])
+                .arg(lameduck_bin())
+                .args(args),
+        );
+        let mut open = wait_for("lameduck up", DEADLINE, || {
+            let mut c = TcpStream::connect(("127.0.0.1", main)).ok()?;
+            c.set_read_timeout(Some(DEADLINE)).ok()?;
+            get_on(&mut c, path).then_some(c)
+        });
+        // More connections than descriptors, on both listeners; held open.
+        let _held: Vec<TcpStream> = (0..100)
+            .map(|i| if i % 4 == 0 { admin } else { main })
+            .filter_map(|port| TcpStream::connect(("127.0.0.1", port)).ok())
+            .collect();
+        ld.wait_log("accept failed");
+        let (before, started) = (cpu_ticks(ld.child.id()), Instant::now());
+        let mut served = 0;
+        while started.elapsed() < Duration::from_secs(3) {
+            assert!(
+                get_on(&mut open, path),
+                "an open connection is still served"
+            );
+            served += 1;
+            std::thread::sleep(Duration::from_millis(50)); // pacing, not waiting
+        }
+        let ticks = cpu_ticks(ld.child.id()) - before;
+        Starved { ld, served, ticks }
+    }
+
+    /// Few warnings, little CPU, and the open connection served all along.
+    pub fn assert_calm(&self) {
+        let log = self.ld.log();
+        let warnings = log.matches("accept failed").count();
+        eprintln!(
+            "out of descriptors: {} requests served, {warnings} warnings, {} CPU ticks in 3 s",
+            self.served, self.ticks
+        );
+        assert!(self.served >= 10, "served {}", self.served);
+        assert!(warnings <= 4, "{warnings} warnings:\n{log}");
+        // 3 s of a core is 300 ticks at 100 Hz: a spinning accept loop takes them all.
+        assert!(self.ticks < 60, "{} ticks of CPU in 3 s", self.ticks);
+    }
+}

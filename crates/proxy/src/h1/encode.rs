@@ -70,7 +70,8 @@ pub(crate) fn head(
     if status == StatusCode::SWITCHING_PROTOCOLS {
         fields(out, headers, |_| true);
         out.extend_from_slice(b"\r\n");
-        return (Out::None, false);
+        // Only the tunnel may go on after a 101: never a next HTTP/1 request.
+        return (Out::None, true);
     }
     let no_length = status.is_informational() || status == StatusCode::NO_CONTENT;
     fields(out, headers, |name| {
@@ -140,10 +141,7 @@ pub(crate) fn trailers(out: &mut Vec<u8>, trailers: &HeaderMap) {
 
 /// The `Content-Length` in `headers`, if there is a valid one.
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
+    super::parse::content_length(headers).ok().flatten()
 }
 
 /// How the body goes to the client; `declared`: the response's

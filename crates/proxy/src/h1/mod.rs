@@ -16,8 +16,10 @@
 //! framing the client needs ([`encode`]); then keep the connection for the next
 //! request, or close it: on `Connection: close` from either side, after
 //! `keepalive_requests`, in the drain, or when a body could not be read or
-//! written whole. A `101 Switching Protocols` turns the connection into a tunnel
-//! ([`crate::websocket`]). An HTTP/2 prior-knowledge preface hands the
+//! written whole. A `101 Switching Protocols` to a bodyless request that asked
+//! for that upgrade turns the connection into a tunnel ([`crate::websocket`]),
+//! never parsed as HTTP again; an upgrade request with a body is forwarded
+//! without its `Upgrade` and the connection closes after the answer. An HTTP/2 prior-knowledge preface hands the
 //! connection to hyper's HTTP/2 server.
 //!
 //! The upstream side of HTTP/1.1 is the proxy's own too ([`client`]), run by
@@ -31,6 +33,8 @@ mod encode;
 mod parse;
 pub(crate) mod raw;
 mod spare;
+
+pub(crate) use parse::content_length;
 
 use std::{
     io::IoSlice,
@@ -280,13 +284,14 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let Head {
-        request,
+        mut request,
         framing,
         keep_alive,
         expect_continue,
     } = head;
+    let unhonoured = refuse_upgrade_with_body(&mut request, framing);
     let (method, version) = (request.method().clone(), request.version());
-    let ex = |closing: bool| Exchange::new(&method, version, closing || !keep_alive);
+    let ex = |closing: bool| Exchange::new(&method, version, closing || !keep_alive || unhonoured);
     if framing == Framing::None {
         let upgrade = server::is_upgrade(&request);
         let websocket = upgrade && is_websocket(request.headers());
@@ -336,6 +341,19 @@ where
     Box::pin(streamed(io, buf, request, framing, conn, ex(false))).await
 }
 
+/// An upgrade is only honoured for a request without a body: one with a body
+/// is forwarded as a plain request (its `Upgrade` removed, so a `101` to it is
+/// a 502) and the connection closes after the answer, so that nothing the
+/// client sent after the body (tunnel bytes, or a request hidden as such) is
+/// ever parsed as HTTP. True when the upgrade was removed.
+fn refuse_upgrade_with_body(request: &mut hyper::Request<()>, framing: Framing) -> bool {
+    if framing == Framing::None || !server::is_upgrade(request) {
+        return false;
+    }
+    request.headers_mut().remove(header::UPGRADE);
+    true
+}
+
 /// An exchange whose request body is still coming: it is read from the
 /// client (and sent on) while the response comes back.
 async fn streamed<I>(
@@ -355,9 +373,9 @@ where
     };
     let (tx, body) = body::RequestBody::channel(length);
     let request = request.map(|()| bodies::boxed(body));
-    let max = conn.state.snapshot().config.proxy.max_body_bytes;
+    let idle = conn.state.snapshot().config.proxy.body_idle_timeout;
     let (mut rd, mut wr) = tokio::io::split(&mut *io);
-    let pump = pump_body(&mut rd, buf, framing, tx, max);
+    let pump = pump_body(&mut rd, buf, framing, tx, idle);
     let respond = async {
         let reply = server::respond(request, conn).await;
         let ex = Exchange {
@@ -386,13 +404,16 @@ fn is_websocket(headers: &HeaderMap) -> bool {
 }
 
 /// Reads the request body into `tx`, frame by frame; true when it was read
-/// whole. Once the upstream stops taking it, the rest is read and dropped.
+/// whole. Once the upstream stops taking it (it answered, or the body went
+/// over `max_body_bytes`, which [`bodies::watch`] counts), the rest is read
+/// and dropped, for [`LINGER`] at most after the response. A client that
+/// sends nothing for `idle` fails the body ([`bodies::Idle`]: a 408).
 async fn pump_body<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
     framing: Framing,
     tx: body::Sender,
-    max: Option<u64>,
+    idle: Duration,
 ) -> bool {
     let mut tx = Some(tx);
     let mut left = match framing {
@@ -400,7 +421,6 @@ async fn pump_body<R: AsyncRead + Unpin>(
         _ => 0,
     };
     let mut decoder = chunked::Decoder::new();
-    let mut total: u64 = 0;
     loop {
         let next = match framing {
             Framing::None => return true,
@@ -421,24 +441,27 @@ async fn pump_body<R: AsyncRead + Unpin>(
         };
         let Some(next) = next else {
             buf.reserve(READ_CHUNK);
-            if !matches!(rd.read_buf(buf).await, Ok(n) if n > 0) {
-                fail(tx, "the client closed the connection in the request body").await;
-                return false;
+            match tokio::time::timeout(idle, rd.read_buf(buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                Ok(_) => {
+                    let why = "the client closed the connection in the request body";
+                    fail(tx, why.into()).await;
+                    return false;
+                }
+                Err(_) => {
+                    fail(tx, bodies::Idle.into()).await;
+                    return false;
+                }
             }
             continue;
         };
         let frame = match next {
             Ok(frame) => frame,
             Err(why) => {
-                fail(tx, why).await;
+                fail(tx, why.into()).await;
                 return false;
             }
         };
-        total += frame.data_ref().map_or(0, |d| d.len() as u64);
-        if max.is_some_and(|m| total > m) {
-            fail(tx, "request body larger than max_body_bytes").await;
-            return false;
-        }
         if let Some(sender) = &tx {
             if sender.send(Ok(frame)).await.is_err() {
                 tx = None;
@@ -447,9 +470,9 @@ async fn pump_body<R: AsyncRead + Unpin>(
     }
 }
 
-async fn fail(tx: Option<body::Sender>, why: &'static str) {
+async fn fail(tx: Option<body::Sender>, why: bodies::BoxError) {
     if let Some(tx) = tx {
-        let _ = tx.send(Err(why.into())).await;
+        let _ = tx.send(Err(why)).await;
     }
 }
 

@@ -239,8 +239,9 @@ fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, Reject> {
 }
 
 /// Every `Content-Length` value (several fields, or a list) must be the same
-/// decimal number.
-pub(super) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Reject> {
+/// decimal number. The proxy's one reader of `Content-Length`: requests from
+/// HTTP/1 and HTTP/2 clients, and responses from upstreams.
+pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Reject> {
     let mut found = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
         add_content_length(&mut found, value.as_bytes())?;

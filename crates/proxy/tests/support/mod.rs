@@ -113,6 +113,8 @@ async fn answer(
 pub struct Proxy {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
+    /// The probe listener, when the config has one.
+    pub probe: Option<SocketAddr>,
     pub control: mpsc::UnboundedSender<Control>,
     pub task: JoinHandle<Exit>,
 }
@@ -131,11 +133,13 @@ pub async fn proxy(config: Config) -> Proxy {
     let admin = bound
         .admin_addr()
         .expect("tests configure an admin address");
+    let probe = bound.probe_addr();
     let (control, rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(bound.run(rx));
     Proxy {
         addr,
         admin,
+        probe,
         control,
         task,
     }
@@ -234,13 +238,26 @@ impl H2 {
 
 /// One request on a new connection to the admin API.
 pub async fn admin(addr: SocketAddr, method: &str, path: &str, body: &str) -> Reply {
+    admin_as(addr, None, method, path, body).await
+}
+
+/// Like [`admin`], with `Authorization: Bearer TOKEN` when `token` is given.
+pub async fn admin_as(
+    addr: SocketAddr,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Reply {
     let mut c = h1(addr).await;
-    let req = Request::builder()
+    let mut req = Request::builder()
         .method(method)
         .uri(path)
-        .header("host", "admin")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
+        .header("host", "admin");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
     c.send(req).await.unwrap()
 }
 
