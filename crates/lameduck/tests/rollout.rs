@@ -209,13 +209,13 @@ fn rollout_bad_manifest_is_exit_2_naming_the_field() {
 }
 
 #[test]
-fn demo_quick_naive_loses_requests_lameduck_loses_none_in_both_modes_and_is_faster_than_the_classic_fix(
-) {
+fn demo_naive_loses_requests_lameduck_loses_none_in_both_modes_and_is_faster_than_the_classic_fix()
+{
     let dir = Scratch::new("demo");
     let (code, out) = lameduck(
-        &["demo", "--quick", "--out", "out", "--json", "demo.json"],
+        &["demo", "--out", "out", "--json", "demo.json"],
         &dir.0,
-        Duration::from_secs(120),
+        Duration::from_secs(180),
     );
     let log = std::fs::read_to_string(dir.path("stderr.log")).unwrap_or_default();
     assert_eq!(
@@ -432,4 +432,30 @@ fn deploy_app_yaml_plays_locally_in_registry_mode_without_losing_a_request() {
     assert!(out.contains("PASS: 0 of"), "{out}");
     // Every old pod was marked DOWN in the registry before it exited.
     assert_eq!(times(&r, "router_removed", 1).len(), 3, "{out}");
+}
+
+#[test]
+fn deploy_proxy_yaml_config_passes_the_proxys_own_check() {
+    let dir = Scratch::new("deploy-proxy");
+    let yaml = std::fs::read_to_string(deploy("proxy.yaml")).unwrap();
+    // The ConfigMap's `proxy.toml: |` block, without its indentation.
+    let toml: String = yaml
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("proxy.toml: |"))
+        .skip(1)
+        .take_while(|l| l.starts_with("    ") || l.trim().is_empty())
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    assert!(
+        toml.contains("[[upstream]]"),
+        "found the config in the ConfigMap:\n{toml}"
+    );
+    std::fs::write(dir.path("proxy.toml"), &toml).unwrap();
+    let (code, out) = lameduck(
+        &["proxy", "-c", "proxy.toml", "--check"],
+        &dir.0,
+        Duration::from_secs(20),
+    );
+    let log = std::fs::read_to_string(dir.path("stderr.log")).unwrap_or_default();
+    assert_eq!(code, 0, "{out}\n{log}");
 }

@@ -38,7 +38,8 @@ const EXIT_ERROR: i32 = 3;
 #[command(after_help = "\
 Exit status: 0 the demo showed the expected result (naive, shell-pid1 and \
 eureka-naive lose requests; classic, lameduck and eureka-lameduck lose none; \
-classic takes at least twice as long as lameduck); 1 it did not; 3 it could not run.
+at --time-scale 1 or more, classic takes at least twice as long as lameduck); \
+1 it did not; 3 it could not run.
 
 Examples:
   lameduck demo
@@ -145,7 +146,7 @@ pub(crate) fn main(args: DemoArgs) -> i32 {
         html.display(),
         json_path.display()
     );
-    match lameduck_demo::verdict(&outcomes) {
+    match lameduck_demo::verdict(&outcomes, scale) {
         Ok(()) => EXIT_OK,
         Err(why) => {
             println!("unexpected: {why}");
