@@ -14,6 +14,21 @@ pub(crate) mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// The multi-threaded runtime the long-running commands share, or the error
+/// already logged.
+pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
 /// lameduck makes rollouts, restarts and proxy reloads lose zero requests.
 ///
 /// Every part follows one drain model: on SIGTERM (or a preStop call) it first

@@ -157,13 +157,19 @@ pub struct Traffic {
 }
 
 impl Report {
+    /// The load reports that exist (one per protocol that ran).
+    fn reports(&self) -> impl Iterator<Item = &lameduck_load::Report> {
+        self.traffic.iter().filter_map(|t| t.report.as_ref())
+    }
+
     /// Requests lost, all protocols together.
     pub fn failed(&self) -> u64 {
-        self.traffic
-            .iter()
-            .filter_map(|t| t.report.as_ref())
-            .map(|r| r.summary.failures)
-            .sum()
+        self.reports().map(|r| r.summary.failures).sum()
+    }
+
+    /// Requests sent, all protocols together.
+    pub fn requests(&self) -> u64 {
+        self.reports().map(|r| r.summary.requests).sum()
     }
 
     /// Whether every request was accounted for and none was lost: every load
@@ -174,19 +180,10 @@ impl Report {
             && self.traffic.iter().all(|t| t.report.is_some())
     }
 
-    /// Requests sent, all protocols together.
-    pub fn requests(&self) -> u64 {
-        self.traffic
-            .iter()
-            .filter_map(|t| t.report.as_ref())
-            .map(|r| r.summary.requests)
-            .sum()
-    }
-
     /// Failures by outcome, all protocols together.
     pub fn failed_by_outcome(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
-        for r in self.traffic.iter().filter_map(|t| t.report.as_ref()) {
+        for r in self.reports() {
             for (k, v) in &r.summary.outcomes {
                 if k != "success" && *v > 0 {
                     *out.entry(k.clone()).or_insert(0) += v;

@@ -111,15 +111,8 @@ pub(crate) fn main(args: DemoArgs) -> i32 {
         },
         opts.out_dir.display()
     );
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("cannot start the runtime: {e}");
-            return EXIT_ERROR;
-        }
+    let Some(rt) = super::runtime() else {
+        return EXIT_ERROR;
     };
     let outcomes = match rt.block_on(lameduck_demo::run(&opts)) {
         Ok(o) => o,

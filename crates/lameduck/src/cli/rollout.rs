@@ -252,15 +252,8 @@ pub(crate) fn main(args: RolloutArgs) -> i32 {
         }
     };
     tracing::info!(seed = config.seed, out = %config.out_dir.display(), "playing {}", config.manifest_path);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("cannot start the runtime: {e}");
-            return EXIT_ERROR;
-        }
+    let Some(rt) = super::runtime() else {
+        return EXIT_ERROR;
     };
     let report = match rt.block_on(lameduck_rollout::run(config)) {
         Ok(r) => r,
