@@ -459,3 +459,20 @@ fn deploy_proxy_yaml_config_passes_the_proxys_own_check() {
     let log = std::fs::read_to_string(dir.path("stderr.log")).unwrap_or_default();
     assert_eq!(code, 0, "{out}\n{log}");
 }
+
+#[test]
+fn rollout_a_command_that_does_not_exist_stops_at_once_naming_it() {
+    let dir = Scratch::new("no-command");
+    let m = manifest(2, 5, "", EXITS_ON_TERM, "").replace(
+        r#"command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"]"#,
+        r#"command: ["/no/such/app", "--serve"]"#,
+    );
+    assert!(m.contains("/no/such/app"));
+    std::fs::write(dir.path("m.yaml"), m).unwrap();
+    let started = Instant::now();
+    let (code, _) = lameduck(&["rollout", "m.yaml", "--no-load", "--ingress", "127.0.0.1:0"], &dir.0, Duration::from_secs(30));
+    let log = std::fs::read_to_string(dir.path("stderr.log")).unwrap();
+    assert_eq!(code, 3, "{log}");
+    assert!(log.contains("/no/such/app"), "the error names the command: {log}");
+    assert!(started.elapsed() < Duration::from_secs(10), "no wait for a pod that cannot start");
+}

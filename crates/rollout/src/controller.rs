@@ -58,6 +58,8 @@ pub(crate) struct Controller {
     immediate: bool,
     /// Progress lines (once a second) during the update, with the traffic's counts.
     progress: Option<Progress>,
+    /// The first container that could not start, and why.
+    failure: Option<String>,
 }
 
 /// What a progress line reads.
@@ -68,12 +70,15 @@ struct Progress {
 }
 
 /// How a phase of the run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Done {
     /// What was asked for was reached.
     Reached,
     /// The deadline came first.
     TimedOut,
+    /// A container could not start: the same command would fail in every
+    /// new pod, so the run stops here (why).
+    Failed(String),
 }
 
 impl Controller {
@@ -96,6 +101,7 @@ impl Controller {
             timeline,
             immediate: true,
             progress: None,
+            failure: None,
         }
     }
 
@@ -221,6 +227,9 @@ impl Controller {
             self.publish();
             each(self);
             self.progress_line();
+            if let Some(why) = self.failure.clone() {
+                return Done::Failed(why);
+            }
             if done(self) {
                 return Done::Reached;
             }
@@ -245,7 +254,10 @@ impl Controller {
             PodEvent::Started => {}
             PodEvent::Ready(true) => p.ready_since = Some(Instant::now()),
             PodEvent::Ready(false) => p.ready_since = None,
-            PodEvent::Failed => p.failed = true,
+            PodEvent::Failed(why) => {
+                p.failed = true;
+                self.failure.get_or_insert(why);
+            }
             PodEvent::Gone => {
                 p.gone = true;
                 p.ready_since = None;

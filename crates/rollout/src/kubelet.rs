@@ -62,8 +62,8 @@ pub(crate) enum PodEvent {
     Started,
     /// Pod readiness (every container ready) changed.
     Ready(bool),
-    /// A container could not start; the pod never becomes ready.
-    Failed,
+    /// A container could not start (the command does not exist, …): why.
+    Failed(String),
     /// Every container has exited.
     Gone,
 }
@@ -115,7 +115,7 @@ async fn run_pod(p: PodStart, delete: oneshot::Receiver<bool>) {
             Ok(r) => r,
             Err(e) => {
                 p.timeline.pod(&p.id, Kind::Warning, e.to_string());
-                send(PodEvent::Failed);
+                send(PodEvent::Failed(e.to_string()));
                 for t in terminators {
                     let _ = t.send(true);
                 }

@@ -52,11 +52,12 @@ pub use timeline::{Event, Kind};
 pub use traffic::{Protocol, Rate};
 
 use controller::{Controller, Done, PodFactory};
-use kubelet::{ContainerSpec, Hook, PodHandle, PodStart, Stop};
+use kubelet::{ContainerSpec, Hook, PodEvent, PodHandle, PodStart, Stop};
 use pod::PodEnv;
 use probe::{Action, Readiness};
 use registry::Registry;
 use router::{Discover, Router};
+use timeline::Timeline;
 
 /// What to play.
 #[derive(Debug, Clone)]
@@ -119,8 +120,8 @@ pub enum Error {
     },
     #[error("the registry could not start: {0}")]
     Registry(std::io::Error),
-    #[error("container {container:?}: {message}")]
-    Container { container: String, message: String },
+    #[error("{0}")]
+    PodFailed(String),
 }
 
 /// What a run measured.
@@ -253,18 +254,20 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         serial: 0,
     };
     let start_deadline = Instant::now() + Duration::from_secs(60).max(config.deadline / 2);
-    if controller.start_first(&mut factory, start_deadline).await == Done::TimedOut {
-        controller
-            .delete_all(Instant::now() + Duration::from_secs(10))
-            .await;
+    let first = controller.start_first(&mut factory, start_deadline).await;
+    if first != Done::Reached {
+        controller.delete_all(Instant::now() + Duration::from_secs(10)).await;
         router.stop().await;
         if let Some(r) = &registry {
             r.stop();
         }
-        return Err(Error::NotAvailable {
-            replicas: d.replicas(),
-            secs: 60f64.max(config.deadline.as_secs_f64() / 2.0),
-            logs: config.out_dir.clone(),
+        return Err(match first {
+            Done::Failed(why) => Error::PodFailed(why),
+            _ => Error::NotAvailable {
+                replicas: d.replicas(),
+                secs: 60f64.max(config.deadline.as_secs_f64() / 2.0),
+                logs: config.out_dir.clone(),
+            },
         });
     }
     wait_routed(&router, registry.as_ref(), &config).await;
@@ -284,11 +287,15 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         .roll(&mut factory, Instant::now() + config.deadline)
         .await;
     let rollout_seconds = (done == Done::Reached).then(|| timeline.now_s() - rollout_started_s);
-    if done == Done::TimedOut {
-        let w = format!(
+    let stopped = match &done {
+        Done::Reached => None,
+        Done::TimedOut => Some(format!(
             "the update did not finish within {:.0} s",
             config.deadline.as_secs_f64()
-        );
+        )),
+        Done::Failed(why) => Some(format!("the update stopped: {why}")),
+    };
+    if let Some(w) = stopped {
         timeline.run(Kind::Warning, &w);
         warnings.push(w);
     }
@@ -376,8 +383,6 @@ struct Factory<'a> {
     serial: u32,
 }
 
-use kubelet::PodEvent;
-use timeline::Timeline;
 
 impl PodFactory for Factory<'_> {
     fn create(&mut self, revision: u32) -> Result<(String, SocketAddr, PodHandle), String> {
