@@ -57,12 +57,20 @@ pub(crate) struct BodyWatch {
     over_limit: AtomicBool,
     idle: AtomicBool,
     failed: AtomicBool,
+    /// The upstream's response head came: from then on a quiet body is the
+    /// protocol's business (a gRPC client stream), not a stall.
+    answered: AtomicBool,
 }
 
 impl BodyWatch {
     /// The body went over the limit (and was cut there).
     pub(crate) fn over_limit(&self) -> bool {
         self.over_limit.load(Ordering::Relaxed)
+    }
+
+    /// The upstream answered: the body's idle timer stops.
+    pub(crate) fn mark_answered(&self) {
+        self.answered.store(true, Ordering::Relaxed);
     }
 
     /// The client stopped sending the body for longer than `body_idle_timeout`.
@@ -88,7 +96,8 @@ pub(crate) struct Idle;
 
 /// Wraps a client's request body: counts its data against `max`, ends it
 /// with [`Idle`] when the client sends nothing for `idle`, and records in the
-/// returned [`BodyWatch`] whether it went over, stalled or failed. One check
+/// returned [`BodyWatch`] whether it went over, stalled or failed. The idle
+/// timer runs only until the upstream answers ([`BodyWatch::mark_answered`]). One check
 /// for every path: HTTP/1 with a length or chunked, HTTP/2 with or without
 /// `content-length`.
 pub(crate) fn watch(body: Body, max: Option<u64>, idle: Duration) -> (Body, Arc<BodyWatch>) {
@@ -157,6 +166,9 @@ impl hyper::body::Body for Watched {
                 self.ended = true;
                 self.waiting = None;
             }
+            Poll::Pending if self.watch.answered.load(Ordering::Relaxed) => {
+                self.waiting = None;
+            }
             Poll::Pending => {
                 let idle = self.idle;
                 let waiting = self
@@ -177,5 +189,43 @@ impl hyper::body::Body for Watched {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body whose next frame never comes.
+    struct Never;
+
+    impl hyper::body::Body for Never {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_body_stalls_until_the_upstream_answers_then_may_wait() {
+        let idle = Duration::from_secs(1);
+        let (mut body, watch) = super::watch(boxed(Never), None, idle);
+        let frame = tokio::time::timeout(idle * 5, body.frame()).await;
+        assert!(
+            matches!(frame, Ok(Some(Err(_)))),
+            "a stall before the answer"
+        );
+        assert!(watch.idle() && watch.failed());
+
+        let (mut body, watch) = super::watch(boxed(Never), None, idle);
+        watch.mark_answered();
+        let frame = tokio::time::timeout(idle * 5, body.frame()).await;
+        assert!(frame.is_err(), "still waiting after the answer");
+        assert!(!watch.failed());
     }
 }

@@ -446,6 +446,9 @@ async fn proxy(
     forward::add_forwarded(&mut parts.headers, &conn.forwarded, host);
     let req = Request::from_parts(parts, body);
     let sent = forward::send(&pool, req, upgrade).await;
+    if let (Ok(_), Some(w)) = (&sent, &watch) {
+        w.mark_answered();
+    }
     if let Some(refusal) = watch.and_then(|w| body_refusal(conn, &snapshot.config.proxy, &w)) {
         return (Some(name), refusal, None);
     }
