@@ -437,6 +437,17 @@ fn bad_request(reason: impl std::fmt::Display) -> Reply {
 }
 
 /// `None` when allowed; else the 401 to send.
+/// Compares a credential in constant time (for its length), so that the
+/// time of a refusal says nothing about how much of a guess was right.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 fn check_auth(state: &State, headers: &HeaderMap) -> Option<Reply> {
     let auth = state.config.auth.as_ref()?;
     let given = headers
@@ -449,7 +460,7 @@ fn check_auth(state: &State, headers: &HeaderMap) -> Option<Reply> {
                 .ok()
         });
     let expected = format!("{}:{}", auth.user, auth.password);
-    if given.as_deref() == Some(expected.as_bytes()) {
+    if given.is_some_and(|g| same_secret(&g, expected.as_bytes())) {
         return None;
     }
     let mut resp = text(

@@ -1,7 +1,10 @@
 //! `lameduck proxy`, black-box: config checks, reloads by signal and by file
 //! change, and the drain on SIGTERM.
 
-use std::process::Command;
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
 
 use nix::sys::signal::Signal;
 
@@ -186,4 +189,79 @@ fn an_admin_api_off_loopback_without_a_token_is_refused_before_start() {
     );
     assert_eq!(quick.wait_exit(DEADLINE), 2, "{}", quick.log());
     assert!(quick.log().contains("--admin"), "{}", quick.log());
+}
+
+/// Resident memory of `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+fn slowloris_connections_are_cut_while_normal_requests_are_served() {
+    use std::io::{Read, Write};
+    let dir = Scratch::new("proxy-slowloris");
+    let upstream = keepalive_upstream("K");
+    let (listen, admin) = (free_port(), free_port());
+    let file = dir.path("proxy.toml");
+    let toml = format!(
+        "[proxy]\nheader_read_timeout = \"1s\"\n\n{}",
+        proxy_toml(listen, admin, upstream)
+    );
+    std::fs::write(&file, toml).expect("write");
+    let ld = Lameduck::start(&dir, &["proxy", "-c", path_str(&file)]);
+    let mut normal = wait_for("proxy up", DEADLINE, || {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", listen)).ok()?;
+        c.set_read_timeout(Some(DEADLINE)).ok()?;
+        get_on(&mut c, "/").then_some(c)
+    });
+    let before = rss_kib(ld.child.id());
+    // 500 clients that each start a head and then trickle it, a byte at a time.
+    let mut slow: Vec<std::net::TcpStream> = (0..500)
+        .map(|_| {
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", listen)).expect("connect");
+            c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .expect("write");
+            c.set_nonblocking(true).expect("nonblocking");
+            c
+        })
+        .collect();
+    let started = Instant::now();
+    let (mut peak, mut served) = (before, 0);
+    let mut cut = vec![false; slow.len()];
+    while cut.iter().any(|c| !c) {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{} slow clients still connected",
+            cut.iter().filter(|c| !**c).count()
+        );
+        for (c, done) in slow.iter_mut().zip(cut.iter_mut()).filter(|(_, d)| !**d) {
+            let mut buf = [0u8; 512];
+            *done = match c.read(&mut buf) {
+                Ok(_) => true, // the 408 or the end
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => c.write_all(b"a").is_err(),
+                Err(_) => true,
+            };
+        }
+        assert!(
+            get_on(&mut normal, "/"),
+            "a normal request is served meanwhile"
+        );
+        served += 1;
+        peak = peak.max(rss_kib(ld.child.id()));
+        std::thread::sleep(Duration::from_millis(200)); // the trickle's pace
+    }
+    let took = started.elapsed();
+    eprintln!(
+        "slowloris: 500 cut in {took:?}; {served} normal requests served; RSS {before} KiB before, {peak} KiB peak"
+    );
+    assert!(took < Duration::from_secs(4), "cut after {took:?}");
+    assert!(
+        peak < before + 32 * 1024,
+        "RSS grew from {before} to {peak} KiB"
+    );
 }

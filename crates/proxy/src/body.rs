@@ -5,12 +5,14 @@
 //! `max_body_bytes` and tells a client's failure from an upstream's.
 
 use std::{
+    future::Future,
     pin::Pin,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
     },
     task::{Context, Poll},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -55,12 +57,20 @@ pub(crate) struct BodyWatch {
     over_limit: AtomicBool,
     idle: AtomicBool,
     failed: AtomicBool,
+    /// The upstream's response head came: from then on a quiet body is the
+    /// protocol's business (a gRPC client stream), not a stall.
+    answered: AtomicBool,
 }
 
 impl BodyWatch {
     /// The body went over the limit (and was cut there).
     pub(crate) fn over_limit(&self) -> bool {
         self.over_limit.load(Ordering::Relaxed)
+    }
+
+    /// The upstream answered: the body's idle timer stops.
+    pub(crate) fn mark_answered(&self) {
+        self.answered.store(true, Ordering::Relaxed);
     }
 
     /// The client stopped sending the body for longer than `body_idle_timeout`.
@@ -84,16 +94,20 @@ pub(crate) struct TooLarge(pub(crate) u64);
 #[error("the request body stalled for longer than body_idle_timeout")]
 pub(crate) struct Idle;
 
-/// Wraps a client's request body: counts its data against `max` and records
-/// in the returned [`BodyWatch`] whether it went over or failed. One check
+/// Wraps a client's request body: counts its data against `max`, ends it
+/// with [`Idle`] when the client sends nothing for `idle`, and records in the
+/// returned [`BodyWatch`] whether it went over, stalled or failed. The idle
+/// timer runs only until the upstream answers ([`BodyWatch::mark_answered`]). One check
 /// for every path: HTTP/1 with a length or chunked, HTTP/2 with or without
 /// `content-length`.
-pub(crate) fn watch(body: Body, max: Option<u64>) -> (Body, Arc<BodyWatch>) {
+pub(crate) fn watch(body: Body, max: Option<u64>, idle: Duration) -> (Body, Arc<BodyWatch>) {
     let watch = Arc::new(BodyWatch::default());
     let watched = Watched {
         inner: body,
         seen: 0,
         max,
+        idle,
+        waiting: None,
         ended: false,
         watch: Arc::clone(&watch),
     };
@@ -104,8 +118,23 @@ struct Watched {
     inner: Body,
     seen: u64,
     max: Option<u64>,
+    idle: Duration,
+    /// Armed while the body waits for the client (its last poll was
+    /// `Pending`); the time the upstream takes to ask again is not counted.
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
     ended: bool,
     watch: Arc<BodyWatch>,
+}
+
+impl Watched {
+    /// Ends the body as failed: `idle` for a stall, `over` for the limit.
+    fn end(&mut self, idle: bool, over: bool) {
+        self.ended = true;
+        self.waiting = None;
+        self.watch.idle.fetch_or(idle, Ordering::Relaxed);
+        self.watch.over_limit.fetch_or(over, Ordering::Relaxed);
+        self.watch.failed.store(true, Ordering::Relaxed);
+    }
 }
 
 impl hyper::body::Body for Watched {
@@ -122,23 +151,34 @@ impl hyper::body::Body for Watched {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
+                self.waiting = None;
                 self.seen += frame.data_ref().map_or(0, |d| d.len() as u64);
                 if let Some(max) = self.max.filter(|m| self.seen > *m) {
-                    self.ended = true;
-                    self.watch.over_limit.store(true, Ordering::Relaxed);
-                    self.watch.failed.store(true, Ordering::Relaxed);
+                    self.end(false, true);
                     return Poll::Ready(Some(Err(TooLarge(max).into())));
                 }
             }
             Poll::Ready(Some(Err(e))) => {
-                self.ended = true;
-                if e.downcast_ref::<Idle>().is_some() {
-                    self.watch.idle.store(true, Ordering::Relaxed);
-                }
-                self.watch.failed.store(true, Ordering::Relaxed);
+                let idle = e.downcast_ref::<Idle>().is_some();
+                self.end(idle, false);
             }
-            Poll::Ready(None) => self.ended = true,
-            Poll::Pending => {}
+            Poll::Ready(None) => {
+                self.ended = true;
+                self.waiting = None;
+            }
+            Poll::Pending if self.watch.answered.load(Ordering::Relaxed) => {
+                self.waiting = None;
+            }
+            Poll::Pending => {
+                let idle = self.idle;
+                let waiting = self
+                    .waiting
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                if waiting.as_mut().poll(cx).is_ready() {
+                    self.end(true, false);
+                    return Poll::Ready(Some(Err(Idle.into())));
+                }
+            }
         }
         polled
     }
@@ -149,5 +189,43 @@ impl hyper::body::Body for Watched {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body whose next frame never comes.
+    struct Never;
+
+    impl hyper::body::Body for Never {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_body_stalls_until_the_upstream_answers_then_may_wait() {
+        let idle = Duration::from_secs(1);
+        let (mut body, watch) = super::watch(boxed(Never), None, idle);
+        let frame = tokio::time::timeout(idle * 5, body.frame()).await;
+        assert!(
+            matches!(frame, Ok(Some(Err(_)))),
+            "a stall before the answer"
+        );
+        assert!(watch.idle() && watch.failed());
+
+        let (mut body, watch) = super::watch(boxed(Never), None, idle);
+        watch.mark_answered();
+        let frame = tokio::time::timeout(idle * 5, body.frame()).await;
+        assert!(frame.is_err(), "still waiting after the answer");
+        assert!(!watch.failed());
     }
 }

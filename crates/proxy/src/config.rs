@@ -333,11 +333,11 @@ struct RawProxy {
     drain_delay: Option<Spanned<String>>,
     until_quiet: Option<Spanned<String>>,
     keepalive_timeout: Option<Spanned<String>>,
-    keepalive_requests: Option<u64>,
+    keepalive_requests: Option<Spanned<u64>>,
     header_read_timeout: Option<Spanned<String>>,
     body_idle_timeout: Option<Spanned<String>>,
     max_body_bytes: Option<u64>,
-    max_connections: Option<usize>,
+    max_connections: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -431,6 +431,34 @@ impl Check<'_> {
         match v {
             None => Ok(default),
             Some(s) => parse_duration(s.get_ref()).map_err(|e| self.err(key, s, e.to_string())),
+        }
+    }
+
+    /// A timeout: zero would end every connection at once, so it is refused.
+    fn timeout(
+        &self,
+        key: &str,
+        v: &Option<Spanned<String>>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let d = self.duration(key, v, default)?;
+        match v {
+            Some(s) if d.is_zero() => Err(self.err(key, s, "must be longer than zero")),
+            _ => Ok(d),
+        }
+    }
+
+    /// A count that must be at least one (zero would serve nothing).
+    fn count<T: Copy + PartialEq + From<u8>>(
+        &self,
+        key: &str,
+        v: &Option<Spanned<T>>,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        match v {
+            Some(n) if *n.get_ref() == T::from(0) => Err(self.err(key, n, "must be at least 1")),
+            Some(n) => Ok(*n.get_ref()),
+            None => Ok(default),
         }
     }
 
@@ -532,24 +560,32 @@ impl Check<'_> {
             stop_reserve: self.duration("proxy.stop_reserve", &p.stop_reserve, d.stop_reserve)?,
             drain_delay: opt("proxy.drain_delay", &p.drain_delay)?,
             until_quiet: opt("proxy.until_quiet", &p.until_quiet)?,
-            keepalive_timeout: self.duration(
+            keepalive_timeout: self.timeout(
                 "proxy.keepalive_timeout",
                 &p.keepalive_timeout,
                 d.keepalive_timeout,
             )?,
-            keepalive_requests: p.keepalive_requests.unwrap_or(d.keepalive_requests),
-            header_read_timeout: self.duration(
+            keepalive_requests: self.count(
+                "proxy.keepalive_requests",
+                &p.keepalive_requests,
+                d.keepalive_requests,
+            )?,
+            header_read_timeout: self.timeout(
                 "proxy.header_read_timeout",
                 &p.header_read_timeout,
                 d.header_read_timeout,
             )?,
-            body_idle_timeout: self.duration(
+            body_idle_timeout: self.timeout(
                 "proxy.body_idle_timeout",
                 &p.body_idle_timeout,
                 d.body_idle_timeout,
             )?,
             max_body_bytes: p.max_body_bytes,
-            max_connections: p.max_connections.unwrap_or(d.max_connections),
+            max_connections: self.count(
+                "proxy.max_connections",
+                &p.max_connections,
+                d.max_connections,
+            )?,
         };
         self.plan(&p, &settings)?;
         Ok(settings)
@@ -845,6 +881,22 @@ endpoints = ["127.0.0.1:18081", "127.0.0.1:18082"]
         let e = Config::from_toml(&with).unwrap_err();
         assert_eq!(e.key, "admin.token_file", "{e}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn settings_that_would_serve_nothing_are_refused() {
+        for (key, value) in [
+            ("max_connections", "0"),
+            ("keepalive_requests", "0"),
+            ("header_read_timeout", "\"0s\""),
+            ("keepalive_timeout", "\"0\""),
+            ("body_idle_timeout", "\"0ms\""),
+        ] {
+            let text = format!("[proxy]\n{key} = {value}\n{EXAMPLE}");
+            let e = Config::from_toml(&text).unwrap_err();
+            assert_eq!(e.key, format!("proxy.{key}"), "{e}");
+            assert_eq!(e.line, Some(2), "{e}");
+        }
     }
 
     #[test]

@@ -429,7 +429,8 @@ async fn proxy(
     }
     let upgrade = is_upgrade(&req);
     let (mut parts, body) = req.into_parts();
-    let (body, watch) = watch_body(&mut parts, body, max);
+    let idle = snapshot.config.proxy.body_idle_timeout;
+    let (body, watch) = watch_body(&mut parts, body, max, idle);
     forward::strip_hop_by_hop(&mut parts.headers, upgrade);
     if upgrade {
         parts
@@ -445,6 +446,9 @@ async fn proxy(
     forward::add_forwarded(&mut parts.headers, &conn.forwarded, host);
     let req = Request::from_parts(parts, body);
     let sent = forward::send(&pool, req, upgrade).await;
+    if let (Ok(_), Some(w)) = (&sent, &watch) {
+        w.mark_answered();
+    }
     if let Some(refusal) = watch.and_then(|w| body_refusal(conn, &snapshot.config.proxy, &w)) {
         return (Some(name), refusal, None);
     }
@@ -508,17 +512,18 @@ fn error_response(conn: &Conn, cause: Cause) -> Response<Body> {
 }
 
 /// Wraps every request body but an empty one in a [`body::BodyWatch`], which
-/// counts it against `max` as it streams and tells a client's failure from an
-/// upstream's (the forwarding code finds it in the request's extensions).
+/// counts it against `max` as it streams, ends it after `idle` without data,
+/// and tells a client's failure from an upstream's (the forwarding code finds it in the request's extensions).
 fn watch_body(
     parts: &mut hyper::http::request::Parts,
     body: Body,
     max: Option<u64>,
+    idle: Duration,
 ) -> (Body, Option<Arc<body::BodyWatch>>) {
     if hyper::body::Body::is_end_stream(&body) {
         return (body, None);
     }
-    let (body, watch) = body::watch(body, max);
+    let (body, watch) = body::watch(body, max, idle);
     parts.extensions.insert(Arc::clone(&watch));
     (body, Some(watch))
 }

@@ -207,3 +207,43 @@ async fn an_http2_header_list_over_16_kib_is_refused_and_the_connection_serves_o
     assert_eq!((ok.status, ok.body.as_str()), (200, "a /x"));
     assert_eq!(app.requests.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// A request body that sends one frame and then nothing, ever.
+struct Stall(Option<Bytes>);
+
+impl hyper::body::Body for Stall {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.0.take() {
+            Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
+            None => Poll::Pending,
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_http2_request_body_that_stalls_is_a_408() {
+    let app = upstream("a").await;
+    let extra = "[proxy]\nbody_idle_timeout = \"200ms\"\n";
+    let p = proxy_toml(&config(&[app.addr], extra)).await;
+    let stream = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    send.ready().await.unwrap();
+    let req = Request::post("http://test/echo")
+        .body(Stall(Some(Bytes::from_static(b"half"))))
+        .unwrap();
+    let sent = tokio::time::timeout(std::time::Duration::from_secs(5), send.send_request(req));
+    let resp = sent.await.expect("answered in time").unwrap();
+    let r = read(resp).await.unwrap();
+    assert_eq!(r.status, 408, "{r:?}");
+    assert!(r.body.contains("body_idle_timeout"), "{}", r.body);
+}

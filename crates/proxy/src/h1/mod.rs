@@ -19,8 +19,9 @@
 //! written whole. A `101 Switching Protocols` to a bodyless request that asked
 //! for that upgrade turns the connection into a tunnel ([`crate::websocket`]),
 //! never parsed as HTTP again; an upgrade request with a body is forwarded
-//! without its `Upgrade` and the connection closes after the answer. An HTTP/2 prior-knowledge preface hands the
-//! connection to hyper's HTTP/2 server.
+//! without its `Upgrade` and the connection closes after the answer. An
+//! HTTP/2 prior-knowledge preface hands the connection to hyper's HTTP/2
+//! server.
 //!
 //! The upstream side of HTTP/1.1 is the proxy's own too ([`client`]), run by
 //! the same task; a plain upstream response's fields are copied to the client
