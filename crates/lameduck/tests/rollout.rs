@@ -189,6 +189,45 @@ fn rollout_max_surge_1_max_unavailable_0_keeps_every_replica_ready() {
 }
 
 #[test]
+fn rollout_readiness_gates_each_step_and_recreate_stops_every_old_pod_first() {
+    // Readiness starts 2 s after a container starts: no old pod goes before.
+    let delayed = manifest(
+        1,
+        5,
+        "",
+        EXITS_ON_TERM,
+        "  strategy: {rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}\n",
+    )
+    .replace(
+        "periodSeconds: 1",
+        "initialDelaySeconds: 2\n            periodSeconds: 1",
+    );
+    let r = play("gated", &delayed);
+    let created = times(&r, "created", 2)[0];
+    let ready = times(&r, "ready", 2)[0];
+    let deleted = times(&r, "deleted", 1)[0];
+    assert!(
+        ready - created >= 1.9,
+        "ready {:.2} s after start, want >= 2 s",
+        ready - created
+    );
+    assert!(
+        deleted >= ready,
+        "the old pod was deleted at {deleted:.2} s, before the new one was ready at {ready:.2} s"
+    );
+    // Recreate: every old pod has exited before the first new one is created.
+    let recreate = manifest(2, 5, "", EXITS_ON_TERM, "  strategy: {type: Recreate}\n");
+    let r = play("recreate", &recreate);
+    let last_old_gone = times(&r, "gone", 1).into_iter().fold(0.0, f64::max);
+    let first_new = times(&r, "created", 2).into_iter().fold(f64::MAX, f64::min);
+    assert_eq!(times(&r, "gone", 1).len(), 2);
+    assert!(
+        first_new >= last_old_gone,
+        "new pod at {first_new:.2} s before the last old pod was gone at {last_old_gone:.2} s"
+    );
+}
+
+#[test]
 fn rollout_bad_manifest_is_exit_2_naming_the_field() {
     let dir = Scratch::new("bad-manifest");
     let bad = manifest(
@@ -470,9 +509,19 @@ fn rollout_a_command_that_does_not_exist_stops_at_once_naming_it() {
     assert!(m.contains("/no/such/app"));
     std::fs::write(dir.path("m.yaml"), m).unwrap();
     let started = Instant::now();
-    let (code, _) = lameduck(&["rollout", "m.yaml", "--no-load", "--ingress", "127.0.0.1:0"], &dir.0, Duration::from_secs(30));
+    let (code, _) = lameduck(
+        &["rollout", "m.yaml", "--no-load", "--ingress", "127.0.0.1:0"],
+        &dir.0,
+        Duration::from_secs(30),
+    );
     let log = std::fs::read_to_string(dir.path("stderr.log")).unwrap();
     assert_eq!(code, 3, "{log}");
-    assert!(log.contains("/no/such/app"), "the error names the command: {log}");
-    assert!(started.elapsed() < Duration::from_secs(10), "no wait for a pod that cannot start");
+    assert!(
+        log.contains("/no/such/app"),
+        "the error names the command: {log}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "no wait for a pod that cannot start"
+    );
 }

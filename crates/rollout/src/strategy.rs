@@ -189,6 +189,45 @@ mod tests {
         assert!(scaled(&IntOrString::Int(-1), 3, true).is_err());
     }
 
+    fn of(replicas: u32, strategy: &str) -> Result<Strategy, ManifestError> {
+        let text = format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d}}\nspec:\n  replicas: {replicas}\n  strategy: {strategy}\n  template:\n    spec:\n      containers: [{{name: c, command: [\"true\"]}}]\n"
+        );
+        let d = crate::manifest::parse("d.yaml", &text).unwrap();
+        Strategy::of("d.yaml", &d)
+    }
+
+    #[test]
+    fn manifests_resolve_as_kubernetes_resolves_them() {
+        let rolling = |surge, unavailable| Strategy::Rolling { surge, unavailable };
+        // The defaults, 25% and 25%, on 3 and on 10 replicas.
+        assert_eq!(of(3, "{}").unwrap(), rolling(1, 0));
+        assert_eq!(of(10, "{}").unwrap(), rolling(3, 2));
+        assert_eq!(
+            of(
+                4,
+                "{rollingUpdate: {maxSurge: \"50%\", maxUnavailable: \"50%\"}}"
+            )
+            .unwrap(),
+            rolling(2, 2)
+        );
+        // maxSurge 0 and 25% of 1 replica (rounds down to 0): unavailable 1.
+        assert_eq!(
+            of(1, "{rollingUpdate: {maxSurge: 0, maxUnavailable: \"25%\"}}").unwrap(),
+            rolling(0, 1)
+        );
+        assert_eq!(of(3, "{type: Recreate}").unwrap(), Strategy::Recreate);
+        // What the API server refuses.
+        let e = of(3, "{rollingUpdate: {maxSurge: 0, maxUnavailable: 0}}").unwrap_err();
+        assert!(e.to_string().contains("may not be 0"), "{e}");
+        let e = of(3, "{rollingUpdate: {maxUnavailable: \"150%\"}}").unwrap_err();
+        assert!(e.to_string().contains("100%"), "{e}");
+        let e = of(3, "{type: BlueGreen}").unwrap_err();
+        assert!(e.to_string().contains("spec.strategy.type"), "{e}");
+        let e = of(3, "{rollingUpdate: {maxSurge: lots}}").unwrap_err();
+        assert!(e.to_string().contains("maxSurge"), "{e}");
+    }
+
     #[test]
     fn both_zero_after_rounding_makes_unavailable_one() {
         // maxSurge 0, maxUnavailable 25% of 1 replica rounds down to 0.
