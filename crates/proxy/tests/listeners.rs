@@ -12,9 +12,13 @@ const CHANGE: &str = "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\n\n
 #[tokio::test]
 async fn the_probe_listener_serves_probes_and_refuses_every_change() {
     let app = upstream("a").await;
-    let toml = config(&[app.addr], "[probe]\nlisten = \"127.0.0.1:0\"\n");
+    // On every address, as in a pod (the kubelet probes the pod IP); the
+    // test itself only talks to it over loopback.
+    let toml = config(&[app.addr], "[probe]\nlisten = \"0.0.0.0:0\"\n");
     let p = proxy_toml(&toml).await;
-    let probe = p.probe.expect("a probe listener");
+    let bound = p.probe.expect("a probe listener");
+    assert!(bound.ip().is_unspecified(), "bound on {bound}");
+    let probe = std::net::SocketAddr::from(([127, 0, 0, 1], bound.port()));
     for path in ["/healthz", "/readyz", "/metrics"] {
         assert_eq!(admin(probe, "GET", path, "").await.status, 200, "{path}");
     }
