@@ -92,8 +92,8 @@ pub enum Error {
         name: &'static str,
         source: lameduck_rollout::Error,
     },
-    #[error("scenario {name}: the run ended abnormally: {message}")]
-    Task { name: &'static str, message: String },
+    #[error("a scenario's run ended abnormally: {0}")]
+    Task(String),
     #[error("no scenario is named {0:?} (there are: naive, shell-pid1, classic, lameduck, eureka-naive, eureka-lameduck)")]
     NoSuchScenario(String),
 }
@@ -129,37 +129,31 @@ pub struct JsonRow {
 /// Runs the chosen scenarios at the same time.
 pub async fn run(opts: &Options) -> Result<Vec<Outcome>, Error> {
     let chosen = choose(&opts.only)?;
-    let mut tasks = Vec::new();
-    for (i, s) in chosen.into_iter().enumerate() {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, s) in chosen.iter().copied().enumerate() {
         let config = config(s, opts, i as u64)?;
-        tasks.push((s, tokio::spawn(lameduck_rollout::run(config))));
+        tasks.spawn(async move { (i, s, lameduck_rollout::run(config).await) });
     }
-    let mut out = Vec::new();
-    for (s, t) in tasks {
-        let report = match t.await {
-            Ok(r) => r.map_err(|source| Error::Scenario {
-                name: s.name,
-                source,
-            })?,
-            Err(e) => {
-                return Err(Error::Task {
-                    name: s.name,
-                    message: e.to_string(),
-                })
-            }
-        };
+    // Each scenario is logged as it ends; the table keeps the scenarios' order.
+    let mut out: Vec<Option<Outcome>> = chosen.iter().map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        let (i, scenario, result) = joined.map_err(|e| Error::Task(e.to_string()))?;
+        let report = result.map_err(|source| Error::Scenario {
+            name: scenario.name,
+            source,
+        })?;
+        let roll = report
+            .rollout_seconds
+            .map_or("did not finish".into(), |s| format!("{s:.1} s"));
         tracing::info!(
-            "{}: {} requests, {} lost",
-            s.name,
+            "{} done: rollout {roll}, {} requests, {} lost",
+            scenario.name,
             report.requests(),
             report.failed()
         );
-        out.push(Outcome {
-            scenario: s,
-            report,
-        });
+        out[i] = Some(Outcome { scenario, report });
     }
-    Ok(out)
+    Ok(out.into_iter().flatten().collect())
 }
 
 fn choose(only: &[String]) -> Result<Vec<Scenario>, Error> {

@@ -235,6 +235,9 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         discover,
     )
     .await?;
+    if config.log_events {
+        tracing::info!(ingress = %router.ingress, "the router (lameduck proxy) listens: send traffic here");
+    }
     let (tx, rx) = mpsc::unbounded_channel();
     let min_ready = secs(d.spec.min_ready_seconds, config.time_scale);
     let mut controller = Controller::new(
