@@ -124,7 +124,10 @@ async fn refused_connections_are_connect_refused() {
 async fn chunked_bodies_are_read_whole_and_the_connection_reused() {
     let (report, server) = load_with_plan(50, 2, |_| Action::Chunked).await;
     assert_eq!(outcomes(&report), [("success", 50)]);
-    assert_eq!(server.connections(), 2);
+    // Reused: 50 requests on at most the 2 workers' connections. (Exactly 2
+    // was a race: a fast worker can claim all 50 before the other connects.)
+    let connections = server.connections();
+    assert!((1..=2).contains(&connections), "{connections} connections for 50 requests");
 }
 
 #[tokio::test]
