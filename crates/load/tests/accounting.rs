@@ -127,7 +127,10 @@ async fn chunked_bodies_are_read_whole_and_the_connection_reused() {
     // Reused: 50 requests on at most the 2 workers' connections. (Exactly 2
     // was a race: a fast worker can claim all 50 before the other connects.)
     let connections = server.connections();
-    assert!((1..=2).contains(&connections), "{connections} connections for 50 requests");
+    assert!(
+        (1..=2).contains(&connections),
+        "{connections} connections for 50 requests"
+    );
 }
 
 #[tokio::test]
