@@ -44,7 +44,7 @@ use std::{
 
 use tokio::time::Instant;
 
-use self::sock_diag::SockDiag;
+use self::sock_diag::{SockDiag, SockDiagError};
 
 /// One connection, as one sample saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,20 +124,26 @@ impl Sampler {
         Sampler::ProcNet(ports.to_vec())
     }
 
-    /// The live connections into `out`; false if the sample failed.
-    fn live(&mut self, out: &mut Vec<Conn>) -> bool {
+    /// The live connections into `out`.
+    fn live(&mut self, out: &mut Vec<Conn>) {
         match self {
-            Sampler::SockDiag { diag, .. } => match diag.sample(out) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!("{e}; counting this sample as not quiet");
-                    false
+            Sampler::SockDiag { diag, .. } => {
+                if let Err(e) = diag.sample(out) {
+                    self.fall_back(&e);
+                    self.live(out);
                 }
-            },
-            Sampler::ProcNet(ports) => {
-                proc_net::sample(ports, out);
-                true
             }
+            Sampler::ProcNet(ports) => proc_net::sample(ports, out),
+        }
+    }
+
+    /// After a failed netlink sample: `/proc` for the rest of this wait. Its
+    /// first sample then shows every connection as new, which can only make
+    /// the wait longer.
+    fn fall_back(&mut self, e: &SockDiagError) {
+        if let Sampler::SockDiag { diag, .. } = self {
+            tracing::warn!("{e}; this wait reads /proc/net/tcp from now on (new connections only)");
+            *self = Sampler::ProcNet(diag.ports().to_vec());
         }
     }
 
@@ -165,7 +171,7 @@ impl Sampler {
                 true
             }
             Err(e) => {
-                tracing::warn!("{e}; short connections are not seen in this sample");
+                self.fall_back(&e);
                 false
             }
         }
@@ -277,19 +283,17 @@ impl Watcher {
         }
     }
 
-    /// One sample at `at`; `None` if it failed.
-    fn poll(&mut self, at: Instant) -> Option<Change> {
-        if !self.sampler.live(&mut self.live) {
-            return None;
-        }
+    /// One sample at `at`.
+    fn poll(&mut self, at: Instant) -> Change {
+        self.sampler.live(&mut self.live);
         let change = self.activity.update(&self.live, at);
         // Not quiet already: no need to look further. The TIME_WAIT entries
         // left meanwhile are then seen as new at the next check, which can
         // only make the wait longer, by one sample.
         if change.last.is_none() && self.sampler.time_wait_if_accepted(&mut self.closed) {
-            return Some(self.activity.update_closed(&self.closed, at));
+            return self.activity.update_closed(&self.closed, at);
         }
-        Some(change)
+        change
     }
 }
 
@@ -339,11 +343,7 @@ pub(crate) async fn wait_until_quiet(
         }
         let next = (now + interval).min(last_active + quiet).min(deadline);
         tokio::time::sleep_until(next).await;
-        let at = Instant::now();
-        let Some(change) = watcher.poll(at) else {
-            last_active = at;
-            continue;
-        };
+        let change = watcher.poll(Instant::now());
         if let Some(when) = change.last {
             last_active = last_active.max(when);
             outcome.new_connections += change.new_connections;

@@ -35,6 +35,10 @@ use netlink_packet_sock_diag::{
     SockDiagMessage,
 };
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket};
+use nix::sys::{
+    socket::{setsockopt, sockopt::ReceiveTimeout},
+    time::{TimeVal, TimeValLike},
+};
 
 use super::{Conn, ConnKey};
 
@@ -52,6 +56,8 @@ const TCPI_BYTES_RECEIVED: usize = 128;
 
 /// Room for one datagram of a dump (the kernel fills at most 32 KiB at a time).
 const RECV_BUFFER: usize = 64 * 1024;
+/// How long one read of the answer may take, in seconds.
+const RECV_TIMEOUT_SECONDS: i64 = 1;
 
 /// Why a sample could not be taken.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +86,10 @@ impl SockDiag {
     /// Opens the socket and builds the requests for `ports`.
     pub(crate) fn open(ports: &[u16]) -> Result<SockDiag, SockDiagError> {
         let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
+        // The kernel answers at once; the timeout only keeps a kernel that
+        // never does from stalling the supervisor.
+        let timeout = TimeVal::seconds(RECV_TIMEOUT_SECONDS);
+        setsockopt(&socket, ReceiveTimeout, &timeout).map_err(std::io::Error::from)?;
         socket.bind_auto()?;
         socket.connect(&netlink_sys::SocketAddr::new(0, 0))?;
         let filter = port_filter(ports);
@@ -104,6 +114,11 @@ impl SockDiag {
             }),
             buf: Vec::with_capacity(RECV_BUFFER),
         })
+    }
+
+    /// The watched ports.
+    pub(crate) fn ports(&self) -> &[u16] {
+        &self.ports
     }
 
     /// The live connections to the watched ports, with their `tcp_info`.
