@@ -270,7 +270,11 @@ struct Watcher {
 impl Watcher {
     /// Opens the sampler and takes the first sample, the baseline.
     fn start(ports: &[u16]) -> Watcher {
-        let mut sampler = Sampler::open(ports);
+        Watcher::with(Sampler::open(ports))
+    }
+
+    /// Takes the baseline with `sampler`.
+    fn with(mut sampler: Sampler) -> Watcher {
         let (mut live, mut closed) = (Vec::new(), Vec::new());
         sampler.live(&mut live);
         sampler.time_wait_if_accepted(&mut closed);
@@ -355,7 +359,11 @@ pub(crate) async fn wait_until_quiet(
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::time::Instant as StdInstant;
+    use std::{
+        io::Write,
+        net::{TcpListener, TcpStream},
+        time::Instant as StdInstant,
+    };
 
     use super::*;
 
@@ -458,6 +466,68 @@ pub(crate) mod tests {
         assert_eq!(sample_interval(ms(400)), ms(100));
         assert_eq!(sample_interval(ms(20)), ms(10));
         assert_eq!(sample_interval(Duration::from_secs(3)), ms(250));
+    }
+
+    /// A listener, one open connection to it (client, server), and a watcher
+    /// of its port started after them.
+    fn watched(sock_diag: bool) -> (TcpListener, TcpStream, TcpStream, Watcher) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let server = listener.accept().unwrap().0;
+        let sampler = if sock_diag {
+            Sampler::SockDiag {
+                diag: SockDiag::open(&[port]).unwrap(),
+                passive_opens: None,
+            }
+        } else {
+            Sampler::ProcNet(vec![port])
+        };
+        (listener, client, server, Watcher::with(sampler))
+    }
+
+    #[test]
+    fn the_watcher_sees_a_request_on_an_open_connection() {
+        let (_listener, mut client, _server, mut watcher) = watched(true);
+        assert_eq!(watcher.poll(Instant::now()), Change::default(), "idle");
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut got = Change::default();
+        wait_until("the request to be seen", || {
+            got = watcher.poll(Instant::now());
+            got.last.is_some()
+        });
+        assert_eq!((got.bytes_received, got.new_connections), (18, 0));
+    }
+
+    #[test]
+    fn the_watcher_sees_a_connection_that_came_and_went() {
+        let (listener, _client, _server, mut watcher) = watched(true);
+        let short = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        drop(listener.accept().unwrap().0); // the app closes first
+        let _ = std::io::Read::read(&mut &short, &mut [0u8; 1]);
+        drop(short);
+        // Gone from the live states before the next sample: only TIME_WAIT has it.
+        let mut probe = SockDiag::open(&[listener.local_addr().unwrap().port()]).unwrap();
+        let mut time_wait = Vec::new();
+        wait_until("the app's side in TIME_WAIT", || {
+            probe.time_wait(&mut time_wait).unwrap();
+            time_wait.len() == 1
+        });
+        let mut got = Change::default();
+        wait_until("the closed connection to be seen", || {
+            got = watcher.poll(Instant::now());
+            got.last.is_some()
+        });
+        assert_eq!(got.new_connections, 1);
+    }
+
+    #[test]
+    fn the_proc_fallback_sees_new_connections_but_not_requests() {
+        let (listener, mut client, _server, mut watcher) = watched(false);
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(watcher.poll(Instant::now()), Change::default());
+        let _new = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        assert_eq!(watcher.poll(Instant::now()).new_connections, 1);
     }
 
     #[test]
