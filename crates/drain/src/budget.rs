@@ -47,8 +47,9 @@ pub enum LameDuckWait {
     None,
     /// Wait a fixed time (`--drain-delay`): the classic `preStop: sleep N`.
     Fixed(Duration),
-    /// Wait until no new connection has arrived for `quiet`, but never longer than
-    /// `max` (or the lame-duck share of the budget when `max` is not given).
+    /// Wait until no request has arrived for `quiet` (no new connection, no data
+    /// on an open one), but never longer than `max` (or the lame-duck share of
+    /// the budget when `max` is not given).
     UntilQuiet {
         quiet: Duration,
         max: Option<Duration>,

@@ -7,16 +7,18 @@
 //! on its control socket) runs the drain of [`lameduck_drain`]:
 //!
 //! 1. lame duck: `/readyz` answers 503, the `--on-drain` hooks run, then it waits a
-//!    fixed `--drain-delay` or until no new connection has reached the app's port
-//!    for `--until-quiet`, within the lame-duck share of the budget;
+//!    fixed `--drain-delay` or until the app's ports have been quiet (no new
+//!    connection, no data received) for `--until-quiet`, within the lame-duck
+//!    share of the budget;
 //! 2. drain: the app gets its stop signal (rewritten if asked) and finishes;
 //! 3. terminate: at `grace − margin`, SIGKILL to the app's whole process group.
 //!
 //! The parts, one module each: `spawn` starts the child, `reaper` collects exit
 //! statuses (of the app, the hooks and adopted orphans), `descendants` finds what
-//! is left when the app exits, `quiet` watches the kernel's TCP table, `hooks` runs
-//! the drain hooks, `admin` serves the probes and metrics, [`control`] is the local
-//! socket `lameduck prestop` talks to, and `supervise` ties them into one loop.
+//! is left when the app exits, `quiet` watches the app's connections in the
+//! kernel, `hooks` runs the drain hooks, `admin` serves the probes and metrics,
+//! [`control`] is the local socket `lameduck prestop` talks to, and `supervise`
+//! ties them into one loop.
 
 mod admin;
 mod config;

@@ -29,22 +29,21 @@
 //! other ports, UDP, and a short connection that the client closed first
 //! (nothing of it is left on the app's side).
 
+mod activity;
 mod proc_net;
 mod sock_diag;
 
 #[cfg(test)]
 mod bench;
 
-use std::{
-    collections::{HashMap, HashSet},
-    net::SocketAddr,
-    sync::OnceLock,
-    time::Duration,
-};
+use std::{net::SocketAddr, sync::OnceLock, time::Duration};
 
 use tokio::time::Instant;
 
-use self::sock_diag::SockDiag;
+use self::{
+    activity::{Activity, Change},
+    sock_diag::{SockDiag, SockDiagError},
+};
 
 /// One connection, as one sample saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,20 +123,26 @@ impl Sampler {
         Sampler::ProcNet(ports.to_vec())
     }
 
-    /// The live connections into `out`; false if the sample failed.
-    fn live(&mut self, out: &mut Vec<Conn>) -> bool {
+    /// The live connections into `out`.
+    fn live(&mut self, out: &mut Vec<Conn>) {
         match self {
-            Sampler::SockDiag { diag, .. } => match diag.sample(out) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!("{e}; counting this sample as not quiet");
-                    false
+            Sampler::SockDiag { diag, .. } => {
+                if let Err(e) = diag.sample(out) {
+                    self.fall_back(&e);
+                    self.live(out);
                 }
-            },
-            Sampler::ProcNet(ports) => {
-                proc_net::sample(ports, out);
-                true
             }
+            Sampler::ProcNet(ports) => proc_net::sample(ports, out),
+        }
+    }
+
+    /// After a failed netlink sample: `/proc` for the rest of this wait. Its
+    /// first sample then shows every connection as new, which can only make
+    /// the wait longer.
+    fn fall_back(&mut self, e: &SockDiagError) {
+        if let Sampler::SockDiag { diag, .. } = self {
+            tracing::warn!("{e}; this wait reads /proc/net/tcp from now on (new connections only)");
+            *self = Sampler::ProcNet(diag.ports().to_vec());
         }
     }
 
@@ -165,90 +170,10 @@ impl Sampler {
                 true
             }
             Err(e) => {
-                tracing::warn!("{e}; short connections are not seen in this sample");
+                self.fall_back(&e);
                 false
             }
         }
-    }
-}
-
-/// What changed between two samples.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Change {
-    /// Connections not in the previous sample.
-    pub(crate) new_connections: u64,
-    /// Bytes received on connections that were in the previous sample.
-    pub(crate) bytes_received: u64,
-    /// When the latest of these happened, if any did.
-    pub(crate) last: Option<Instant>,
-}
-
-/// The connections of the last samples, to compare the next one with.
-#[derive(Debug, Default)]
-pub(crate) struct Activity {
-    /// The live connections of the last sample, with their bytes received.
-    seen: HashMap<ConnKey, Option<u64>>,
-    /// Those of the sample before it.
-    previous: HashMap<ConnKey, Option<u64>>,
-    /// The TIME_WAIT entries of the last check.
-    closed: HashSet<ConnKey>,
-}
-
-impl Activity {
-    /// Starts from `live` and `closed`: what is there now is not activity.
-    pub(crate) fn new(live: &[Conn], closed: &[Conn]) -> Activity {
-        let mut activity = Activity::default();
-        activity.update(live, Instant::now());
-        activity.update_closed(closed, Instant::now());
-        activity
-    }
-
-    /// Compares the live connections `conns`, sampled at `at`, with the last sample.
-    pub(crate) fn update(&mut self, conns: &[Conn], at: Instant) -> Change {
-        let mut change = Change::default();
-        let mut seen = HashMap::with_capacity(conns.len());
-        for conn in conns {
-            let active = match self.seen.get(&conn.key) {
-                None => {
-                    change.new_connections += 1;
-                    true
-                }
-                Some(before) => {
-                    let grown = conn
-                        .received
-                        .zip(*before)
-                        .map_or(0, |(now, then)| now.saturating_sub(then));
-                    change.bytes_received += grown;
-                    grown > 0
-                }
-            };
-            if active {
-                // Dated by the kernel where it can: the sample may be late.
-                let when = conn
-                    .idle
-                    .and_then(|idle| at.checked_sub(idle))
-                    .unwrap_or(at);
-                change.last = change.last.max(Some(when));
-            }
-            seen.insert(conn.key.clone(), conn.received);
-        }
-        self.previous = std::mem::replace(&mut self.seen, seen);
-        change
-    }
-
-    /// Compares the TIME_WAIT entries `conns`, read at `at` right after the
-    /// live sample, with the last check: one that is new, and was not live in
-    /// the sample before, is a connection that opened and closed in between.
-    pub(crate) fn update_closed(&mut self, conns: &[Conn], at: Instant) -> Change {
-        let mut change = Change::default();
-        for conn in conns {
-            if !self.closed.contains(&conn.key) && !self.previous.contains_key(&conn.key) {
-                change.new_connections += 1;
-                change.last = Some(at);
-            }
-        }
-        self.closed = conns.iter().map(|c| c.key.clone()).collect();
-        change
     }
 }
 
@@ -264,7 +189,11 @@ struct Watcher {
 impl Watcher {
     /// Opens the sampler and takes the first sample, the baseline.
     fn start(ports: &[u16]) -> Watcher {
-        let mut sampler = Sampler::open(ports);
+        Watcher::with(Sampler::open(ports))
+    }
+
+    /// Takes the baseline with `sampler`.
+    fn with(mut sampler: Sampler) -> Watcher {
         let (mut live, mut closed) = (Vec::new(), Vec::new());
         sampler.live(&mut live);
         sampler.time_wait_if_accepted(&mut closed);
@@ -277,19 +206,17 @@ impl Watcher {
         }
     }
 
-    /// One sample at `at`; `None` if it failed.
-    fn poll(&mut self, at: Instant) -> Option<Change> {
-        if !self.sampler.live(&mut self.live) {
-            return None;
-        }
+    /// One sample at `at`.
+    fn poll(&mut self, at: Instant) -> Change {
+        self.sampler.live(&mut self.live);
         let change = self.activity.update(&self.live, at);
         // Not quiet already: no need to look further. The TIME_WAIT entries
         // left meanwhile are then seen as new at the next check, which can
         // only make the wait longer, by one sample.
         if change.last.is_none() && self.sampler.time_wait_if_accepted(&mut self.closed) {
-            return Some(self.activity.update_closed(&self.closed, at));
+            return self.activity.update_closed(&self.closed, at);
         }
-        Some(change)
+        change
     }
 }
 
@@ -339,11 +266,7 @@ pub(crate) async fn wait_until_quiet(
         }
         let next = (now + interval).min(last_active + quiet).min(deadline);
         tokio::time::sleep_until(next).await;
-        let at = Instant::now();
-        let Some(change) = watcher.poll(at) else {
-            last_active = at;
-            continue;
-        };
+        let change = watcher.poll(Instant::now());
         if let Some(when) = change.last {
             last_active = last_active.max(when);
             outcome.new_connections += change.new_connections;
@@ -355,7 +278,11 @@ pub(crate) async fn wait_until_quiet(
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::time::Instant as StdInstant;
+    use std::{
+        io::Write,
+        net::{TcpListener, TcpStream},
+        time::Instant as StdInstant,
+    };
 
     use super::*;
 
@@ -368,96 +295,74 @@ pub(crate) mod tests {
         }
     }
 
-    fn conn(remote_port: u16, received: Option<u64>, idle_ms: Option<u64>) -> Conn {
-        Conn {
-            key: ConnKey {
-                id: u64::from(remote_port),
-                local: "127.0.0.1:8080".parse().unwrap(),
-                remote: SocketAddr::from(([127, 0, 0, 1], remote_port)),
-            },
-            received,
-            idle: idle_ms.map(Duration::from_millis),
-        }
-    }
-
-    #[test]
-    fn idle_keepalive_connections_are_quiet() {
-        let before = [conn(1, Some(100), Some(5000)), conn(2, Some(7), Some(900))];
-        let mut activity = Activity::new(&before, &[]);
-        let change = activity.update(&before, Instant::now());
-        assert_eq!(change, Change::default());
-    }
-
-    #[test]
-    fn data_on_an_open_connection_is_activity_dated_by_the_kernel() {
-        let mut activity = Activity::new(&[conn(1, Some(100), Some(5000))], &[]);
-        let at = Instant::now();
-        let change = activity.update(&[conn(1, Some(160), Some(30))], at);
-        assert_eq!(change.bytes_received, 60);
-        assert_eq!(change.new_connections, 0);
-        assert_eq!(change.last, Some(at - Duration::from_millis(30)));
-        // The next sample compares with this one, not the first.
-        let change = activity.update(&[conn(1, Some(160), Some(80))], at);
-        assert_eq!(change.last, None);
-    }
-
-    #[test]
-    fn a_new_connection_is_activity_even_without_data() {
-        let mut activity = Activity::new(&[conn(1, Some(0), Some(10))], &[]);
-        let at = Instant::now();
-        let change = activity.update(
-            &[conn(1, Some(0), Some(60)), conn(2, Some(0), Some(20))],
-            at,
-        );
-        assert_eq!(change.new_connections, 1);
-        assert_eq!(change.bytes_received, 0);
-        assert_eq!(change.last, Some(at - Duration::from_millis(20)));
-    }
-
-    #[test]
-    fn without_counters_only_new_connections_count() {
-        let mut activity = Activity::new(&[conn(1, None, None)], &[]);
-        let at = Instant::now();
-        let change = activity.update(&[conn(1, None, None)], at);
-        assert_eq!(change.last, None);
-        let change = activity.update(&[conn(1, None, None), conn(3, None, None)], at);
-        assert_eq!((change.new_connections, change.last), (1, Some(at)));
-    }
-
-    #[test]
-    fn a_closed_connection_is_not_activity() {
-        let mut activity = Activity::new(
-            &[conn(1, Some(5), Some(10)), conn(2, Some(5), Some(10))],
-            &[],
-        );
-        let change = activity.update(&[conn(1, Some(5), Some(60))], Instant::now());
-        assert_eq!(change.last, None);
-    }
-
-    #[test]
-    fn a_connection_that_came_and_went_between_samples_is_seen_in_time_wait() {
-        let mut activity = Activity::new(&[conn(1, Some(5), Some(10))], &[conn(9, None, None)]);
-        let at = Instant::now();
-        activity.update(&[], at);
-        // 1 was live in the sample before: closed, but not new. 9 was there
-        // at the last check. 2 is new.
-        let closed = [
-            conn(1, None, None),
-            conn(2, None, None),
-            conn(9, None, None),
-        ];
-        let change = activity.update_closed(&closed, at);
-        assert_eq!((change.new_connections, change.last), (1, Some(at)));
-        activity.update(&[], at);
-        assert_eq!(activity.update_closed(&closed, at), Change::default());
-    }
-
     #[test]
     fn samples_a_quarter_of_the_quiet_period_within_bounds() {
         let ms = Duration::from_millis;
         assert_eq!(sample_interval(ms(400)), ms(100));
         assert_eq!(sample_interval(ms(20)), ms(10));
         assert_eq!(sample_interval(Duration::from_secs(3)), ms(250));
+    }
+
+    /// A listener, one open connection to it (client, server), and a watcher
+    /// of its port started after them.
+    fn watched(sock_diag: bool) -> (TcpListener, TcpStream, TcpStream, Watcher) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let server = listener.accept().unwrap().0;
+        let sampler = if sock_diag {
+            Sampler::SockDiag {
+                diag: SockDiag::open(&[port]).unwrap(),
+                passive_opens: None,
+            }
+        } else {
+            Sampler::ProcNet(vec![port])
+        };
+        (listener, client, server, Watcher::with(sampler))
+    }
+
+    #[test]
+    fn the_watcher_sees_a_request_on_an_open_connection() {
+        let (_listener, mut client, _server, mut watcher) = watched(true);
+        assert_eq!(watcher.poll(Instant::now()), Change::default(), "idle");
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut got = Change::default();
+        wait_until("the request to be seen", || {
+            got = watcher.poll(Instant::now());
+            got.last.is_some()
+        });
+        assert_eq!((got.bytes_received, got.new_connections), (18, 0));
+    }
+
+    #[test]
+    fn the_watcher_sees_a_connection_that_came_and_went() {
+        let (listener, _client, _server, mut watcher) = watched(true);
+        let short = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        drop(listener.accept().unwrap().0); // the app closes first
+        let _ = std::io::Read::read(&mut &short, &mut [0u8; 1]);
+        drop(short);
+        // Gone from the live states before the next sample: only TIME_WAIT has it.
+        let mut probe = SockDiag::open(&[listener.local_addr().unwrap().port()]).unwrap();
+        let mut time_wait = Vec::new();
+        wait_until("the app's side in TIME_WAIT", || {
+            probe.time_wait(&mut time_wait).unwrap();
+            time_wait.len() == 1
+        });
+        let mut got = Change::default();
+        wait_until("the closed connection to be seen", || {
+            got = watcher.poll(Instant::now());
+            got.last.is_some()
+        });
+        assert_eq!(got.new_connections, 1);
+    }
+
+    #[test]
+    fn the_proc_fallback_sees_new_connections_but_not_requests() {
+        let (listener, mut client, _server, mut watcher) = watched(false);
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(watcher.poll(Instant::now()), Change::default());
+        let _new = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        assert_eq!(watcher.poll(Instant::now()).new_connections, 1);
     }
 
     #[test]

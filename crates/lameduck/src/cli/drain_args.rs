@@ -33,8 +33,11 @@ pub(crate) struct LameDuckArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) drain_delay: Option<Duration>,
 
-    /// End the lame-duck phase as soon as no new connection to --port has been seen
-    /// for this long (read from /proc/net/tcp and tcp6), within its budget share.
+    /// End the lame-duck phase as soon as --port has been quiet for this long: no
+    /// new connection and no data received on any connection to it, keepalive
+    /// connections included (the kernel's tcp_info, through sock_diag netlink; or
+    /// new connections only, from /proc/net/tcp, where netlink is not available).
+    /// Within its budget share.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "port")]
     pub(crate) until_quiet: Option<Duration>,
 

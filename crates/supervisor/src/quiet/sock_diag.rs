@@ -2,13 +2,14 @@
 //!
 //! The kernel's `NETLINK_SOCK_DIAG` interface (what `ss -ti` uses) reports every
 //! TCP socket of the caller's network namespace with its `tcp_info`, and needs
-//! no privilege. Two things make it cheap enough to ask every 50 ms, where
-//! `/proc/net/tcp` is not: the kernel formats nothing, and it is asked only for
-//! what we watch. The request carries a state mask of the live states (no
-//! LISTEN, no TIME_WAIT: an app that closes each connection at ~2k requests/s
-//! leaves ~70k TIME_WAIT entries, all on its own port) and an inet_diag
-//! bytecode filter on the local port, so only the watched connections are
-//! filled in and copied out. One request per address family (IPv4, IPv6).
+//! no privilege. Two things make it cheaper than `/proc/net/tcp`: the kernel
+//! formats nothing, and it is asked only for what we watch. The regular request
+//! carries a state mask of the live states (no LISTEN, no TIME_WAIT: an app
+//! that closes each connection at ~2k requests/s leaves ~70k TIME_WAIT
+//! entries, all on its own port) and an inet_diag bytecode filter on the local
+//! port, so only the watched connections are filled in and copied out. A
+//! second request, made only when needed, asks for the TIME_WAIT ones (with
+//! the same filter, without `tcp_info`). One request per address family.
 //!
 //! The rust-netlink crates do the socket (`netlink-sys`), the message framing
 //! (`netlink-packet-core`) and the request and response types
@@ -35,6 +36,10 @@ use netlink_packet_sock_diag::{
     SockDiagMessage,
 };
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket};
+use nix::sys::{
+    socket::{setsockopt, sockopt::ReceiveTimeout},
+    time::{TimeVal, TimeValLike},
+};
 
 use super::{Conn, ConnKey};
 
@@ -52,6 +57,8 @@ const TCPI_BYTES_RECEIVED: usize = 128;
 
 /// Room for one datagram of a dump (the kernel fills at most 32 KiB at a time).
 const RECV_BUFFER: usize = 64 * 1024;
+/// How long one read of the answer may take, in seconds.
+const RECV_TIMEOUT_SECONDS: i64 = 1;
 
 /// Why a sample could not be taken.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +87,10 @@ impl SockDiag {
     /// Opens the socket and builds the requests for `ports`.
     pub(crate) fn open(ports: &[u16]) -> Result<SockDiag, SockDiagError> {
         let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
+        // The kernel answers at once; the timeout only keeps a kernel that
+        // never does from stalling the supervisor.
+        let timeout = TimeVal::seconds(RECV_TIMEOUT_SECONDS);
+        setsockopt(&socket, ReceiveTimeout, &timeout).map_err(std::io::Error::from)?;
         socket.bind_auto()?;
         socket.connect(&netlink_sys::SocketAddr::new(0, 0))?;
         let filter = port_filter(ports);
@@ -104,6 +115,11 @@ impl SockDiag {
             }),
             buf: Vec::with_capacity(RECV_BUFFER),
         })
+    }
+
+    /// The watched ports.
+    pub(crate) fn ports(&self) -> &[u16] {
+        &self.ports
     }
 
     /// The live connections to the watched ports, with their `tcp_info`.
@@ -139,7 +155,8 @@ impl SockDiag {
     fn read_dump(&mut self, out: &mut Vec<Conn>) -> Result<(), SockDiagError> {
         loop {
             self.buf.clear();
-            let len = self.socket.recv(&mut self.buf, 0)?;
+            // MSG_TRUNC: the datagram's whole length, even if it did not fit.
+            let len = self.socket.recv(&mut self.buf, nix::libc::MSG_TRUNC)?;
             if len > self.buf.len() {
                 return Err(SockDiagError::Decode(format!(
                     "a {len}-byte datagram did not fit the {RECV_BUFFER}-byte buffer"
