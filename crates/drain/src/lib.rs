@@ -16,7 +16,8 @@
 //! written once and every part behaves the same when a user sends it a signal.
 //! It also holds the small rules every part's listeners share: how a duration
 //! is read ([`parse_duration`]) and how an accept loop backs off when `accept`
-//! fails ([`AcceptBackoff`]).
+//! fails ([`AcceptBackoff`]) and how it logs connections it refuses over
+//! a limit ([`Refusals`]).
 
 #![forbid(unsafe_code)]
 
@@ -27,7 +28,7 @@ mod machine;
 mod phase;
 mod signal;
 
-pub use accept::AcceptBackoff;
+pub use accept::{AcceptBackoff, Refusals};
 pub use budget::{
     Budget, LameDuckWait, Names, Plan, PlanError, Setting, Timing, DEFAULT_GRACE, GRACE_ENV,
 };
