@@ -17,7 +17,8 @@
 //! It also holds the small rules every part's listeners share: how a duration
 //! is read ([`parse_duration`]) and how an accept loop backs off when `accept`
 //! fails ([`AcceptBackoff`]) and how it logs connections it refuses over
-//! a limit ([`Refusals`]).
+//! a limit ([`Refusals`]); and how a long-lived background task is kept
+//! from ending silently ([`spawn_restarting`], [`spawn_fatal`]).
 
 #![forbid(unsafe_code)]
 
@@ -27,6 +28,7 @@ mod duration;
 mod machine;
 mod phase;
 mod signal;
+mod supervise;
 
 pub use accept::{AcceptBackoff, Refusals};
 pub use budget::{
@@ -36,6 +38,7 @@ pub use duration::{format_duration, parse_duration, DurationError, MAX_DURATION}
 pub use machine::{Drain, Step, Trigger};
 pub use phase::Phase;
 pub use signal::{Sig, SignalParseError, StopKind};
+pub use supervise::{spawn_fatal, spawn_restarting, Ends, FATAL_EXIT, RESTART_AFTER};
 
 /// Logs a phase change the same way in every part: timestamp (from the log
 /// subscriber), the new phase, why, and the budget left.

@@ -138,8 +138,22 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let addr = listener.local_addr().map_err(Error::Listener)?;
     let state = Arc::new(State::new(config, shutdown.clone()));
-    let admin = admin.map(|a| tokio::spawn(crate::admin::serve(a, Arc::clone(&state))));
-    let evictor = tokio::spawn(evict_loop(Arc::clone(&state)));
+    // Fatal: the admin listener owns its socket, and without it the kubelet
+    // restarts the pod later and without saying why.
+    let admin = admin.map(|a| {
+        lameduck_drain::spawn_fatal(
+            "registry admin listener",
+            crate::admin::serve(a, Arc::clone(&state)),
+        )
+    });
+    // Restarted: a pass keeps nothing but its self-preservation flag, which
+    // the next pass finds again.
+    let for_evictor = Arc::clone(&state);
+    let evictor = lameduck_drain::spawn_restarting(
+        "registry evictor",
+        lameduck_drain::Ends::Never,
+        move || evict_loop(Arc::clone(&for_evictor)),
+    );
     tracing::info!(%addr, "registry serving the Eureka API under /eureka/ and /eureka/v2/");
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
