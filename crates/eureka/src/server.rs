@@ -36,7 +36,7 @@ use crate::model::{BadInput, Instance, Status};
 use crate::registry::{ChangesSince, Eviction, Millis, Registry, Renewal};
 use crate::routes::{self, query_get, query_pairs, NoRoute, Route};
 use crate::wire::{self, Format};
-use crate::{Config, Error};
+use crate::{AuthScope, Config, Error};
 
 /// The shutdown trigger: the caller moves it through the drain phases.
 /// Dropping the sender counts as the drain phase.
@@ -377,8 +377,11 @@ async fn handle(state: &State, req: Request<Incoming>) -> Reply {
 }
 
 async fn dispatch(state: &State, req: Request<Incoming>) -> Reply {
-    if let Some(denied) = check_auth(state, req.headers()) {
-        return denied;
+    let writes_only = state.config.auth_scope == AuthScope::Writes;
+    if !writes_only {
+        if let Some(denied) = check_auth(state, req.headers()) {
+            return denied;
+        }
     }
     let path = req.uri().path().to_string();
     let route = match routes::route(req.method(), &path) {
@@ -399,6 +402,11 @@ async fn dispatch(state: &State, req: Request<Incoming>) -> Reply {
             return resp;
         }
     };
+    if writes_only && route.writes() {
+        if let Some(denied) = check_auth(state, req.headers()) {
+            return denied;
+        }
+    }
     let query = req.uri().query().map(str::to_string);
     let q = query.as_deref();
     let ask = Ask::of(req.headers());
