@@ -9,6 +9,10 @@
 //! five seconds with the number of failures since the last one. Connections
 //! already open are served all along: only the accept loop waits.
 //!
+//! [`Refusals`] is the same rule for connections a listener accepts only to
+//! refuse them (over its connection limit): one warning per five seconds with
+//! the count refused since the last one, however fast they come.
+//!
 //! It holds no runtime: the caller sleeps for the [`Duration`] it returns.
 
 use std::time::{Duration, Instant};
@@ -20,13 +24,33 @@ pub(crate) const MAX_WAIT: Duration = Duration::from_secs(1);
 /// At most one warning per this long.
 pub(crate) const LOG_EVERY: Duration = Duration::from_secs(5);
 
+/// Events counted between two log lines, at most one per [`LOG_EVERY`].
+#[derive(Debug, Default)]
+struct RateLog {
+    unlogged: u64,
+    logged_at: Option<Instant>,
+}
+
+impl RateLog {
+    /// Counts one event at `now`; the count to log, if a line is due.
+    fn count(&mut self, now: Instant) -> Option<u64> {
+        self.unlogged += 1;
+        let due = self
+            .logged_at
+            .is_none_or(|at| now.duration_since(at) >= LOG_EVERY);
+        due.then(|| {
+            self.logged_at = Some(now);
+            std::mem::take(&mut self.unlogged)
+        })
+    }
+}
+
 /// The backoff state of one accept loop.
 #[derive(Debug)]
 pub struct AcceptBackoff {
     listener: String,
     wait: Duration,
-    unlogged: u64,
-    logged_at: Option<Instant>,
+    log: RateLog,
 }
 
 impl AcceptBackoff {
@@ -35,8 +59,7 @@ impl AcceptBackoff {
         AcceptBackoff {
             listener: listener.into(),
             wait: FIRST_WAIT,
-            unlogged: 0,
-            logged_at: None,
+            log: RateLog::default(),
         }
     }
 
@@ -63,17 +86,40 @@ impl AcceptBackoff {
     /// The wait after a failure at `now`, and the failure count to log, if a
     /// warning is due.
     fn next(&mut self, now: Instant) -> (Duration, Option<u64>) {
-        self.unlogged += 1;
-        let due = self
-            .logged_at
-            .is_none_or(|at| now.duration_since(at) >= LOG_EVERY);
-        let log = due.then(|| {
-            self.logged_at = Some(now);
-            std::mem::take(&mut self.unlogged)
-        });
+        let log = self.log.count(now);
         let wait = self.wait;
         self.wait = (self.wait * 2).min(MAX_WAIT);
         (wait, log)
+    }
+}
+
+/// Connections one listener refused over its limit, for the log.
+#[derive(Debug)]
+pub struct Refusals {
+    listener: String,
+    log: RateLog,
+}
+
+impl Refusals {
+    /// The count for the listener named `listener` in the log.
+    pub fn new(listener: impl Into<String>) -> Refusals {
+        Refusals {
+            listener: listener.into(),
+            log: RateLog::default(),
+        }
+    }
+
+    /// A connection was refused because `limit` connections were open;
+    /// logs when it is time to.
+    pub fn refused(&mut self, limit: usize, key: &str) {
+        if let Some(refused) = self.log.count(Instant::now()) {
+            tracing::warn!(
+                listener = %self.listener,
+                refused,
+                limit,
+                "refused connections over the limit of {limit} open ({key})"
+            );
+        }
     }
 }
 
@@ -102,5 +148,16 @@ mod tests {
         assert_eq!(logged, [None, None, None, None]);
         assert_eq!(b.next(start + LOG_EVERY).1, Some(5), "then a count");
         assert_eq!(b.next(start + LOG_EVERY).1, None);
+    }
+
+    #[test]
+    fn refusals_log_once_per_interval_with_the_count() {
+        let mut log = RateLog::default();
+        let start = Instant::now();
+        let lines: Vec<Option<u64>> = (0..100)
+            .map(|i| log.count(start + Duration::from_millis(i * 100)))
+            .collect();
+        // 0 s, then 5 s with the 50 since, over 10 s: two lines.
+        assert_eq!(lines.iter().flatten().collect::<Vec<_>>(), [&1, &50]);
     }
 }

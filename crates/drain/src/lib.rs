@@ -16,7 +16,9 @@
 //! written once and every part behaves the same when a user sends it a signal.
 //! It also holds the small rules every part's listeners share: how a duration
 //! is read ([`parse_duration`]) and how an accept loop backs off when `accept`
-//! fails ([`AcceptBackoff`]).
+//! fails ([`AcceptBackoff`]) and how it logs connections it refuses over
+//! a limit ([`Refusals`]); and how a long-lived background task is kept
+//! from ending silently ([`spawn_restarting`], [`spawn_fatal`]).
 
 #![forbid(unsafe_code)]
 
@@ -26,8 +28,9 @@ mod duration;
 mod machine;
 mod phase;
 mod signal;
+mod supervise;
 
-pub use accept::AcceptBackoff;
+pub use accept::{AcceptBackoff, Refusals};
 pub use budget::{
     Budget, LameDuckWait, Names, Plan, PlanError, Setting, Timing, DEFAULT_GRACE, GRACE_ENV,
 };
@@ -35,6 +38,7 @@ pub use duration::{format_duration, parse_duration, DurationError, MAX_DURATION}
 pub use machine::{Drain, Step, Trigger};
 pub use phase::Phase;
 pub use signal::{Sig, SignalParseError, StopKind};
+pub use supervise::{spawn_fatal, spawn_restarting, Ends, FATAL_EXIT, RESTART_AFTER};
 
 /// Logs a phase change the same way in every part: timestamp (from the log
 /// subscriber), the new phase, why, and the budget left.

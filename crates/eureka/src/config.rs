@@ -13,8 +13,11 @@ pub struct Config {
     pub rules: Rules,
     /// How often the eviction pass runs (Eureka: 60 s).
     pub eviction_interval: Duration,
-    /// When set, every Eureka endpoint asks for HTTP basic auth.
+    /// When set, Eureka endpoints ask for HTTP basic auth: all of them, or
+    /// only the writes, as `auth_scope` says.
     pub auth: Option<BasicAuth>,
+    /// Which endpoints `auth` guards.
+    pub auth_scope: AuthScope,
     /// The longest a change-feed request waits for a change.
     pub max_wait: Duration,
     /// The longest a client may take to send a request head (both listeners).
@@ -29,11 +32,25 @@ impl Default for Config {
             rules: Rules::default(),
             eviction_interval: Duration::from_secs(60),
             auth: None,
+            auth_scope: AuthScope::All,
             max_wait: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
             clock: Arc::new(SystemClock::new()),
         }
     }
+}
+
+/// Which Eureka endpoints basic auth guards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthScope {
+    /// Every endpoint (the probes on the admin listener excepted).
+    #[default]
+    All,
+    /// Only the ones that change the registry: register, renew, cancel,
+    /// status overrides and metadata. Reads stay open, as a Spring Eureka
+    /// server can be set up, so that any client may discover while only
+    /// holders of the credentials may register or take an instance DOWN.
+    Writes,
 }
 
 /// A user name and password for HTTP basic auth.

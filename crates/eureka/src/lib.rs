@@ -34,7 +34,7 @@ mod stop;
 pub mod wire;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{BasicAuth, Config};
+pub use config::{AuthScope, BasicAuth, Config};
 pub use error::Error;
 pub use server::{serve, Shutdown};
 pub use stop::{serve_until_stopped, Stopped};

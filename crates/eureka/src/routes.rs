@@ -41,6 +41,21 @@ pub enum Route {
     Changes,
 }
 
+impl Route {
+    /// Whether the route changes the registry.
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            Route::Register(_)
+                | Route::Renew(..)
+                | Route::Cancel(..)
+                | Route::SetStatus(..)
+                | Route::DeleteStatus(..)
+                | Route::Metadata(..)
+        )
+    }
+}
+
 /// Why a request line names no operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoRoute {

@@ -36,7 +36,7 @@ use crate::model::{BadInput, Instance, Status};
 use crate::registry::{ChangesSince, Eviction, Millis, Registry, Renewal};
 use crate::routes::{self, query_get, query_pairs, NoRoute, Route};
 use crate::wire::{self, Format};
-use crate::{Config, Error};
+use crate::{AuthScope, Config, Error};
 
 /// The shutdown trigger: the caller moves it through the drain phases.
 /// Dropping the sender counts as the drain phase.
@@ -138,8 +138,22 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let addr = listener.local_addr().map_err(Error::Listener)?;
     let state = Arc::new(State::new(config, shutdown.clone()));
-    let admin = admin.map(|a| tokio::spawn(crate::admin::serve(a, Arc::clone(&state))));
-    let evictor = tokio::spawn(evict_loop(Arc::clone(&state)));
+    // Fatal: the admin listener owns its socket, and without it the kubelet
+    // restarts the pod later and without saying why.
+    let admin = admin.map(|a| {
+        lameduck_drain::spawn_fatal(
+            "registry admin listener",
+            crate::admin::serve(a, Arc::clone(&state)),
+        )
+    });
+    // Restarted: a pass keeps nothing but its self-preservation flag, which
+    // the next pass finds again.
+    let for_evictor = Arc::clone(&state);
+    let evictor = lameduck_drain::spawn_restarting(
+        "registry evictor",
+        lameduck_drain::Ends::Never,
+        move || evict_loop(Arc::clone(&for_evictor)),
+    );
     tracing::info!(%addr, "registry serving the Eureka API under /eureka/ and /eureka/v2/");
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
@@ -363,8 +377,11 @@ async fn handle(state: &State, req: Request<Incoming>) -> Reply {
 }
 
 async fn dispatch(state: &State, req: Request<Incoming>) -> Reply {
-    if let Some(denied) = check_auth(state, req.headers()) {
-        return denied;
+    let writes_only = state.config.auth_scope == AuthScope::Writes;
+    if !writes_only {
+        if let Some(denied) = check_auth(state, req.headers()) {
+            return denied;
+        }
     }
     let path = req.uri().path().to_string();
     let route = match routes::route(req.method(), &path) {
@@ -385,6 +402,11 @@ async fn dispatch(state: &State, req: Request<Incoming>) -> Reply {
             return resp;
         }
     };
+    if writes_only && route.writes() {
+        if let Some(denied) = check_auth(state, req.headers()) {
+            return denied;
+        }
+    }
     let query = req.uri().query().map(str::to_string);
     let q = query.as_deref();
     let ask = Ask::of(req.headers());

@@ -38,7 +38,8 @@ pub async fn serve_until_stopped(
     let mut int = signal(SignalKind::interrupt()).map_err(Error::Signals)?;
     let mut quit = signal(SignalKind::quit()).map_err(Error::Signals)?;
     let (stop_tx, stops) = mpsc::channel(4);
-    let listening = tokio::spawn(async move {
+    // Fatal: a registry deaf to its stop signals could only be SIGKILLed.
+    let listening = lameduck_drain::spawn_fatal("registry signal listener", async move {
         loop {
             let kind = tokio::select! {
                 _ = term.recv() => StopKind::Graceful,

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lameduck_eureka::{registry::Rules, BasicAuth, Config, ManualClock};
+use lameduck_eureka::{registry::Rules, AuthScope, BasicAuth, Config, ManualClock};
 use serde_json::json;
 
 use crate::util::*;
@@ -409,6 +409,59 @@ fn basic_auth_guards_the_api_but_not_the_probes() {
         200
     );
     assert_eq!(get(s.admin, "/readyz", &[]).status, 200);
+}
+
+#[test]
+fn basic_auth_on_writes_only_leaves_reads_open_and_guards_every_write() {
+    let s = Server::start(Config {
+        auth: BasicAuth::parse("eureka:s3cret"),
+        auth_scope: AuthScope::Writes,
+        ..Config::default()
+    });
+    let good = [("Authorization", "Basic ZXVyZWthOnMzY3JldA==")];
+    let json = [("Content-Type", "application/json")];
+    let body = instance_json("web", "web-1", 8081).to_string();
+    // A write without credentials is refused and changes nothing.
+    let anonymous = http(s.addr, "POST", "/eureka/apps/web", &json, body.as_bytes());
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(get_json(s.addr, "/eureka/apps/WEB").status, 404);
+    let creds = [json[0], good[0]];
+    assert_eq!(
+        http(s.addr, "POST", "/eureka/apps/web", &creds, body.as_bytes()).status,
+        204
+    );
+    // Reads need nothing.
+    for path in [
+        "/eureka/apps",
+        "/eureka/apps/WEB",
+        "/eureka/apps/WEB/web-1",
+        "/eureka/apps/delta",
+    ] {
+        assert_eq!(get(s.addr, path, &[]).status, 200, "{path}");
+    }
+    // Every other write is refused without them: DOWN, the override's
+    // removal, metadata, renew, cancel.
+    for (method, path) in [
+        ("PUT", "/eureka/apps/WEB/web-1/status?value=DOWN"),
+        ("DELETE", "/eureka/apps/WEB/web-1/status"),
+        ("PUT", "/eureka/apps/WEB/web-1/metadata?k=v"),
+        ("PUT", "/eureka/apps/WEB/web-1"),
+        ("DELETE", "/eureka/apps/WEB/web-1"),
+    ] {
+        let r = http(s.addr, method, path, &[], b"");
+        assert_eq!(r.status, 401, "{method} {path}");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Basic realm=\"lameduck registry\"")
+        );
+    }
+    let still = get_json(s.addr, "/eureka/apps/WEB/web-1");
+    assert_eq!(still.json()["instance"]["status"], "UP", "nothing changed");
+    assert_eq!(
+        http(s.addr, "DELETE", "/eureka/apps/WEB/web-1", &good, b"").status,
+        200
+    );
+    assert_eq!(get_json(s.addr, "/eureka/apps/WEB/web-1").status, 404);
 }
 
 fn manual(self_preservation: bool) -> (Server, ManualClock) {

@@ -191,16 +191,6 @@ fn an_admin_api_off_loopback_without_a_token_is_refused_before_start() {
     assert!(quick.log().contains("--admin"), "{}", quick.log());
 }
 
-/// Resident memory of `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 #[test]
 fn slowloris_connections_are_cut_while_normal_requests_are_served() {
     use std::io::{Read, Write};

@@ -81,3 +81,44 @@ fn out_of_file_descriptors_the_registry_backs_off_and_serves_open_connections() 
     let starved = Starved::run(&dir, &args, api, admin, "/eureka/apps");
     starved.assert_calm();
 }
+
+#[test]
+fn registry_auth_scope_writes_leaves_reads_open_and_refuses_an_anonymous_delete() {
+    let dir = Scratch::new("registry-auth-writes");
+    let api = free_port();
+    let _ld = Lameduck::start(
+        &dir,
+        &[
+            "registry",
+            "--listen",
+            &format!("127.0.0.1:{api}"),
+            "--auth",
+            "eureka:s3cret",
+            "--auth-scope",
+            "writes",
+        ],
+    );
+    let read = wait_for("the registry to answer", DEADLINE, || {
+        http_get(api, "/eureka/apps")
+    });
+    assert_eq!(read.0, 200, "a read needs no credentials");
+    let delete = http(api, "DELETE", "/eureka/apps/WEB/web-1", None).map(|r| r.0);
+    assert_eq!(delete, Some(401), "a write does");
+}
+
+#[test]
+fn registry_auth_scope_needs_auth() {
+    let dir = Scratch::new("registry-scope-alone");
+    let mut ld = Lameduck::start(
+        &dir,
+        &[
+            "registry",
+            "--listen",
+            "127.0.0.1:0",
+            "--auth-scope",
+            "writes",
+        ],
+    );
+    assert_eq!(ld.wait_exit(DEADLINE), 2, "{}", ld.log());
+    assert!(ld.log().contains("--auth"), "{}", ld.log());
+}

@@ -10,6 +10,7 @@ mod demo_app;
 mod load_cli;
 mod nginx_reload;
 mod proxy;
+mod proxy_floods;
 mod registry;
 mod rollout;
 mod run;

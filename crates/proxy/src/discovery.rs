@@ -51,7 +51,16 @@ impl Discoveries {
             if tasks.contains_key(&name) {
                 continue;
             }
-            let task = tokio::spawn(follow(name.clone(), d.clone(), Arc::clone(state)));
+            // Restarted after a panic: a follower keeps nothing the next run
+            // needs (it reads the app's instances afresh). It returns only
+            // when its Eureka address is unusable, which it logs, and
+            // which another run would not change.
+            let (n, dd, st) = (name.clone(), d.clone(), Arc::clone(state));
+            let task = lameduck_drain::spawn_restarting(
+                format!("discovery of upstream {name}"),
+                lameduck_drain::Ends::WhenDone,
+                move || follow(n.clone(), dd.clone(), Arc::clone(&st)),
+            );
             tasks.insert(name, (d, task));
         }
     }

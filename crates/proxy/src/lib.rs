@@ -41,7 +41,7 @@ use std::{
 };
 
 use lameduck_drain::{
-    log_phase, Drain, LameDuckWait, Phase, Plan, PlanError, Step, StopKind, Trigger,
+    log_phase, Drain, Ends, LameDuckWait, Phase, Plan, PlanError, Step, StopKind, Trigger,
 };
 use tokio::{net::TcpListener, sync::mpsc, time::Instant};
 
@@ -222,35 +222,49 @@ impl Bound {
             if let Ok(addr) = l.local_addr() {
                 tracing::info!(listener = %name, %addr, "listening");
             }
-            tokio::spawn(server::accept_loop(
-                l,
-                name,
-                Arc::clone(&state),
-                Arc::clone(&activity),
-            ));
+            // Fatal: it owns its listener, and a proxy that stopped
+            // accepting while /readyz says ready only loses traffic.
+            lameduck_drain::spawn_fatal(
+                format!("accept loop of listener {name}"),
+                server::accept_loop(l, name, Arc::clone(&state), Arc::clone(&activity)),
+            );
         }
         if let Some(l) = admin {
             if let Ok(addr) = l.local_addr() {
                 let token = state.snapshot().config.admin_token.is_some();
                 tracing::info!(%addr, token, "admin API /healthz /readyz /metrics /config /upstreams/NAME");
             }
-            tokio::spawn(admin::serve(l, Arc::clone(&state), admin::Role::Admin));
+            // Fatal: it owns its listener; without it no operator can
+            // reach the proxy.
+            lameduck_drain::spawn_fatal(
+                "admin API",
+                admin::serve(l, Arc::clone(&state), admin::Role::Admin),
+            );
         }
         if let Some(l) = probe {
             if let Ok(addr) = l.local_addr() {
                 tracing::info!(%addr, "probe listener /healthz /readyz /metrics");
             }
-            tokio::spawn(admin::serve(l, Arc::clone(&state), admin::Role::Probe));
+            // Fatal: the kubelet would find the probes gone and restart
+            // the pod anyway, later and without saying why.
+            lameduck_drain::spawn_fatal(
+                "probe listener",
+                admin::serve(l, Arc::clone(&state), admin::Role::Probe),
+            );
         }
         let file = match &source {
             Source::File(path) => {
                 let text = state.snapshot().source.clone();
                 let file = Arc::new(ConfigFile::new(path.clone(), text));
-                tokio::spawn(watch_file(Arc::clone(&file), Arc::clone(&state)));
+                // Restarted: its state (the last text read) is in `file`.
+                let (f, st) = (Arc::clone(&file), Arc::clone(&state));
+                lameduck_drain::spawn_restarting("config file watcher", Ends::Never, move || {
+                    watch_file(Arc::clone(&f), Arc::clone(&st))
+                });
                 Some(file)
             }
             Source::Inline(_) => {
-                tokio::spawn(tick());
+                lameduck_drain::spawn_restarting("timer tick", Ends::Never, tick);
                 None
             }
         };

@@ -32,7 +32,7 @@ use hyper::{
     Request, Response, StatusCode, Version,
 };
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use lameduck_drain::{AcceptBackoff, Phase};
+use lameduck_drain::{AcceptBackoff, Phase, Refusals};
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::Notify,
@@ -74,6 +74,11 @@ impl Activity {
 }
 
 /// Accepts on one listener until the drain phase.
+///
+/// Above `max_connections` a new connection is accepted only to be refused
+/// (see [`refuse`]): left in the kernel's queue, as it was, a client waits
+/// with no answer until its own connect timeout, and a router in front
+/// cannot tell an overloaded proxy from a dead one.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     name: Arc<str>,
@@ -82,28 +87,32 @@ pub(crate) async fn accept_loop(
 ) {
     let mut phase = state.phase.subscribe();
     let mut backoff = AcceptBackoff::new(&*name);
+    let mut refusals = Refusals::new(&*name);
+    let refusing = Arc::new(AtomicUsize::new(0));
     loop {
         if *phase.borrow() >= Phase::Drain {
             tracing::info!(listener = %name, "stopped accepting");
             return;
-        }
-        let max = state.snapshot().config.proxy.max_connections;
-        if state.metrics.active_connections.load(Ordering::Relaxed) >= max {
-            // Backpressure: leave new connections in the kernel's queue.
-            let closed = state.closed.notified();
-            tokio::select! {
-                () = closed => {},
-                _ = phase.changed() => {},
-            }
-            continue;
         }
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     backoff.accepted();
                     activity.touch();
+                    let snapshot = state.snapshot();
+                    let max = snapshot.config.proxy.max_connections;
+                    if state.metrics.active_connections.load(Ordering::Relaxed) >= max {
+                        state.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+                        refusals.refused(max, "proxy.max_connections");
+                        let tls = snapshot.config.listeners.iter().any(|l| *l.name == *name && l.tls.is_some());
+                        refuse(stream, tls, max, &refusing);
+                        continue;
+                    }
+                    drop(snapshot);
+                    // Counted here, not in the task: the next accept sees it.
+                    let active = Active::new(&state);
                     let (name, state, activity) = (Arc::clone(&name), Arc::clone(&state), Arc::clone(&activity));
-                    tokio::spawn(serve_connection(stream, peer, name, state, activity));
+                    tokio::spawn(serve_connection(stream, peer, name, state, activity, active));
                 }
                 Err(e) => {
                     // Out of descriptors and the like: wait (open connections
@@ -116,6 +125,61 @@ pub(crate) async fn accept_loop(
                 }
             },
             _ = phase.changed() => {}
+        }
+    }
+}
+
+/// Refusals being answered at once, at most; past it a refused connection is
+/// closed at once, so a flood of them costs no more than this many tasks.
+const MAX_REFUSING: usize = 64;
+/// How long a refused connection is kept to read what its client sent.
+const REFUSE_LINGER: Duration = Duration::from_secs(1);
+
+/// Refuses a connection over `max_connections`. On a plain listener the
+/// client gets `503` with `Retry-After: 1` and `Connection: close`, written
+/// before its request is read: the request never reached an upstream, so any
+/// client or router may retry it elsewhere, and the status says why. What the
+/// client sent is then read and dropped for up to [`REFUSE_LINGER`], so that
+/// closing does not reset the connection before the 503 is read. On a TLS
+/// listener the connection is closed at once: a handshake, only to say 503,
+/// costs the CPU the limit is there to protect.
+fn refuse(stream: TcpStream, tls: bool, max: usize, refusing: &Arc<AtomicUsize>) {
+    if tls || refusing.load(Ordering::Relaxed) >= MAX_REFUSING {
+        return; // dropped: closed
+    }
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n\
+         Content-Type: text/plain\r\nContent-Length: {len}\r\n\r\n{body}",
+        len = refusal_body(max).len(),
+        body = refusal_body(max),
+    );
+    // An empty send buffer takes the whole reply now, without a task.
+    if !matches!(stream.try_write(reply.as_bytes()), Ok(n) if n == reply.len()) {
+        return;
+    }
+    refusing.fetch_add(1, Ordering::Relaxed);
+    let refusing = Arc::clone(refusing);
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(REFUSE_LINGER, linger(stream)).await;
+        refusing.fetch_sub(1, Ordering::Relaxed);
+    });
+}
+
+fn refusal_body(max: usize) -> String {
+    format!("lameduck proxy: {max} connections are open (proxy.max_connections); retry later\n")
+}
+
+/// Ends the sending side and reads (and drops) up to 64 KiB until the client
+/// closes.
+async fn linger(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.shutdown().await;
+    let mut buf = [0u8; 4096];
+    let mut read = 0;
+    while read < 64 * 1024 {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => read += n,
         }
     }
 }
@@ -135,8 +199,23 @@ pub(crate) struct Conn {
     goaway: Notify,
 }
 
-/// Decrements the active-connection gauge however the task ends.
+/// Counts a connection in the active-connection gauge until dropped, however
+/// its task ends.
 struct Active(Arc<State>);
+
+impl Active {
+    fn new(state: &Arc<State>) -> Active {
+        state
+            .metrics
+            .active_connections
+            .fetch_add(1, Ordering::Relaxed);
+        state
+            .metrics
+            .connections_total
+            .fetch_add(1, Ordering::Relaxed);
+        Active(Arc::clone(state))
+    }
+}
 
 impl Drop for Active {
     fn drop(&mut self) {
@@ -154,16 +233,8 @@ async fn serve_connection(
     listener: Arc<str>,
     state: Arc<State>,
     activity: Arc<Activity>,
+    _active: Active,
 ) {
-    state
-        .metrics
-        .active_connections
-        .fetch_add(1, Ordering::Relaxed);
-    state
-        .metrics
-        .connections_total
-        .fetch_add(1, Ordering::Relaxed);
-    let _active = Active(Arc::clone(&state));
     let _ = stream.set_nodelay(true);
     let snapshot = state.snapshot();
     let tls = snapshot

@@ -196,6 +196,8 @@ pub(crate) struct Metrics {
     pub(crate) active_connections: AtomicUsize,
     pub(crate) active_upgrades: AtomicUsize,
     pub(crate) connections_total: AtomicU64,
+    /// Connections accepted only to be refused (over `max_connections`).
+    pub(crate) connections_refused: AtomicU64,
     pub(crate) reloads: AtomicU64,
     pub(crate) reloads_rejected: AtomicU64,
     pub(crate) upstream_updates: AtomicU64,
@@ -281,6 +283,12 @@ impl Metrics {
                 "counter",
                 "Client connections accepted.",
                 get(&self.connections_total),
+            ),
+            (
+                "lameduck_proxy_connections_refused_total",
+                "counter",
+                "Client connections refused over proxy.max_connections (503 or closed).",
+                get(&self.connections_refused),
             ),
             (
                 "lameduck_proxy_reloads_total",

@@ -247,3 +247,55 @@ async fn an_http2_request_body_that_stalls_is_a_408() {
     assert_eq!(r.status, 408, "{r:?}");
     assert!(r.body.contains("body_idle_timeout"), "{}", r.body);
 }
+
+#[tokio::test]
+async fn a_connection_over_max_connections_gets_a_503_at_once_and_the_others_are_served() {
+    let up = upstream("a").await;
+    let p = proxy_toml(&config(&[up.addr], "[proxy]\nmax_connections = 2\n")).await;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut c = Raw::connect(p.addr).await;
+        assert!(c.get("/", "a /").await.starts_with("HTTP/1.1 200"));
+        open.push(c);
+    }
+    // One more: refused with a 503 that says why and when to come back,
+    // promptly, and closed.
+    let asked = std::time::Instant::now();
+    let mut extra = Raw::connect(p.addr).await;
+    extra.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    let refusal = extra.read_until(|_| false).await;
+    let took = asked.elapsed();
+    eprintln!("refused in {took:?}: {refusal:?}");
+    assert!(refusal.starts_with("HTTP/1.1 503 "), "{refusal}");
+    assert!(refusal.contains("Retry-After: 1\r\n"), "{refusal}");
+    assert!(refusal.contains("Connection: close\r\n"), "{refusal}");
+    assert!(refusal.contains("max_connections"), "{refusal}");
+    assert!(took < std::time::Duration::from_secs(1), "took {took:?}");
+    assert_eq!(
+        up.requests.load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "the refused request never reached the upstream"
+    );
+    // The two open connections are served on.
+    for c in &mut open {
+        assert!(c.get("/", "a /").await.starts_with("HTTP/1.1 200"));
+    }
+    let metrics = support::admin(p.admin, "GET", "/metrics", "").await;
+    assert!(
+        metrics
+            .body
+            .contains("lameduck_proxy_connections_refused_total 1\n"),
+        "{}",
+        metrics.body
+    );
+    // Once one closes, a new connection is served again.
+    drop(open.pop());
+    support::eventually("a new connection is served", 5, || async {
+        let mut c = Raw::connect(p.addr).await;
+        c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n").await;
+        c.read_until(|s| s.ends_with("a /") || s.ends_with("retry later\n"))
+            .await
+            .starts_with("HTTP/1.1 200")
+    })
+    .await;
+}

@@ -39,7 +39,9 @@ pub(crate) async fn start(
         .local_addr()
         .map_err(Error::io("reading the admin address"))?;
     let check = Arc::new(check);
-    tokio::spawn(async move {
+    // Fatal: it owns its listener, and without it the kubelet restarts the
+    // pod later and without saying why.
+    lameduck_drain::spawn_fatal("admin listener", async move {
         let mut backoff = lameduck_drain::AcceptBackoff::new("admin");
         loop {
             let stream = match listener.accept().await {

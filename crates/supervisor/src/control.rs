@@ -65,7 +65,9 @@ pub(crate) async fn start(
     }
     let listener = UnixListener::bind(path).map_err(bind_err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
-    tokio::spawn(async move {
+    // Fatal: it owns the socket, and without it the preStop hook could not
+    // start the drain.
+    lameduck_drain::spawn_fatal("control socket", async move {
         let mut backoff = lameduck_drain::AcceptBackoff::new("control socket");
         loop {
             let stream = match listener.accept().await {

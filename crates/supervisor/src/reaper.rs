@@ -81,7 +81,9 @@ impl Reaper {
             stopped_tx,
         });
         let r = Arc::clone(&reaper);
-        tokio::spawn(async move {
+        // Fatal: a PID 1 that stopped reaping fills the process table with
+        // zombies and never learns that the app exited.
+        lameduck_drain::spawn_fatal("reaper", async move {
             loop {
                 r.reap_now(untraced);
                 if sigchld.recv().await.is_none() {

@@ -69,7 +69,9 @@ fn listen_for_signals() -> Result<mpsc::UnboundedReceiver<Sig>, Error> {
             }
         };
         let tx = tx.clone();
-        tokio::spawn(async move {
+        // Fatal: a PID 1 deaf to a signal could neither forward it nor
+        // drain on it. It returns when the supervisor is done.
+        lameduck_drain::spawn_fatal(format!("listener for {sig}"), async move {
             while stream.recv().await.is_some() {
                 if tx.send(sig).is_err() {
                     break;
@@ -131,11 +133,15 @@ pub async fn supervise(
     });
 
     if let Some(eureka) = config.lame_duck.eureka.clone().filter(|e| e.register) {
-        tokio::spawn(register_while_serving(
-            eureka,
-            config.ready_check.clone(),
-            Arc::clone(&shared),
-        ));
+        // Restarted after a panic: without it the instance expires from
+        // the registry while it serves. Its return (the drain began) is its
+        // normal end.
+        let (check, shared) = (config.ready_check.clone(), Arc::clone(&shared));
+        lameduck_drain::spawn_restarting(
+            "eureka registration",
+            lameduck_drain::Ends::WhenDone,
+            move || register_while_serving(eureka.clone(), check.clone(), Arc::clone(&shared)),
+        );
     }
 
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();

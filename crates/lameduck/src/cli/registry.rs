@@ -4,7 +4,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use clap::Args;
 use lameduck_drain::{format_duration, parse_duration, LameDuckWait, Plan, Timing};
-use lameduck_eureka::{registry::Rules, BasicAuth, Config, Stopped, SystemClock};
+use lameduck_eureka::{registry::Rules, AuthScope, BasicAuth, Config, Stopped, SystemClock};
 
 /// Run a Eureka-compatible service registry (in memory), with an instant change feed.
 ///
@@ -57,6 +57,20 @@ pub(crate) struct RegistryArgs {
     )]
     auth: Option<BasicAuth>,
 
+    /// Which endpoints --auth guards: `all`, or `writes` (register, renew,
+    /// status DOWN and overrides, metadata, cancel) with reads left open, so
+    /// any client may discover but only holders of the credentials change
+    /// the registry.
+    #[arg(
+        long,
+        value_name = "SCOPE",
+        default_value = "all",
+        env = "LAMEDUCK_REGISTRY_AUTH_SCOPE",
+        value_parser = parse_auth_scope,
+        requires = "auth"
+    )]
+    auth_scope: AuthScope,
+
     /// Never let self-preservation stop eviction (Eureka's
     /// enable-self-preservation=false). Useful in development, where one
     /// stopped instance is enough to trigger it.
@@ -107,6 +121,14 @@ pub(crate) struct RegistryArgs {
     drain_delay: Duration,
 }
 
+fn parse_auth_scope(s: &str) -> Result<AuthScope, String> {
+    match s {
+        "all" => Ok(AuthScope::All),
+        "writes" => Ok(AuthScope::Writes),
+        _ => Err("expected `all` or `writes`".to_string()),
+    }
+}
+
 fn parse_auth(s: &str) -> Result<BasicAuth, String> {
     BasicAuth::parse(s).ok_or_else(|| "expected USER:PASSWORD".to_string())
 }
@@ -152,6 +174,7 @@ impl RegistryArgs {
             },
             eviction_interval: self.eviction_interval,
             auth: self.auth.clone(),
+            auth_scope: self.auth_scope,
             max_wait: self.max_wait,
             clock: Arc::new(SystemClock::new()),
             ..Config::default()
