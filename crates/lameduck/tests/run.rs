@@ -375,21 +375,24 @@ fn until_quiet_waits_while_connections_keep_coming() {
     // New connections every 100 ms for 1.5 s: the lame-duck phase must go on.
     let traffic_until = Instant::now() + Duration::from_millis(1500);
     let mut conns = Vec::new();
+    let mut last = monotonic_ns();
     while Instant::now() < traffic_until {
         conns.push(std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+        // Quiet counts from the last connection, not from the end of the pause after it.
+        last = monotonic_ns();
         assert!(
             !rec.got("TERM"),
             "app stopped while traffic was still arriving"
         );
         std::thread::sleep(Duration::from_millis(100)); // the traffic's pace, not synchronisation
     }
-    let last = monotonic_ns();
     drop(conns);
     let got = rec.wait_signal("TERM", DEADLINE);
     let after_last = ms_between(last, got);
     assert!(ms_between(sent, got) >= 1500.0);
+    // Q is 400 ms; the kernel dates a connection to the jiffy.
     assert!(
-        after_last >= 250.0,
+        after_last >= 350.0,
         "stopped only {after_last:.0} ms after the last new connection"
     );
     assert!(

@@ -12,7 +12,6 @@ mod nginx_reload;
 mod proxy;
 mod proxy_floods;
 mod registry;
-mod rollout;
 mod run;
 mod run_eureka;
 mod util;
