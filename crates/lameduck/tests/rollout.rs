@@ -13,6 +13,15 @@ use serde_json::Value;
 
 use crate::util::{lameduck_bin, Scratch};
 
+/// Held by the tests that play several rollouts with traffic at once (the
+/// demo, its report, the shipped manifest), so that they do not share the
+/// two cores with each other: their verdicts compare durations.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs `lameduck ARGS` to its end (killed after `limit`): exit code, stdout.
 fn lameduck(args: &[&str], dir: &Path, limit: Duration) -> (i32, String) {
     let mut child = Command::new(lameduck_bin())
@@ -250,6 +259,7 @@ fn rollout_bad_manifest_is_exit_2_naming_the_field() {
 #[test]
 fn demo_naive_loses_requests_lameduck_loses_none_in_both_modes_and_is_faster_than_the_classic_fix()
 {
+    let _one_at_a_time = heavy();
     let dir = Scratch::new("demo");
     let (code, out) = lameduck(
         &["demo", "--out", "out", "--json", "demo.json"],
@@ -366,6 +376,7 @@ fn pixels(png_bytes: &[u8], rgb: [u8; 3]) -> usize {
 
 #[test]
 fn demo_report_shows_lost_requests_and_each_pods_life_in_chromium() {
+    let _one_at_a_time = heavy();
     let Some(browser) = chromium() else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -434,6 +445,7 @@ fn deploy(file: &str) -> std::path::PathBuf {
 
 #[test]
 fn deploy_app_yaml_plays_locally_in_registry_mode_without_losing_a_request() {
+    let _one_at_a_time = heavy();
     let dir = Scratch::new("deploy-app");
     let manifest = deploy("app.yaml");
     let (code, out) = lameduck(
