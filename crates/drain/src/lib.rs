@@ -23,6 +23,8 @@
 mod accept;
 mod budget;
 mod duration;
+#[doc(hidden)]
+pub mod fuzzing;
 mod machine;
 mod phase;
 mod signal;

@@ -20,6 +20,8 @@
 //! What is reproduced of Kubernetes and what is not: docs/rollout.md.
 
 pub mod html;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod manifest;
 pub mod strategy;
 pub mod summary;
