@@ -47,8 +47,9 @@ fn round_trip(instance: &Instance) {
     for format in [Format::Json, Format::Xml] {
         let body = wire::encode(&doc, format);
         let shown = String::from_utf8_lossy(&body).into_owned();
-        let back = wire::decode(&body, format)
-            .unwrap_or_else(|e| panic!("{format:?} written by the registry does not read: {e}: {shown}"));
+        let back = wire::decode(&body, format).unwrap_or_else(|e| {
+            panic!("{format:?} written by the registry does not read: {e}: {shown}")
+        });
         let again = Instance::from_body(&back)
             .unwrap_or_else(|e| panic!("{format:?} instance does not read back: {e:?}: {shown}"));
         assert_eq!(&again, instance, "{format:?}: {shown}");

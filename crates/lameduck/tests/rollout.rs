@@ -470,9 +470,19 @@ fn rollout_a_command_that_does_not_exist_stops_at_once_naming_it() {
     assert!(m.contains("/no/such/app"));
     std::fs::write(dir.path("m.yaml"), m).unwrap();
     let started = Instant::now();
-    let (code, _) = lameduck(&["rollout", "m.yaml", "--no-load", "--ingress", "127.0.0.1:0"], &dir.0, Duration::from_secs(30));
+    let (code, _) = lameduck(
+        &["rollout", "m.yaml", "--no-load", "--ingress", "127.0.0.1:0"],
+        &dir.0,
+        Duration::from_secs(30),
+    );
     let log = std::fs::read_to_string(dir.path("stderr.log")).unwrap();
     assert_eq!(code, 3, "{log}");
-    assert!(log.contains("/no/such/app"), "the error names the command: {log}");
-    assert!(started.elapsed() < Duration::from_secs(10), "no wait for a pod that cannot start");
+    assert!(
+        log.contains("/no/such/app"),
+        "the error names the command: {log}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "no wait for a pod that cannot start"
+    );
 }

@@ -209,7 +209,10 @@ pub fn h1_response(data: &[u8]) {
             let Ok(httparse::Status::Complete((len, fields))) =
                 httparse::parse_headers(&lines, &mut slots)
             else {
-                panic!("raw fields {:?} do not parse", String::from_utf8_lossy(&lines));
+                panic!(
+                    "raw fields {:?} do not parse",
+                    String::from_utf8_lossy(&lines)
+                );
             };
             assert_eq!(len, lines.len());
             let mut map = HeaderMap::new();
@@ -298,5 +301,42 @@ pub fn proxy_config(data: &[u8]) {
         if let Err(e) = config.proxy.plan() {
             panic!("loaded, but start would refuse it: {e}");
         }
+    }
+}
+
+/// How the proxy's HTTP/1 parser reads a request head, for the differential
+/// tests (`tests/differential.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The head is not complete yet.
+    Partial,
+    /// Refused, with the reason the client is told.
+    Refused(&'static str),
+    /// Accepted: the head's length and its body's framing.
+    Accepted { consumed: usize, body: BodyFraming },
+}
+
+/// A request body's framing, as the proxy reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// The proxy's reading of the head at the start of `data`.
+pub fn h1_verdict(data: &[u8]) -> Verdict {
+    let mut buf = BytesMut::from(data);
+    match parse::parse(&mut buf) {
+        Ok(None) => Verdict::Partial,
+        Err(reject) => Verdict::Refused(reject.reason()),
+        Ok(Some(head)) => Verdict::Accepted {
+            consumed: data.len() - buf.len(),
+            body: match head.framing {
+                Framing::None => BodyFraming::None,
+                Framing::Length(n) => BodyFraming::Length(n),
+                Framing::Chunked => BodyFraming::Chunked,
+            },
+        },
     }
 }

@@ -19,9 +19,9 @@
 //!
 //! What is reproduced of Kubernetes and what is not: docs/rollout.md.
 
-pub mod html;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod html;
 pub mod manifest;
 pub mod strategy;
 pub mod summary;
@@ -258,7 +258,9 @@ pub async fn run(config: Config) -> Result<Report, Error> {
     let start_deadline = Instant::now() + Duration::from_secs(60).max(config.deadline / 2);
     let first = controller.start_first(&mut factory, start_deadline).await;
     if first != Done::Reached {
-        controller.delete_all(Instant::now() + Duration::from_secs(10)).await;
+        controller
+            .delete_all(Instant::now() + Duration::from_secs(10))
+            .await;
         router.stop().await;
         if let Some(r) = &registry {
             r.stop();
@@ -384,7 +386,6 @@ struct Factory<'a> {
     events: mpsc::UnboundedSender<((String, u32), PodEvent)>,
     serial: u32,
 }
-
 
 impl PodFactory for Factory<'_> {
     fn create(&mut self, revision: u32) -> Result<(String, SocketAddr, PodHandle), String> {
