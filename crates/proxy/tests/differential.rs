@@ -550,7 +550,7 @@ fn what_the_proxy_forwards_reads_as_what_the_client_sent() {
         .build()
         .unwrap();
     let (upstream, seen) = rt.block_on(scripted_upstream());
-    let seen = std::cell::RefCell::new(seen);
+    let seen = tokio::sync::Mutex::new(seen);
     let proxy = rt.block_on(proxy_toml(&config(&[upstream], "")));
     let mut runner = TestRunner::new(cases(FORWARD_CASES));
     let started = std::time::Instant::now();
@@ -561,7 +561,7 @@ fn what_the_proxy_forwards_reads_as_what_the_client_sent() {
             let got = rt.block_on(async {
                 let mut client = Raw::connect(proxy.addr).await;
                 client.send(&bytes).await;
-                let mut seen = seen.borrow_mut();
+                let mut seen = seen.lock().await;
                 tokio::time::timeout(Duration::from_secs(5), seen.recv()).await
             });
             let Ok(Some((method, target, fields, body))) = got else {
