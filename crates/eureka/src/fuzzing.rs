@@ -11,7 +11,7 @@
 //! read back to the same instance, in JSON and in XML (clients of either
 //! format read what clients of the other registered).
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::{
     client::Applications,
@@ -41,17 +41,63 @@ pub fn xml(data: &[u8]) {
     }
 }
 
-/// The instance as the registry writes it, read back, in both formats.
+/// The instance as the registry writes it, read back, in both formats. XML
+/// readers trim element text (as Eureka's do: servers pretty-print), and
+/// XML 1.0 cannot carry most control characters, so the XML reading is
+/// compared with trimmed text, and skipped for such characters.
 fn round_trip(instance: &Instance) {
-    let doc = json!({ "instance": instance.to_value() });
+    let value = instance.to_value();
+    let doc = json!({ "instance": value });
     for format in [Format::Json, Format::Xml] {
+        if format == Format::Xml && has_xml_illegal(&value) {
+            continue;
+        }
         let body = wire::encode(&doc, format);
         let shown = String::from_utf8_lossy(&body).into_owned();
         let back = wire::decode(&body, format).unwrap_or_else(|e| {
-            panic!("{format:?} written by the registry does not read: {e}: {shown}")
+            panic!("{format:?} written by the registry does not read: {e:?}: {shown}")
         });
         let again = Instance::from_body(&back)
             .unwrap_or_else(|e| panic!("{format:?} instance does not read back: {e:?}: {shown}"));
-        assert_eq!(&again, instance, "{format:?}: {shown}");
+        match format {
+            Format::Json => assert_eq!(&again, instance, "{shown}"),
+            Format::Xml => assert_eq!(
+                trim_text(again.to_value()),
+                trim_text(value.clone()),
+                "{shown}"
+            ),
+        }
+    }
+}
+
+/// Element text trimmed, attributes (`@` keys) as they are.
+fn trim_text(v: Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(s.trim().to_string()),
+        Value::Array(items) => Value::Array(items.into_iter().map(trim_text).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| match k.starts_with('@') {
+                    true => (k, v),
+                    false => (k, trim_text(v)),
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// A control character XML 1.0 cannot carry, anywhere in `v`'s keys or text.
+fn has_xml_illegal(v: &Value) -> bool {
+    let illegal = |s: &str| {
+        s.chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    };
+    match v {
+        Value::String(s) => illegal(s),
+        Value::Array(items) => items.iter().any(has_xml_illegal),
+        Value::Object(fields) => fields.iter().any(|(k, v)| illegal(k) || has_xml_illegal(v)),
+        _ => false,
     }
 }
