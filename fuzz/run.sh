@@ -18,7 +18,7 @@ for target in $(cargo +nightly fuzz list); do
         tail -n 40 "$scratch/$target.log" >&2
         failed+=("$target")
     fi
-    grep -E '^(stat::number_of_executed_units|Done [0-9]+ runs)' "$scratch/$target.log" || true
+    grep -aE '^(stat::number_of_executed_units|Done [0-9]+ runs)' "$scratch/$target.log" || true
 done
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "fuzz targets that failed: ${failed[*]} (inputs in fuzz/artifacts/)" >&2
