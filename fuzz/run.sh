@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for a bounded time: fuzz/run.sh [SECONDS_PER_TARGET].
 # New inputs go to a scratch corpus (the checked-in seeds under fuzz/corpus/
-# are read, never written); a crash leaves its input in fuzz/artifacts/TARGET/
-# and the script fails, naming it. Needs the nightly toolchain and cargo-fuzz.
+# are read, never written), kept across runs in $FUZZ_SCRATCH if set; a crash
+# leaves its input in fuzz/artifacts/TARGET/ and the script fails, naming it.
+# Needs the nightly toolchain and cargo-fuzz.
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-20}"
-scratch="$(mktemp -d)"
-trap 'rm -rf "$scratch"' EXIT
+if [ -n "${FUZZ_SCRATCH:-}" ]; then
+    scratch="$FUZZ_SCRATCH"
+else
+    scratch="$(mktemp -d)"
+    trap 'rm -rf "$scratch"' EXIT
+fi
 failed=()
 for target in $(cargo +nightly fuzz list); do
     mkdir -p "$scratch/$target"
