@@ -369,8 +369,10 @@ fn metadata_value(m: &BTreeMap<String, String>) -> Value {
     Value::Object(m.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
 }
 
-/// Refuses a control character other than TAB, LF and CR in any key or
-/// string of `v`, naming where.
+/// Refuses, naming where, a control character other than TAB, LF and CR in
+/// any key or string of `v`, and a key that is not an XML name (`@name` for
+/// an attribute, `$` for text): keys become XML element names, and a key
+/// such as `a><b` would write elements of its own into the registry's XML.
 fn refuse_controls(v: &Value, at: &str) -> Result<(), BadInput> {
     let control = |s: &str| {
         s.chars()
@@ -381,13 +383,21 @@ fn refuse_controls(v: &Value, at: &str) -> Result<(), BadInput> {
         Value::Array(items) => items.iter().try_for_each(|i| refuse_controls(i, at)),
         Value::Object(fields) => fields.iter().try_for_each(|(k, v)| {
             let at = format!("{at}.{k}");
-            match control(k) {
-                true => Err(bad(format!("{at}: a control character in a name"))),
+            match control(k) || !(k == "$" || xml_name(k.strip_prefix('@').unwrap_or(k))) {
+                true => Err(bad(format!("{at}: not a name XML can carry"))),
                 false => refuse_controls(v, &at),
             }
         }),
         _ => Ok(()),
     }
+}
+
+/// An XML name (XML 1.0 §2.3), ASCII punctuation limited to `_ - . :`.
+fn xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first = |c: char| c.is_alphabetic() || c == '_' || c == ':';
+    let rest = |c: char| first(c) || c.is_alphanumeric() || c == '-' || c == '.';
+    chars.next().is_some_and(first) && chars.all(rest)
 }
 
 /// A scalar as text: strings as they are, numbers and booleans printed.
@@ -566,12 +576,16 @@ mod tests {
     }
 
     #[test]
-    fn a_registration_with_a_control_character_is_refused_naming_the_field() {
-        // Accepted, it made the registry's XML (which cannot carry a NUL)
-        // unreadable to every XML client.
+    fn a_registration_with_a_control_character_or_a_key_xml_cannot_carry_is_refused() {
+        // Accepted, a NUL made the registry's XML unreadable to every XML
+        // client, and a metadata key wrote elements of its own into it.
         let body = json!({"instance": {"hostName": "h", "app": "a\u{0}", "ipAddr": "1"}});
         let e = Instance::from_body(&body).unwrap_err();
         assert!(e.0.contains("instance.app"), "{e}");
+        let key = json!({"instance": {"hostName": "h", "app": "a", "ipAddr": "1",
+            "metadata": {"x></metadata><evil": "1"}}});
+        let e = Instance::from_body(&key).unwrap_err();
+        assert!(e.0.contains("not a name XML can carry"), "{e}");
         let tab = json!({"instance": {"hostName": "h\t", "app": "a", "ipAddr": "1",
             "dataCenterInfo": {"name": "MyOwn"}}});
         let tab = Instance::from_body(&tab);
