@@ -107,7 +107,9 @@ impl Sig {
             } else {
                 rest.parse().map_err(|_| err())?
             };
-            let n = base + sign * off;
+            // `RTMIN+2147483647` must be refused, not overflow.
+            let n = off.checked_mul(sign).and_then(|o| base.checked_add(o));
+            let n = n.ok_or_else(err)?;
             if (Sig::rtmin()..=Sig::rtmax()).contains(&n) {
                 Ok(Sig(n))
             } else {
@@ -203,6 +205,18 @@ mod tests {
             assert_eq!(Sig::parse(&shown), Ok(Sig(n)), "{shown}");
         }
         assert!(Sig::parse("SIG0x1").is_err());
+    }
+
+    #[test]
+    fn a_realtime_offset_too_large_for_a_number_is_refused_not_a_panic() {
+        for input in [
+            "RTMIN+2147483647",
+            "RTMIN2147483647",
+            "RTMAX--2147483648",
+            "RTMAX-2147483647",
+        ] {
+            assert!(Sig::parse(input).is_err(), "{input}");
+        }
     }
 
     #[test]
