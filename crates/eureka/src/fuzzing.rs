@@ -42,8 +42,10 @@ pub fn xml(data: &[u8]) {
 }
 
 /// The instance as the registry writes it, read back, in both formats. XML
-/// readers trim element text (as Eureka's do: servers pretty-print), so the
-/// XML reading is compared with trimmed text.
+/// readers trim element text (as Eureka's do: servers pretty-print), and XML
+/// has no numbers or booleans (a free-form field such as `dataCenterInfo`
+/// comes back with text for them), so the XML reading is compared as trimmed
+/// text.
 fn round_trip(instance: &Instance) {
     let value = instance.to_value();
     let doc = json!({ "instance": value });
@@ -66,17 +68,19 @@ fn round_trip(instance: &Instance) {
     }
 }
 
-/// Element text trimmed, attributes (`@` keys) as they are.
+/// Scalars as text, element text trimmed, attributes (`@` keys) as they are.
 fn trim_text(v: Value) -> Value {
     match v {
         Value::String(s) => Value::String(s.trim().to_string()),
+        Value::Number(n) => Value::String(n.to_string()),
+        Value::Bool(b) => Value::String(b.to_string()),
         Value::Array(items) => Value::Array(items.into_iter().map(trim_text).collect()),
         Value::Object(fields) => Value::Object(
             fields
                 .into_iter()
-                .map(|(k, v)| match k.starts_with('@') {
-                    true => (k, v),
-                    false => (k, trim_text(v)),
+                .map(|(k, v)| match (k.starts_with('@'), v) {
+                    (true, Value::String(s)) => (k, Value::String(s)),
+                    (_, v) => (k, trim_text(v)),
                 })
                 .collect(),
         ),
