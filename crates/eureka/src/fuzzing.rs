@@ -68,7 +68,9 @@ fn round_trip(instance: &Instance) {
     }
 }
 
-/// Scalars as text, element text trimmed, attributes (`@` keys) as they are.
+/// Scalars as text, element text trimmed, attributes (`@` keys) as they
+/// are, and `overriddenStatus` in XML's spelling (`wire` renames it at any
+/// depth).
 fn trim_text(v: Value) -> Value {
     match v {
         Value::String(s) => Value::String(s.trim().to_string()),
@@ -78,6 +80,10 @@ fn trim_text(v: Value) -> Value {
         Value::Object(fields) => Value::Object(
             fields
                 .into_iter()
+                .map(|(k, v)| match k == "overriddenStatus" {
+                    true => ("overriddenstatus".to_string(), v),
+                    false => (k, v),
+                })
                 .map(|(k, v)| match (k.starts_with('@'), v) {
                     (true, Value::String(s)) => (k, Value::String(s)),
                     (_, v) => (k, trim_text(v)),
