@@ -25,6 +25,8 @@
 mod accept;
 mod budget;
 mod duration;
+#[doc(hidden)]
+pub mod fuzzing;
 mod machine;
 mod phase;
 mod signal;

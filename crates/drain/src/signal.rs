@@ -89,14 +89,15 @@ impl Sig {
     pub fn parse(input: &str) -> Result<Sig, SignalParseError> {
         let err = || SignalParseError(input.to_string());
         let upper = input.trim().to_ascii_uppercase();
-        if let Ok(n) = upper.parse::<i32>() {
+        let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+        // `SIG33` too: it is how an unnamed signal is displayed.
+        if let Ok(n) = name.parse::<i32>() {
             return if n == 0 || (1..=Sig::rtmax()).contains(&n) {
                 Ok(Sig(n))
             } else {
                 Err(err())
             };
         }
-        let name = upper.strip_prefix("SIG").unwrap_or(&upper);
         if let Some(&(_, n)) = NAMED.iter().find(|(k, _)| *k == name) {
             return Ok(Sig(n));
         }
@@ -106,7 +107,9 @@ impl Sig {
             } else {
                 rest.parse().map_err(|_| err())?
             };
-            let n = base + sign * off;
+            // `RTMIN+2147483647` must be refused, not overflow.
+            let n = off.checked_mul(sign).and_then(|o| base.checked_add(o));
+            let n = n.ok_or_else(err)?;
             if (Sig::rtmin()..=Sig::rtmax()).contains(&n) {
                 Ok(Sig(n))
             } else {
@@ -191,6 +194,29 @@ mod tests {
         assert_eq!(Sig::parse("SIGRTMAX-1"), Ok(Sig(Sig::rtmax() - 1)));
         assert!(Sig::parse("TERMINATE").is_err());
         assert!(Sig::parse("99").is_err());
+    }
+
+    #[test]
+    fn an_unnamed_signal_reads_back_as_displayed() {
+        // glibc keeps 32 and 33 below SIGRTMIN: they have no name, were shown
+        // as `SIG33`, and `SIG33` was refused.
+        for n in 1..=Sig::rtmax() {
+            let shown = Sig(n).to_string();
+            assert_eq!(Sig::parse(&shown), Ok(Sig(n)), "{shown}");
+        }
+        assert!(Sig::parse("SIG0x1").is_err());
+    }
+
+    #[test]
+    fn a_realtime_offset_too_large_for_a_number_is_refused_not_a_panic() {
+        for input in [
+            "RTMIN+2147483647",
+            "RTMIN2147483647",
+            "RTMAX--2147483648",
+            "RTMAX-2147483647",
+        ] {
+            assert!(Sig::parse(input).is_err(), "{input}");
+        }
     }
 
     #[test]

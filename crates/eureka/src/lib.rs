@@ -26,6 +26,8 @@ pub mod client;
 pub mod clock;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod model;
 pub mod registry;
 pub mod routes;

@@ -209,8 +209,12 @@ pub const DEFAULT_RENEWAL_SECS: u64 = 30;
 
 impl Instance {
     /// Reads a register body: `{"instance": {...}}` (or the bare instance).
+    /// Control characters (but TAB, LF and CR) are refused anywhere in it:
+    /// XML 1.0 cannot carry them, so one such registration would make the
+    /// registry's XML for every client unreadable.
     pub fn from_body(body: &Value) -> Result<Instance, BadInput> {
         let inner = body.get("instance").unwrap_or(body);
+        refuse_controls(inner, "instance")?;
         Instance::from_value(inner)
     }
 
@@ -363,6 +367,37 @@ fn metadata_value(m: &BTreeMap<String, String>) -> Value {
         return json!({"@class": "java.util.Collections$EmptyMap"});
     }
     Value::Object(m.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+}
+
+/// Refuses, naming where, a control character other than TAB, LF and CR in
+/// any key or string of `v`, and a key that is not an XML name (`@name` for
+/// an attribute, `$` for text): keys become XML element names, and a key
+/// such as `a><b` would write elements of its own into the registry's XML.
+fn refuse_controls(v: &Value, at: &str) -> Result<(), BadInput> {
+    let control = |s: &str| {
+        s.chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    };
+    match v {
+        Value::String(s) if control(s) => Err(bad(format!("{at}: a control character"))),
+        Value::Array(items) => items.iter().try_for_each(|i| refuse_controls(i, at)),
+        Value::Object(fields) => fields.iter().try_for_each(|(k, v)| {
+            let at = format!("{at}.{k}");
+            match control(k) || !(k == "$" || xml_name(k.strip_prefix('@').unwrap_or(k))) {
+                true => Err(bad(format!("{at}: not a name XML can carry"))),
+                false => refuse_controls(v, &at),
+            }
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// An XML name (XML 1.0 §2.3), ASCII punctuation limited to `_ - . :`.
+fn xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first = |c: char| c.is_alphabetic() || c == '_' || c == ':';
+    let rest = |c: char| first(c) || c.is_alphanumeric() || c == '-' || c == '.';
+    chars.next().is_some_and(first) && chars.all(rest)
 }
 
 /// A scalar as text: strings as they are, numbers and booleans printed.
@@ -538,6 +573,23 @@ mod tests {
             "instanceId": "h1:web:8080", "hostName": "h1", "app": "web",
             "ipAddr": "10.0.0.1", "dataCenterInfo": {"@class": "x", "name": "MyOwn"}
         }})
+    }
+
+    #[test]
+    fn a_registration_with_a_control_character_or_a_key_xml_cannot_carry_is_refused() {
+        // Accepted, a NUL made the registry's XML unreadable to every XML
+        // client, and a metadata key wrote elements of its own into it.
+        let body = json!({"instance": {"hostName": "h", "app": "a\u{0}", "ipAddr": "1"}});
+        let e = Instance::from_body(&body).unwrap_err();
+        assert!(e.0.contains("instance.app"), "{e}");
+        let key = json!({"instance": {"hostName": "h", "app": "a", "ipAddr": "1",
+            "metadata": {"x></metadata><evil": "1"}}});
+        let e = Instance::from_body(&key).unwrap_err();
+        assert!(e.0.contains("not a name XML can carry"), "{e}");
+        let tab = json!({"instance": {"hostName": "h\t", "app": "a", "ipAddr": "1",
+            "dataCenterInfo": {"name": "MyOwn"}}});
+        let tab = Instance::from_body(&tab);
+        assert_eq!(tab.map(|i| i.host_name), Ok("h\t".to_string()));
     }
 
     #[test]

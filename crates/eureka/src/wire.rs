@@ -111,7 +111,7 @@ fn write_element(out: &mut String, name: &str, value: &Value) {
         }
         scalar => {
             let text = scalar_text(scalar);
-            out.push_str(&format!("<{name}>{}</{name}>", escape(text.as_str())));
+            out.push_str(&format!("<{name}>{}</{name}>", escape_text(&text, false)));
         }
     }
 }
@@ -122,7 +122,7 @@ fn write_object(out: &mut String, name: &str, fields: &Map<String, Value>) {
     for (key, value) in fields {
         if let Some(attr) = key.strip_prefix('@') {
             let text = scalar_text(value);
-            out.push_str(&format!(r#" {attr}="{}""#, escape(text.as_str())));
+            out.push_str(&format!(r#" {attr}="{}""#, escape_text(&text, true)));
         }
     }
     let inner: Vec<_> = fields.iter().filter(|(k, _)| !k.starts_with('@')).collect();
@@ -133,12 +133,33 @@ fn write_object(out: &mut String, name: &str, fields: &Map<String, Value>) {
     out.push('>');
     for (key, value) in inner {
         if key == "$" {
-            out.push_str(&escape(scalar_text(value).as_str()));
+            out.push_str(&escape_text(&scalar_text(value), false));
         } else {
             write_element(out, xml_name(key), value);
         }
     }
     out.push_str(&format!("</{name}>"));
+}
+
+/// `text` escaped for XML, with the whitespace a reader would normalize
+/// written as character references, so that it reads back as it was: a CR
+/// anywhere (end-of-line handling turns it into LF), and in an attribute
+/// also LF and TAB (attribute-value normalization turns them into spaces).
+fn escape_text(text: &str, attribute: bool) -> String {
+    let escaped = escape(text);
+    if !escaped.contains(['\r', '\n', '\t']) {
+        return escaped.into_owned();
+    }
+    let mut out = String::with_capacity(escaped.len() + 8);
+    for c in escaped.chars() {
+        match c {
+            '\r' => out.push_str("&#13;"),
+            '\n' if attribute => out.push_str("&#10;"),
+            '\t' if attribute => out.push_str("&#9;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn scalar_text(v: &Value) -> String {
@@ -314,6 +335,18 @@ mod tests {
         assert!(xml.contains(r#"<dataCenterInfo class="a$b"><name>MyOwn</name></dataCenterInfo>"#));
         assert!(xml.contains(r#"<metadata class="java.util.Collections$EmptyMap"/>"#));
         assert!(xml.contains("<tag>a</tag><tag>b&lt;</tag>"), "{xml}");
+    }
+
+    #[test]
+    fn whitespace_in_attributes_and_carriage_returns_read_back_as_written() {
+        // An instance registered in JSON with a CR, LF or TAB in an attribute
+        // (dataCenterInfo's class) was read back by XML clients with spaces
+        // there, and a CR in text came back as LF.
+        let doc = json!({"instance": {
+            "dataCenterInfo": {"@class": "a\rb\nc\td", "name": "x\r\ny"},
+        }});
+        let back = from_xml(to_xml(&doc).as_bytes()).unwrap();
+        assert_eq!(back, doc);
     }
 
     #[test]

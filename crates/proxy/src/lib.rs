@@ -25,6 +25,8 @@ mod config_file;
 mod discovery;
 mod error;
 mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 mod h1;
 mod router;
 mod server;

@@ -24,7 +24,7 @@ const GOING_AWAY: u16 = 1001;
 const BOUNDARY_WAIT: Duration = Duration::from_millis(500);
 
 /// Follows frame boundaries in one direction of a WebSocket stream.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Frames {
     /// Bytes of the current frame's header seen so far.
     header: Vec<u8>,

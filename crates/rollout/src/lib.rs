@@ -19,6 +19,8 @@
 //!
 //! What is reproduced of Kubernetes and what is not: docs/rollout.md.
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod html;
 pub mod manifest;
 pub mod strategy;

@@ -137,7 +137,8 @@ pub fn rolling_step(desired: u32, surge: u32, unavailable: u32, c: Counts) -> (u
     if new_wanted > desired {
         new_wanted = desired;
     } else if new_wanted < desired {
-        let max_total = desired + surge;
+        // maxSurge may be any count (4294967295 too): saturate, not wrap.
+        let max_total = desired.saturating_add(surge);
         let current = new_wanted + c.old_wanted;
         if current < max_total {
             let up = (max_total - current).min(desired - new_wanted);
@@ -173,6 +174,18 @@ mod tests {
 
     fn pct(s: &str) -> IntOrString {
         IntOrString::Str(s.into())
+    }
+
+    #[test]
+    fn a_surge_as_large_as_u32_rolls_out_instead_of_overflowing() {
+        // `maxSurge: 4294967295` overflowed `desired + surge` (a panic in
+        // debug builds; in release the sum wrapped and no new pod started).
+        let start = Counts {
+            old_wanted: 3,
+            old_available: 3,
+            ..Counts::default()
+        };
+        assert_eq!(rolling_step(3, u32::MAX, 0, start), (3, 3));
     }
 
     #[test]

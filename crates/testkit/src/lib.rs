@@ -2,6 +2,7 @@
 //! with a deadline (never a bare sleep), reading `/proc`, and a failure-injection
 //! HTTP server ([`inject`]).
 
+pub mod corpus;
 pub mod inject;
 
 use std::time::{Duration, Instant};

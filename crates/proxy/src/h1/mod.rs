@@ -28,10 +28,10 @@
 //! as they came ([`raw`]).
 
 pub(crate) mod body;
-mod chunked;
+pub(crate) mod chunked;
 pub(crate) mod client;
 mod encode;
-mod parse;
+pub(crate) mod parse;
 pub(crate) mod raw;
 mod spare;
 

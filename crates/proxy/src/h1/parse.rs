@@ -180,6 +180,7 @@ fn build(
     }
     let uri = Uri::from_maybe_shared(head.slice(target.0 as usize..target.1 as usize))
         .map_err(|_| Reject::Malformed("invalid request target"))?;
+    check_target_form(&method, &uri)?;
     // Room for the forwarding headers the proxy adds, so that adding them does
     // not grow (and rehash) the map.
     let headers = header_map(head, spans, FORWARDING_HEADERS)?;
@@ -267,6 +268,20 @@ pub(super) fn add_content_length(found: &mut Option<u64>, value: &[u8]) -> Resul
     Ok(())
 }
 
+/// RFC 9112 §3.2: origin-form (`/path`) or absolute-form (`http://h/path`);
+/// asterisk-form (`*`) only for `OPTIONS`; authority-form (`host:port`) only
+/// for `CONNECT`, which is refused before. An authority-form target was
+/// routed by the host in it and forwarded as `/`, whatever `Host` said.
+fn check_target_form(method: &Method, uri: &Uri) -> Result<(), Reject> {
+    if uri.scheme().is_none() && uri.authority().is_some() {
+        return Err(Reject::Malformed("authority-form target without CONNECT"));
+    }
+    if uri.path() == "*" && uri.authority().is_none() && method != Method::OPTIONS {
+        return Err(Reject::Malformed("asterisk-form target without OPTIONS"));
+    }
+    Ok(())
+}
+
 fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), Reject> {
     let mut hosts = headers.get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
@@ -274,8 +289,31 @@ fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), Re
         (None, None) if version == Version::HTTP_11 && uri.authority().is_none() => {
             Err(Reject::Malformed("no Host in an HTTP/1.1 request"))
         }
+        (Some(host), None) if !valid_host(host.as_bytes()) => {
+            Err(Reject::Malformed("invalid Host"))
+        }
         _ => Ok(()),
     }
+}
+
+/// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2), or empty; anything else is
+/// a 400 (RFC 9112 §3.2). The value is forwarded and written into the
+/// `Forwarded` header's quoted `host=`, so a quote or a space in it could
+/// forge that header's parameters.
+fn valid_host(host: &[u8]) -> bool {
+    if host.is_empty() {
+        return true;
+    }
+    if host.contains(&b'@') || hyper::http::uri::Authority::try_from(host).is_err() {
+        return false;
+    }
+    // The port, if any, follows the last `:` after an IPv6 literal's `]`.
+    let after_ip = host.iter().rposition(|b| *b == b']').map_or(0, |i| i + 1);
+    let Some(colon) = host[after_ip..].iter().position(|b| *b == b':') else {
+        return true;
+    };
+    let port = &host[after_ip + colon + 1..];
+    port.is_empty() || std::str::from_utf8(port).is_ok_and(|p| p.parse::<u16>().is_ok())
 }
 
 /// HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 only
@@ -359,6 +397,46 @@ mod tests {
             .unwrap()
             .is_some());
         assert!(parse_str("GET / HTTP/1.0\r\n\r\n").unwrap().is_some());
+    }
+
+    #[test]
+    fn targets_in_a_form_the_method_does_not_allow_are_refused() {
+        let bad = [
+            "GET host:80 HTTP/1.1\r\nHost: host\r\n\r\n",
+            "GET * HTTP/1.1\r\nHost: x\r\n\r\n",
+        ];
+        for req in bad {
+            assert!(matches!(parse_str(req), Err(Reject::Malformed(_))), "{req}");
+        }
+        assert!(parse_str("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn a_host_that_is_not_host_and_port_is_refused() {
+        // Written into `Forwarded: ...;host="HOST"`, a quote in a Host could
+        // forge a `for=` parameter there.
+        for bad in [
+            "x\";for=1.2.3.4",
+            "a b",
+            "a/b",
+            "user@h",
+            "h:port",
+            "h:1:2",
+            "h:65536",
+        ] {
+            let req = format!("GET / HTTP/1.1\r\nHost: {bad}\r\n\r\n");
+            assert_eq!(
+                parse_str(&req).unwrap_err(),
+                Reject::Malformed("invalid Host"),
+                "{bad}"
+            );
+        }
+        for good in ["", "a.example", "a.example:8080", "[::1]:80", "127.0.0.1"] {
+            let req = format!("GET / HTTP/1.1\r\nHost: {good}\r\n\r\n");
+            assert!(parse_str(&req).unwrap().is_some(), "{good}");
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //! [`Failure`] and `forward`.
 
 mod request;
-mod response;
+pub(crate) mod response;
 
 use std::{
     sync::Arc,

@@ -40,13 +40,13 @@ use crate::{
 
 /// A response head, and how its body is delimited.
 #[derive(Debug)]
-pub(super) struct Head {
-    status: StatusCode,
-    version: Version,
-    fields: Fields,
-    framing: Framing,
+pub(crate) struct Head {
+    pub(crate) status: StatusCode,
+    pub(crate) version: Version,
+    pub(crate) fields: Fields,
+    pub(crate) framing: Framing,
     /// The upstream keeps the connection: HTTP/1.1 without `Connection: close`.
-    keep_alive: bool,
+    pub(crate) keep_alive: bool,
 }
 
 impl Head {
@@ -59,13 +59,13 @@ impl Head {
 /// The head's fields: as they came, or (where they cannot be copied as they
 /// are, see [`crate::h1::raw`]) in a map.
 #[derive(Debug)]
-enum Fields {
+pub(crate) enum Fields {
     Raw(RawFields),
     Map(HeaderMap),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
+pub(crate) enum Framing {
     None,
     Length(u64),
     Chunked,
@@ -75,7 +75,7 @@ enum Framing {
 /// A response head the proxy does not accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub(super) struct Malformed(&'static str);
+pub(crate) struct Malformed(&'static str);
 
 /// Hop-by-hop field names: the response's map does without them (they
 /// would be removed before the response goes on), unless `Connection` names
@@ -92,7 +92,7 @@ const HOP_BY_HOP: [&[u8]; 9] = [
     b"upgrade",
 ];
 
-fn is_hop_by_hop(name: &[u8]) -> bool {
+pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
     HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
@@ -150,7 +150,7 @@ fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// Parses the head at the start of `buf` (taking it out); `Ok(None)`: read more.
-pub(super) fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Malformed> {
+pub(crate) fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Malformed> {
     let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut span_of = [Span::default(); MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
