@@ -187,11 +187,34 @@ pub(crate) fn expand(input: &str, env: &[(String, String)]) -> String {
     out
 }
 
-/// A free port on 127.0.0.1, by binding port 0 and letting it go.
+/// A free port for a pod, below the kernel's ephemeral range: a port that
+/// port 0 would hand out is also what the machine's own outgoing
+/// connections (the router's, the traffic's) take, and a pod could then find
+/// its port taken. Ports are never handed out twice in one process.
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.max(10_001));
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = fastrand::Rng::new();
+    for _ in 0..200 {
+        let port = rng.u16(low..high);
+        if given.contains(&port) {
+            continue;
+        }
+        // Free on every address, as the app may bind 0.0.0.0.
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            given.push(port);
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("no free port between {low} and {high}"),
+    ))
 }
 
 /// Whether PID namespaces can be made here (`unshare --pid` as root).
@@ -279,10 +302,23 @@ pub(crate) async fn spawn(
         .id()
         .map(|p| p as i32)
         .ok_or_else(|| err("exited at once".into()))?;
+    let mut child = child;
     let pid1 = if namespaced {
         match forked_child(outer).await {
             Some(p) => p,
-            None => return Err(err("unshare did not start the command".into())),
+            // Gone before it was seen: unshare's 126/127 say the command
+            // could not run; any other end is a container that started and
+            // exited at once, which its pod reports as an exit.
+            None => match child.try_wait() {
+                Ok(Some(status)) if matches!(status.code(), Some(126 | 127)) => {
+                    return Err(err(format!(
+                        "not found or not executable here (exit {status}; see {})",
+                        log.display()
+                    )))
+                }
+                Ok(Some(_)) => outer,
+                _ => return Err(err("unshare did not start the command".into())),
+            },
         }
     } else {
         outer
@@ -320,12 +356,23 @@ async fn forked_child(parent: i32) -> Option<i32> {
                     return Some(pid);
                 }
             }
-        } else if std::fs::metadata(format!("/proc/{parent}")).is_err() {
+        }
+        if exited(parent) {
             return None;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     None
+}
+
+/// Whether `pid` has exited (a zombie not yet waited for, or gone).
+fn exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => true,
+    }
 }
 
 impl Signals {
