@@ -298,15 +298,6 @@ fn demo_app_naive_sigterm_cuts_the_request_in_flight_and_exits_at_once() {
     );
 }
 
-/// Starts `lameduck registry` on a free port.
-fn registry(dir: &Scratch) -> (Lameduck, u16) {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let reg = Lameduck::start(dir, &["registry", "--listen", &listen]);
-    wait_for("registry up", DEADLINE, || http_get(port, "/eureka/apps"));
-    (reg, port)
-}
-
 /// The registry's answer for `app` (XML), or `None` when it has no instance.
 fn registered(port: u16, app: &str) -> Option<String> {
     let (code, body) = http_get(port, &format!("/eureka/apps/{app}"))?;

@@ -8,15 +8,6 @@ use nix::sys::signal::Signal;
 
 use crate::util::*;
 
-/// Starts `lameduck registry` on a free port; returns it and the port.
-fn registry(dir: &Scratch) -> (Lameduck, u16) {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let reg = Lameduck::start(dir, &["registry", "--listen", &listen]);
-    wait_for("registry up", DEADLINE, || http_get(port, "/eureka/apps"));
-    (reg, port)
-}
-
 /// The instance's status in the registry (XML), or `None` once it is gone.
 fn status(port: u16, app: &str) -> Option<String> {
     let (code, body) = http_get(port, &format!("/eureka/apps/{app}"))?;

@@ -408,3 +408,12 @@ impl Starved {
         assert!(self.ticks < 60, "{} ticks of CPU in 3 s", self.ticks);
     }
 }
+
+/// Starts `lameduck registry` on a free port; returns it and the port.
+pub fn registry(dir: &Scratch) -> (Lameduck, u16) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let reg = Lameduck::start(dir, &["registry", "--listen", &listen]);
+    wait_for("registry up", DEADLINE, || http_get(port, "/eureka/apps"));
+    (reg, port)
+}
