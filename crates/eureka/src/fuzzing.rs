@@ -68,8 +68,9 @@ fn round_trip(instance: &Instance) {
     }
 }
 
-/// Scalars as text, element text trimmed, attributes (`@` keys) as they
-/// are, and `overriddenStatus` in XML's spelling (`wire` renames it at any
+/// Scalars as text, element text trimmed, attributes (`@` keys) as the
+/// text XML gives them (untrimmed; an object or array as its JSON text, as
+/// `wire` writes it: an attribute holds only text), and `overriddenStatus` in XML's spelling (`wire` renames it at any
 /// depth).
 fn trim_text(v: Value) -> Value {
     match v {
@@ -84,12 +85,22 @@ fn trim_text(v: Value) -> Value {
                     true => ("overriddenstatus".to_string(), v),
                     false => (k, v),
                 })
-                .map(|(k, v)| match (k.starts_with('@'), v) {
-                    (true, Value::String(s)) => (k, Value::String(s)),
-                    (_, v) => (k, trim_text(v)),
+                .map(|(k, v)| match k.starts_with('@') {
+                    true => (k, Value::String(attribute_text(v))),
+                    false => (k, trim_text(v)),
                 })
                 .collect(),
         ),
         other => other,
+    }
+}
+
+/// An attribute's value as `wire` writes it: a string as it is, null as
+/// nothing, anything else as its JSON text.
+fn attribute_text(v: Value) -> String {
+    match v {
+        Value::String(s) => s,
+        Value::Null => String::new(),
+        other => other.to_string(),
     }
 }
