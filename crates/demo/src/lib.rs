@@ -325,7 +325,7 @@ pub fn manifests() -> String {
 /// long as lameduck. A time scale below 1 shortens the preStop sleep but not
 /// `lameduck run`'s own flags, so there the times are shown, not judged.
 /// Checks the scenarios that ran.
-pub fn verdict(outcomes: &[Outcome], time_scale: f64) -> Result<(), String> {
+pub fn verdict(outcomes: &[Outcome], time_scale: f64) -> Result<(), Unexpected> {
     let get = |n: &str| {
         outcomes
             .iter()
@@ -362,6 +362,12 @@ pub fn verdict(outcomes: &[Outcome], time_scale: f64) -> Result<(), String> {
     if wrong.is_empty() {
         Ok(())
     } else {
-        Err(wrong.join("; "))
+        Err(Unexpected(wrong))
     }
 }
+
+/// What the demo showed that it should not have, one line per point
+/// (`verdict`).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct Unexpected(pub Vec<String>);

@@ -89,7 +89,7 @@ pub fn resolve_fenceposts(surge: u32, unavailable: u32) -> Strategy {
 
 /// An absolute number, or a percentage of `total` rounded up or down
 /// (`GetScaledValueFromIntOrPercent`).
-pub fn scaled(v: &IntOrString, total: u32, round_up: bool) -> Result<u32, String> {
+pub(crate) fn scaled(v: &IntOrString, total: u32, round_up: bool) -> Result<u32, String> {
     match v {
         IntOrString::Int(n) if *n < 0 => Err(format!("{n}: must be 0 or more")),
         IntOrString::Int(n) => Ok((*n).min(u32::MAX as i64) as u32),
