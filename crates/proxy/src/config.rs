@@ -608,7 +608,7 @@ impl Check<'_> {
                 .as_ref()
                 .map(|t| {
                     Tls::load(t.cert.get_ref().into(), t.key.get_ref().into())
-                        .map_err(|e| self.err(format!("listener[{i}].tls"), &t.cert, e))
+                        .map_err(|e| self.err(format!("listener[{i}].tls"), &t.cert, e.to_string()))
                 })
                 .transpose()?;
             out.push(Listener { name, listen, tls });

@@ -11,6 +11,21 @@ use rustls::{
     ServerConfig,
 };
 
+/// Why a listener's certificate and key could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read certificates from {}: {}", .0.display(), .1)]
+    Certificates(PathBuf, rustls::pki_types::pem::Error),
+    #[error("no certificate in {}", .0.display())]
+    NoCertificate(PathBuf),
+    #[error("cannot read a private key from {}: {}", .0.display(), .1)]
+    PrivateKey(PathBuf, rustls::pki_types::pem::Error),
+    #[error("no TLS protocol version is usable with the ring provider: {0}")]
+    Provider(rustls::Error),
+    #[error("{} and {} do not make a usable pair: {}", .0.display(), .1.display(), .2)]
+    Pair(PathBuf, PathBuf, rustls::Error),
+}
+
 /// A listener's TLS settings, loaded and checked.
 #[derive(Clone)]
 pub struct Tls {
@@ -23,28 +38,22 @@ pub struct Tls {
 
 impl Tls {
     /// Loads the PEM files; the error says which file and why.
-    pub fn load(cert: PathBuf, key: PathBuf) -> Result<Tls, String> {
+    pub fn load(cert: PathBuf, key: PathBuf) -> Result<Tls, TlsError> {
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
             .and_then(|it| it.collect::<Result<_, _>>())
-            .map_err(|e| format!("cannot read certificates from {}: {e}", cert.display()))?;
+            .map_err(|e| TlsError::Certificates(cert.clone(), e))?;
         if chain.is_empty() {
-            return Err(format!("no certificate in {}", cert.display()));
+            return Err(TlsError::NoCertificate(cert));
         }
-        let private = PrivateKeyDer::from_pem_file(&key)
-            .map_err(|e| format!("cannot read a private key from {}: {e}", key.display()))?;
+        let private =
+            PrivateKeyDer::from_pem_file(&key).map_err(|e| TlsError::PrivateKey(key.clone(), e))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut server = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .map_err(TlsError::Provider)?
             .with_no_client_auth()
             .with_single_cert(chain, private)
-            .map_err(|e| {
-                format!(
-                    "{} and {} do not make a usable pair: {e}",
-                    cert.display(),
-                    key.display()
-                )
-            })?;
+            .map_err(|e| TlsError::Pair(cert.clone(), key.clone(), e))?;
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Tls {
             cert,

@@ -50,14 +50,14 @@ pub struct Hook {
 
 impl Hook {
     /// Splits `line` with shell quoting rules (no expansion, no pipes).
-    pub fn parse(line: &str) -> Result<Hook, String> {
+    pub fn parse(line: &str) -> Result<Hook, ArgError> {
         match shlex::split(line) {
             Some(argv) if !argv.is_empty() => Ok(Hook {
                 line: line.to_string(),
                 argv,
             }),
-            Some(_) => Err("--on-drain needs a command, got an empty string".into()),
-            None => Err(format!("--on-drain {line:?}: unbalanced quotes")),
+            Some(_) => Err(ArgError::EmptyHook),
+            None => Err(ArgError::UnbalancedQuotes(line.to_string())),
         }
     }
 }
@@ -78,16 +78,16 @@ pub struct ReadyCheck {
 impl ReadyCheck {
     /// Reads `http://host[:port][/path]`. HTTPS is not supported: the check talks
     /// to the app on the pod's own network namespace, where TLS adds nothing.
-    pub fn parse(url: &str, timeout: Duration) -> Result<ReadyCheck, String> {
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            format!("--ready-check {url:?}: only http:// URLs are supported (the check is local)")
-        })?;
+    pub fn parse(url: &str, timeout: Duration) -> Result<ReadyCheck, ArgError> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| ArgError::ReadyCheckScheme(url.to_string()))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
         if authority.is_empty() {
-            return Err(format!("--ready-check {url:?}: no host"));
+            return Err(ArgError::ReadyCheckNoHost(url.to_string()));
         }
         let authority = if authority
             .rsplit_once(':')
@@ -124,16 +124,40 @@ impl Rewrites {
 }
 
 /// Reads `FROM:TO` (`TERM:QUIT`, `SIGINT:0`, `15:3`).
-pub fn parse_rewrite(s: &str) -> Result<(Sig, Sig), String> {
+pub fn parse_rewrite(s: &str) -> Result<(Sig, Sig), ArgError> {
+    let bad = |why: String| ArgError::Rewrite {
+        arg: s.to_string(),
+        why,
+    };
     let (from, to) = s
         .split_once(':')
-        .ok_or_else(|| format!("--rewrite {s:?}: expected FROM:TO, e.g. TERM:QUIT"))?;
-    let from = Sig::parse(from).map_err(|e| format!("--rewrite {s:?}: {e}"))?;
-    let to = Sig::parse(to).map_err(|e| format!("--rewrite {s:?}: {e}"))?;
+        .ok_or_else(|| bad("expected FROM:TO, e.g. TERM:QUIT".into()))?;
+    let from = Sig::parse(from).map_err(|e| bad(e.to_string()))?;
+    let to = Sig::parse(to).map_err(|e| bad(e.to_string()))?;
     if from.0 == 0 {
-        return Err(format!("--rewrite {s:?}: FROM cannot be 0"));
+        return Err(bad("FROM cannot be 0".into()));
     }
     Ok((from, to))
+}
+
+/// Why a command-line value of `lameduck run` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgError {
+    /// `--on-drain ""`.
+    #[error("--on-drain needs a command, got an empty string")]
+    EmptyHook,
+    /// `--on-drain` with an open quote.
+    #[error("--on-drain {0:?}: unbalanced quotes")]
+    UnbalancedQuotes(String),
+    /// `--ready-check` that is not `http://`.
+    #[error("--ready-check {0:?}: only http:// URLs are supported (the check is local)")]
+    ReadyCheckScheme(String),
+    /// `--ready-check http:///path`.
+    #[error("--ready-check {0:?}: no host")]
+    ReadyCheckNoHost(String),
+    /// `--rewrite FROM:TO` that does not read.
+    #[error("--rewrite {arg:?}: {why}")]
+    Rewrite { arg: String, why: String },
 }
 
 #[cfg(test)]
@@ -152,7 +176,10 @@ mod tests {
         assert_eq!(r.apply(Sig::HUP), Some(Sig::HUP));
         assert!(parse_rewrite("TERM").is_err());
         assert!(parse_rewrite("0:TERM").is_err());
-        assert!(parse_rewrite("TERM:BOGUS").unwrap_err().contains("BOGUS"));
+        assert!(parse_rewrite("TERM:BOGUS")
+            .unwrap_err()
+            .to_string()
+            .contains("BOGUS"));
     }
 
     #[test]

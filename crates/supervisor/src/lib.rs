@@ -35,7 +35,7 @@ mod spawn;
 mod state;
 mod supervise;
 
-pub use config::{parse_rewrite, Config, Hook, LameDuckWork, ReadyCheck, Rewrites};
+pub use config::{parse_rewrite, ArgError, Config, Hook, LameDuckWork, ReadyCheck, Rewrites};
 pub use control::{default_control_path, prestop, PrestopOutcome, CONTROL_ENV};
 pub use error::Error;
 pub use eureka::EurekaConfig;

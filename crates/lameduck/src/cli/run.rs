@@ -100,7 +100,8 @@ impl RunArgs {
         let ready_check = self
             .ready_check
             .map(|url| ReadyCheck::parse(&url, self.ready_timeout))
-            .transpose()?;
+            .transpose()
+            .map_err(|e| e.to_string())?;
         let control = (!self.no_control).then(|| self.control.unwrap_or_else(default_control_path));
         Ok(Config {
             command: self.command,
