@@ -236,7 +236,7 @@ impl Open {
 }
 
 /// Reads an XML document into `{"root": value}`.
-pub fn from_xml(body: &[u8]) -> Result<Value, String> {
+pub(crate) fn from_xml(body: &[u8]) -> Result<Value, String> {
     let text = std::str::from_utf8(body).map_err(|e| format!("not UTF-8: {e}"))?;
     let mut reader = Reader::from_str(text);
     reader.config_mut().check_end_names = true;

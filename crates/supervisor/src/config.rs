@@ -158,6 +158,18 @@ pub enum ArgError {
     /// `--rewrite FROM:TO` that does not read.
     #[error("--rewrite {arg:?}: {why}")]
     Rewrite { arg: String, why: String },
+    /// A `--eureka` URL the client cannot use.
+    #[error("--eureka {url:?}: {why}")]
+    EurekaServer { url: String, why: String },
+    /// `--eureka` without an app name.
+    #[error("--eureka-app is required with --eureka")]
+    EurekaApp,
+    /// Registering, or finding the instance, without its address.
+    #[error(
+        "to register or find this instance, lameduck needs its address: give --eureka-ip \
+         (or set $POD_IP) and --eureka-port (or --port), or --eureka-instance-id"
+    )]
+    EurekaAddress,
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ use lameduck_eureka::{
 use serde_json::json;
 use tokio::{task::JoinSet, time::Instant};
 
+use crate::ArgError;
+
 /// How this instance is known to Eureka.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EurekaConfig {
@@ -45,20 +47,19 @@ pub struct EurekaConfig {
 
 impl EurekaConfig {
     /// Checks what the chosen mode needs; the error names the flag.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ArgError> {
         for url in &self.servers {
-            Client::new(url, self.timeout).map_err(|e| format!("--eureka {url:?}: {e}"))?;
+            Client::new(url, self.timeout).map_err(|e| ArgError::EurekaServer {
+                url: url.clone(),
+                why: e.to_string(),
+            })?;
         }
         if self.app.trim().is_empty() {
-            return Err("--eureka-app is required with --eureka".into());
+            return Err(ArgError::EurekaApp);
         }
         let needs_address = self.register || self.instance_id.is_none();
         if needs_address && (self.ip.is_none() || self.port.is_none()) {
-            return Err(
-                "to register or find this instance, lameduck needs its address: give --eureka-ip \
-                 (or set $POD_IP) and --eureka-port (or --port), or --eureka-instance-id"
-                    .into(),
-            );
+            return Err(ArgError::EurekaAddress);
         }
         Ok(())
     }

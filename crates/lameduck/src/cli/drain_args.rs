@@ -118,7 +118,7 @@ impl EurekaArgs {
             lease: self.eureka_lease,
             timeout: self.eureka_timeout,
         };
-        config.check()?;
+        config.check().map_err(|e| e.to_string())?;
         Ok(Some(config))
     }
 }
