@@ -20,7 +20,7 @@ use hyper::{
     Request, Response,
 };
 
-use crate::{http::Body, App};
+use crate::{body::Body, App};
 
 /// The health check method.
 pub(crate) const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";

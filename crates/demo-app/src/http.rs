@@ -17,11 +17,10 @@
 
 use std::{convert::Infallible, sync::Arc};
 
-use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::{
     body::Incoming,
-    header::{HeaderValue, CONNECTION, CONTENT_TYPE},
+    header::{HeaderValue, CONNECTION},
     Request, Response, StatusCode, Version,
 };
 use hyper_util::{
@@ -31,13 +30,11 @@ use hyper_util::{
 use tokio::net::TcpStream;
 
 use crate::{
+    body::{text, Body},
     grpc,
     shutdown::{Counted, Kind, Stage},
     ws, App,
 };
-
-/// Every response's body.
-pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
 /// The largest request body read before answering 413.
 const MAX_BODY: usize = 1 << 20;
@@ -123,16 +120,5 @@ async fn hello(req: Request<Incoming>, app: &App) -> Response<Body> {
     if let Ok(v) = HeaderValue::from_str(&app.name) {
         headers.insert("x-demo-instance", v);
     }
-    response
-}
-
-/// A plain-text response.
-pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    let mut response = Response::new(Full::new(body.into()).boxed());
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
     response
 }

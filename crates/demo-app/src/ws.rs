@@ -24,7 +24,7 @@ use tokio_tungstenite::{
 };
 
 use crate::{
-    http::{text, Body},
+    body::{text, Body},
     shutdown::{Counted, Kind, Stage},
     App,
 };
