@@ -17,7 +17,6 @@ use prometheus_client::{
     metrics::{counter::ConstCounter, gauge::ConstGauge, MetricType},
     registry::Registry,
 };
-use tokio::sync::watch;
 
 /// The `Content-Type` of `/metrics`.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -43,10 +42,11 @@ impl Metrics {
 
     /// Adds `drain_phase{phase}` (1 for the current phase) and
     /// `drain_budget_left_seconds` (−1 before the drain starts), read from
-    /// the drain's status at each scrape.
-    pub fn register_drain(&mut self, status: watch::Receiver<Status>) {
+    /// the drain's status (`status()`, usually a watch channel's value)
+    /// at each scrape.
+    pub fn register_drain(&mut self, status: impl Fn() -> Status + Send + Sync + 'static) {
         self.registry
-            .register_collector(Box::new(DrainCollector(status)));
+            .register_collector(Box::new(DrainCollector(Box::new(status))));
     }
 
     /// The Prometheus text of every metric.
@@ -143,12 +143,17 @@ pub mod collect {
 }
 
 /// The drain's phase and budget, as every part shows them.
-#[derive(Debug)]
-struct DrainCollector(watch::Receiver<Status>);
+struct DrainCollector(Box<dyn Fn() -> Status + Send + Sync>);
+
+impl std::fmt::Debug for DrainCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("DrainCollector").field(&(self.0)()).finish()
+    }
+}
 
 impl Collector for DrainCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
-        let status = *self.0.borrow();
+        let status = (self.0)();
         collect::gauges(
             &mut enc,
             "drain_phase",
@@ -174,6 +179,7 @@ mod tests {
 
     use lameduck_drain::{Budget, Timing};
     use prometheus_client::metrics::counter::Counter;
+    use tokio::sync::watch;
 
     use super::*;
 
@@ -204,7 +210,7 @@ mod tests {
         };
         let (tx, rx) = watch::channel(Status::default());
         let mut m = Metrics::new("test");
-        m.register_drain(rx);
+        m.register_drain(move || *rx.borrow());
         let before = m.render();
         assert!(
             before.contains("lameduck_test_drain_phase{phase=\"serving\"} 1\n"),
