@@ -55,6 +55,8 @@ pub struct Options {
     pub header_read_timeout: Duration,
     /// Said after "not found:" for a path the listener does not serve.
     pub not_found: &'static str,
+    /// Where the admin token is set, said with a 401.
+    pub token_from: &'static str,
 }
 
 /// What a part serves on its listeners.
@@ -159,7 +161,7 @@ async fn route<R: Routes + ?Sized>(req: Request<Incoming>, routes: &R, opts: &Op
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes());
         if !token.accepts(given) {
-            return unauthorized();
+            return unauthorized(opts.token_from);
         }
     }
     match routes.admin(req).await {
@@ -190,10 +192,10 @@ async fn probe<R: Routes + ?Sized>(path: &str, routes: &R) -> Reply {
     }
 }
 
-fn unauthorized() -> Reply {
+fn unauthorized(token_from: &str) -> Reply {
     let mut reply = text(
         StatusCode::UNAUTHORIZED,
-        "unauthorized: send Authorization: Bearer TOKEN\n",
+        format!("unauthorized: send Authorization: Bearer TOKEN ({token_from})\n"),
     );
     reply.headers_mut().insert(
         header::WWW_AUTHENTICATE,

@@ -52,6 +52,7 @@ pub(crate) async fn serve(
         part: "registry",
         header_read_timeout: state.config.header_read_timeout,
         not_found: "the Eureka API is on --listen",
+        token_from: "",
     };
     let probes = Arc::new(Probes { state, metrics });
     lameduck_admin::serve(listener, options, probes, shutdown).await;
