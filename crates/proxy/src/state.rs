@@ -266,14 +266,22 @@ impl Collector for Collect {
         )?;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         for (name, help, value) in [
-            ("connections", "Client connections accepted", get(&m.connections_total)),
+            (
+                "connections",
+                "Client connections accepted",
+                get(&m.connections_total),
+            ),
             (
                 "connections_refused",
                 "Client connections refused over proxy.max_connections (503 or closed)",
                 get(&m.connections_refused),
             ),
             ("reloads", "Configs swapped in", get(&m.reloads)),
-            ("reloads_rejected", "Configs rejected as invalid", get(&m.reloads_rejected)),
+            (
+                "reloads_rejected",
+                "Configs rejected as invalid",
+                get(&m.reloads_rejected),
+            ),
             (
                 "upstream_updates",
                 "PUT /upstreams/NAME applied",

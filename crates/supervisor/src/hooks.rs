@@ -82,7 +82,11 @@ impl Hooks for RunHooks {
             })
             .await;
             let (new, bytes) = (outcome.new_connections, outcome.bytes_received);
-            tracing::info!(new_connections = new, bytes_received = bytes, "seen on the app's ports while waiting");
+            tracing::info!(
+                new_connections = new,
+                bytes_received = bytes,
+                "seen on the app's ports while waiting"
+            );
             outcome.quiet
         })
     }
