@@ -69,8 +69,15 @@ impl Routes for ProxyRoutes {
     }
 }
 
-/// Serves `role` on `listener` for as long as the proxy runs.
-pub(crate) async fn serve(listener: TcpListener, routes: Arc<ProxyRoutes>, role: Role) {
+/// Serves `role` on `listener` until the proxy's run is over (`stopped`
+/// turns true), so a proxy run inside a bigger process leaves nothing
+/// listening.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    routes: Arc<ProxyRoutes>,
+    role: Role,
+    mut stopped: watch::Receiver<bool>,
+) {
     let options = Options {
         role,
         part: "proxy",
@@ -81,7 +88,10 @@ pub(crate) async fn serve(listener: TcpListener, routes: Arc<ProxyRoutes>, role:
         },
         token_from: "admin.token_file or LAMEDUCK_ADMIN_TOKEN",
     };
-    lameduck_admin::serve(listener, options, routes, std::future::pending()).await;
+    let shutdown = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    lameduck_admin::serve(listener, options, routes, shutdown).await;
 }
 
 /// The admin API's own endpoints (the listener checked the token); `None`

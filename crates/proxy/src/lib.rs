@@ -226,6 +226,7 @@ impl Bound {
         let activity = Arc::new(Activity::new());
         let (status_tx, status_rx) = watch::channel(Status::default());
         let routes = admin::ProxyRoutes::new(Arc::clone(&state), status_rx);
+        let (stopped_tx, stopped) = watch::channel(false);
         for (name, l) in listeners {
             if let Ok(addr) = l.local_addr() {
                 tracing::info!(listener = %name, %addr, "listening");
@@ -246,7 +247,12 @@ impl Bound {
             // reach the proxy.
             lameduck_drain::spawn_fatal(
                 "admin API",
-                admin::serve(l, Arc::clone(&routes), lameduck_admin::Role::Admin),
+                admin::serve(
+                    l,
+                    Arc::clone(&routes),
+                    lameduck_admin::Role::Admin,
+                    stopped.clone(),
+                ),
             );
         }
         if let Some(l) = probe {
@@ -257,7 +263,12 @@ impl Bound {
             // the pod anyway, later and without saying why.
             lameduck_drain::spawn_fatal(
                 "probe listener",
-                admin::serve(l, Arc::clone(&routes), lameduck_admin::Role::Probe),
+                admin::serve(
+                    l,
+                    Arc::clone(&routes),
+                    lameduck_admin::Role::Probe,
+                    stopped.clone(),
+                ),
             );
         }
         let file = match &source {
@@ -286,6 +297,7 @@ impl Bound {
         // Discovery tasks outlive nothing: a proxy run in a bigger process
         // (the rollout engine) must not keep polling after it stopped.
         state.discoveries.stop();
+        stopped_tx.send_replace(true);
         exit
     }
 }
