@@ -10,10 +10,14 @@
 //! 2. [`Phase::Drain`]: stop accepting, finish what is in flight, tell the app.
 //! 3. [`Phase::Terminate`]: at `grace − margin`, force-close what is left.
 //!
-//! This crate holds only the model: the phases, the budget arithmetic, which signal
-//! means what, and the state machine that says how a trigger moves a drain on. Each
-//! part (supervisor, proxy, …) executes the phases in its own way, so the rules are
-//! written once and every part behaves the same when a user sends it a signal.
+//! This crate holds the model: the phases, the budget arithmetic, which signal
+//! means what, and the state machine that says how a trigger moves a drain on;
+//! and the runtime that carries a drain out, the [`Driver`]: it waits for the
+//! lame-duck work (a fixed delay, or until no request has arrived for a while,
+//! [`Activity`]), keeps the deadline, and calls each part's [`Hooks`] (tell
+//! routers, stop accepting, terminate). Every part (supervisor, proxy,
+//! registry) runs the same driver, so the rules are written once and every
+//! part behaves the same when a user sends it a signal.
 //! It also holds the small rules every part's listeners share: how a duration
 //! is read ([`parse_duration`]) and how an accept loop backs off when `accept`
 //! fails ([`AcceptBackoff`]) and how it logs connections it refuses over
@@ -23,7 +27,9 @@
 #![forbid(unsafe_code)]
 
 mod accept;
+mod activity;
 mod budget;
+mod driver;
 mod duration;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -33,9 +39,11 @@ mod signal;
 mod supervise;
 
 pub use accept::{AcceptBackoff, Refusals};
+pub use activity::Activity;
 pub use budget::{
     Budget, LameDuckWait, Names, Plan, PlanError, Setting, Timing, DEFAULT_GRACE, GRACE_ENV,
 };
+pub use driver::{lame_duck, BoxFuture, Driver, Hooks, Outcome, Status, FORCE_WAIT};
 pub use duration::{format_duration, parse_duration, DurationError, MAX_DURATION};
 pub use machine::{Drain, Step, Trigger};
 pub use phase::Phase;

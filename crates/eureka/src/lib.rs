@@ -16,7 +16,11 @@
 //! - [`wire`]: JSON and XML onto one tree, so both formats share one reader.
 //! - [`registry`]: the state and Eureka's rules, told the time by the caller.
 //! - [`routes`]: which operation a request names.
+//! - `state`: what the listeners share (the registry, the phase, counters).
+//! - `admin`: the probe listener (`/healthz`, `/readyz`, `/metrics`).
 //! - `server`: HTTP, auth, gzip, the change feed and the drain ([`serve`]).
+//! - `stop`: stop signals through the shared drain driver
+//!   ([`serve_until_stopped`]).
 //! - [`client`]: register, renew, status, cancel, full and delta fetch, feed.
 
 #![forbid(unsafe_code)]
@@ -32,11 +36,13 @@ pub mod model;
 pub mod registry;
 pub mod routes;
 mod server;
+mod state;
 mod stop;
 pub mod wire;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{AuthScope, BasicAuth, Config};
 pub use error::Error;
-pub use server::{serve, Shutdown};
+pub use server::serve;
+pub use state::Shutdown;
 pub use stop::{serve_until_stopped, Stopped};

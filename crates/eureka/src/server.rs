@@ -14,8 +14,7 @@
 //! phase whatever is left is dropped.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -26,106 +25,21 @@ use hyper_util::{
     rt::{TokioIo, TokioTimer},
     server::graceful::GracefulShutdown,
 };
+use lameduck_admin::{text, Reply};
 use lameduck_drain::Phase;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::model::{BadInput, Instance, Status};
-use crate::registry::{ChangesSince, Eviction, Millis, Registry, Renewal};
+use crate::registry::{ChangesSince, Eviction, Millis, Renewal};
 use crate::routes::{self, query_get, query_pairs, NoRoute, Route};
+use crate::state::{Held, Shutdown, State};
 use crate::wire::{self, Format};
 use crate::{AuthScope, Config, Error};
 
-/// The shutdown trigger: the caller moves it through the drain phases.
-/// Dropping the sender counts as the drain phase.
-pub type Shutdown = watch::Receiver<Phase>;
-
-/// The reply type of every handler.
-pub(crate) type Reply = Response<Full<Bytes>>;
-
 /// The largest register body accepted (a real one is about 2 KiB).
 const MAX_BODY: usize = 1 << 20;
-
-/// What the server shares between connections.
-#[derive(Debug)]
-pub(crate) struct State {
-    pub(crate) config: Config,
-    registry: Mutex<Registry>,
-    /// Bumped after every change, so change-feed requests wake up.
-    version: watch::Sender<u64>,
-    /// The drain phase, as the caller sets it.
-    pub(crate) phase: Shutdown,
-    pub(crate) counters: Counters,
-}
-
-/// Totals for `/metrics`.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) registrations: AtomicU64,
-    pub(crate) renewals: AtomicU64,
-    pub(crate) renewals_not_found: AtomicU64,
-    pub(crate) cancels: AtomicU64,
-    pub(crate) evictions: AtomicU64,
-    pub(crate) eviction_passes: AtomicU64,
-    pub(crate) full_fetches: AtomicU64,
-    pub(crate) delta_fetches: AtomicU64,
-    pub(crate) bad_requests: AtomicU64,
-    /// Gauges: connections being served, change-feed requests waiting,
-    /// requests being handled.
-    pub(crate) open_connections: AtomicU64,
-    pub(crate) feed_waiters: AtomicU64,
-    pub(crate) requests_in_flight: AtomicU64,
-}
-
-/// Adds one to a gauge for as long as it lives.
-struct Gauge<'a>(&'a AtomicU64);
-
-impl<'a> Gauge<'a> {
-    fn up(gauge: &'a AtomicU64) -> Gauge<'a> {
-        gauge.fetch_add(1, Ordering::Relaxed);
-        Gauge(gauge)
-    }
-}
-
-impl Drop for Gauge<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl State {
-    fn new(config: Config, phase: Shutdown) -> State {
-        let registry = Registry::new(config.rules.clone(), config.clock.now_ms());
-        State {
-            config,
-            registry: Mutex::new(registry),
-            version: watch::channel(0).0,
-            phase,
-            counters: Counters::default(),
-        }
-    }
-
-    /// Runs `f` on the registry with the time now, and wakes change-feed
-    /// requests if it changed something.
-    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Registry, Millis) -> T) -> T {
-        let now = self.config.clock.now_ms();
-        let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        let before = registry.version();
-        let out = f(&mut registry, now);
-        let after = registry.version();
-        drop(registry);
-        if after != before {
-            self.version.send_replace(after);
-        }
-        out
-    }
-
-    fn draining(&self) -> bool {
-        *self.phase.borrow() >= Phase::LameDuck
-    }
-}
 
 /// Serves the registry on `listener` (and `/healthz`, `/readyz`, `/metrics` on
 /// `admin`, if given) until `shutdown` reaches the drain phase and every
@@ -134,16 +48,32 @@ pub async fn serve(
     config: Config,
     listener: TcpListener,
     admin: Option<TcpListener>,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    let state = State::new(config, shutdown.clone(), None);
+    serve_state(state, listener, admin, shutdown).await
+}
+
+/// [`serve`] with the state made by the caller (the drain driver of
+/// `stop` watches its activity and shows its status).
+pub(crate) async fn serve_state(
+    state: Arc<State>,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
     mut shutdown: Shutdown,
 ) -> Result<(), Error> {
     let addr = listener.local_addr().map_err(Error::Listener)?;
-    let state = Arc::new(State::new(config, shutdown.clone()));
     // Fatal: the admin listener owns its socket, and without it the kubelet
-    // restarts the pod later and without saying why.
+    // restarts the pod later and without saying why. It stops when `serve`
+    // is done.
+    let (stop_admin, admin_stops) = tokio::sync::oneshot::channel::<()>();
     let admin = admin.map(|a| {
+        let stops = async move {
+            let _ = admin_stops.await;
+        };
         lameduck_drain::spawn_fatal(
             "registry admin listener",
-            crate::admin::serve(a, Arc::clone(&state)),
+            crate::admin::serve(a, Arc::clone(&state), stops),
         )
     });
     // Restarted: a pass keeps nothing but its self-preservation flag, which
@@ -179,8 +109,9 @@ pub async fn serve(
             connections.abort_all();
         }
     }
+    drop(stop_admin);
     if let Some(admin) = admin {
-        admin.abort();
+        let _ = admin.await;
     }
     Ok(())
 }
@@ -214,7 +145,7 @@ async fn accept_until_drain(
                     let conn = graceful.watch(conn);
                     let state = Arc::clone(state);
                     connections.spawn(async move {
-                        let _open = Gauge::up(&state.counters.open_connections);
+                        let _open = Held::up(&state.counters.open_connections);
                         let _ = conn.await;
                     });
                 }
@@ -264,10 +195,7 @@ async fn evict_loop(state: Arc<State>) {
     loop {
         tick.tick().await;
         let outcome = state.with(|r, now| r.evict(now));
-        state
-            .counters
-            .eviction_passes
-            .fetch_add(1, Ordering::Relaxed);
+        state.counters.eviction_passes.inc();
         match outcome {
             Eviction::Evicted(gone) => {
                 if protecting {
@@ -275,10 +203,7 @@ async fn evict_loop(state: Arc<State>) {
                     protecting = false;
                 }
                 if !gone.is_empty() {
-                    state
-                        .counters
-                        .evictions
-                        .fetch_add(gone.len() as u64, Ordering::Relaxed);
+                    state.counters.evictions.inc_by(gone.len() as u64);
                     tracing::info!(instances = %gone.join(","), "evicted expired leases");
                 }
             }
@@ -344,17 +269,6 @@ fn gzip(body: &[u8]) -> Vec<u8> {
     enc.finish().expect("writing to a Vec cannot fail")
 }
 
-/// A plain-text reply.
-pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Reply {
-    let mut resp = Response::new(Full::new(Bytes::from(body.into())));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
-}
-
 fn empty(status: StatusCode) -> Reply {
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = status;
@@ -362,10 +276,11 @@ fn empty(status: StatusCode) -> Reply {
 }
 
 async fn handle(state: &State, req: Request<Incoming>) -> Reply {
-    let _in_flight = Gauge::up(&state.counters.requests_in_flight);
+    state.activity.touch();
+    let _in_flight = Held::up(&state.counters.requests_in_flight);
     let mut resp = dispatch(state, req).await;
     if resp.status() == StatusCode::BAD_REQUEST {
-        state.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+        state.counters.bad_requests.inc();
     }
     if state.draining() {
         resp.headers_mut().insert(
@@ -418,11 +333,11 @@ async fn dispatch(state: &State, req: Request<Incoming>) -> Reply {
         Route::DeleteStatus(app, id) => delete_status(state, &app, &id, q),
         Route::Metadata(app, id) => metadata(state, &app, &id, q),
         Route::Apps => {
-            state.counters.full_fetches.fetch_add(1, Ordering::Relaxed);
+            state.counters.full_fetches.inc();
             ask.document(&state.with(|r, _| r.applications()), true)
         }
         Route::Delta => {
-            state.counters.delta_fetches.fetch_add(1, Ordering::Relaxed);
+            state.counters.delta_fetches.inc();
             ask.document(&state.with(|r, now| r.delta(now)), true)
         }
         Route::Vip(vip) => ask.document(&state.with(|r, _| r.by_vip(&vip, false)), true),
@@ -518,7 +433,7 @@ async fn register(state: &State, app: &str, req: Request<Incoming>) -> Reply {
     let id = instance.id.clone();
     match state.with(|r, now| r.register(app, instance, now)) {
         Ok(()) => {
-            state.counters.registrations.fetch_add(1, Ordering::Relaxed);
+            state.counters.registrations.inc();
             tracing::info!(app, id, "registered");
             empty(StatusCode::NO_CONTENT)
         }
@@ -537,17 +452,14 @@ fn renew(state: &State, app: &str, id: &str, q: Option<&str>) -> Reply {
         Ok(d) => d,
         Err(reason) => return bad_request(reason),
     };
-    state.counters.renewals.fetch_add(1, Ordering::Relaxed);
+    state.counters.renewals.inc();
     let reason = match state.with(|r, now| r.renew(app, id, dirty, now)) {
         Renewal::Renewed => return empty(StatusCode::OK),
         Renewal::NotFound => "not registered: register again",
         Renewal::StatusUnknown => "status is UNKNOWN: register again",
         Renewal::ClientNewer => "your lastDirtyTimestamp is newer than ours: register again",
     };
-    state
-        .counters
-        .renewals_not_found
-        .fetch_add(1, Ordering::Relaxed);
+    state.counters.renewals_not_found.inc();
     text(StatusCode::NOT_FOUND, format!("{app}/{id} {reason}\n"))
 }
 
@@ -564,7 +476,7 @@ fn optional_millis(q: Option<&str>, key: &str) -> Result<Option<Millis>, String>
 
 fn cancel(state: &State, app: &str, id: &str) -> Reply {
     if state.with(|r, now| r.cancel(app, id, now)) {
-        state.counters.cancels.fetch_add(1, Ordering::Relaxed);
+        state.counters.cancels.inc();
         tracing::info!(app, id, "cancelled");
         empty(StatusCode::OK)
     } else {
@@ -642,7 +554,7 @@ async fn changes(state: &State, q: Option<&str>, ask: Ask) -> Reply {
     let deadline = tokio::time::Instant::now() + wait;
     let mut version = state.version.subscribe();
     let mut phase = state.phase.clone();
-    let _waiting = Gauge::up(&state.counters.feed_waiters);
+    let _waiting = Held::up(&state.counters.feed_waiters);
     loop {
         let doc = match state.with(|r, now| r.changes_since(after, now)) {
             ChangesSince::Gone => {

@@ -760,14 +760,14 @@ fn metrics_show_phase_and_forwarded_signals() {
     let (code, body) = http_get(port, "/metrics").expect("metrics");
     assert_eq!(code, 200);
     assert!(
-        body.contains("lameduck_drain_phase{phase=\"serving\"} 1"),
+        body.contains("lameduck_run_drain_phase{phase=\"serving\"} 1"),
         "{body}"
     );
     assert!(
-        body.contains("lameduck_signals_forwarded_total{signal=\"HUP\"} 1"),
+        body.contains("lameduck_run_signals_forwarded_total{signal=\"HUP\"} 1"),
         "{body}"
     );
-    assert!(body.contains("lameduck_child_running 1"), "{body}");
+    assert!(body.contains("lameduck_run_app_running 1"), "{body}");
     ld.signal(Signal::SIGTERM);
     assert_eq!(ld.wait_exit(DEADLINE), 0);
 }

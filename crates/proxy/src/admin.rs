@@ -10,128 +10,95 @@
 //! | PUT | `/config` | a whole new TOML config: checked, then swapped in (400 names key and line) | no | token |
 //! | PUT | `/upstreams/NAME` | `{"endpoints": ["IP:PORT", …]}`: one pool's endpoints, no full reload | no | token |
 //!
-//! The probe listener ([`Role::Probe`]) is read-only, safe on the pod IP for
-//! the kubelet. Whoever reaches the admin API can change all routing: it
-//! listens on loopback unless a bearer token is configured (the config check
-//! refuses it elsewhere), and with a token every endpoint but the probes asks
-//! for `Authorization: Bearer TOKEN` (401 otherwise).
+//! Both are [`lameduck_admin`] listeners: the probe listener ([`Role::Probe`])
+//! is read-only, safe on the pod IP for the kubelet. Whoever reaches the
+//! admin API can change all routing: it listens on loopback unless a bearer
+//! token is configured (the config check refuses it elsewhere), and with a
+//! token every endpoint but the probes asks for `Authorization: Bearer
+//! TOKEN` (401 otherwise). This file holds only the proxy's own endpoints.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::{body::Incoming, header, Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use http_body_util::{BodyExt, Limited};
+use hyper::{body::Incoming, Method, Request, StatusCode};
+use lameduck_admin::{Metrics, Options, Reply, Role, Routes, Token};
+use lameduck_drain::{BoxFuture, Status};
+use tokio::{net::TcpListener, sync::watch};
 
 use crate::{state::State, Config};
-
-type Reply = Response<Full<Bytes>>;
 
 /// Largest body `PUT /config` accepts.
 const MAX_BODY: usize = 4 << 20;
 
-/// Which listener a request came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    /// `/healthz`, `/readyz` and `/metrics` only.
-    Probe,
-    /// Everything, the state-changing endpoints behind the token if one is set.
-    Admin,
+/// What both listeners serve: one value, shared by the two.
+#[derive(Debug)]
+pub(crate) struct ProxyRoutes {
+    state: Arc<State>,
+    metrics: Metrics,
 }
 
-impl Role {
-    fn name(self) -> &'static str {
-        match self {
-            Role::Probe => "probe",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, role: Role) {
-    let mut backoff = lameduck_drain::AcceptBackoff::new(role.name());
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                tokio::time::sleep(backoff.failed(&e)).await;
-                continue;
-            }
-        };
-        backoff.accepted();
-        let state = Arc::clone(&state);
-        let timeout = state.snapshot().config.proxy.header_read_timeout;
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(route(req, &state, role).await) }
-            });
-            // Without a timer hyper has no header read timeout at all: a
-            // client trickling a head would hold a connection.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(timeout)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+impl ProxyRoutes {
+    /// The routes, with the metrics of `state` and of the drain whose
+    /// status `drain` carries.
+    pub(crate) fn new(state: Arc<State>, drain: watch::Receiver<Status>) -> Arc<ProxyRoutes> {
+        let mut metrics = Metrics::new("proxy");
+        metrics
+            .registry()
+            .register_collector(Box::new(crate::state::Collect(Arc::clone(&state))));
+        metrics.register_drain(move || *drain.borrow());
+        Arc::new(ProxyRoutes { state, metrics })
     }
 }
 
-async fn route(req: Request<Incoming>, state: &Arc<State>, role: Role) -> Reply {
-    if let Some(reply) = probe(&req, state) {
-        return reply;
+impl Routes for ProxyRoutes {
+    fn ready(&self) -> BoxFuture<'_, Result<(), String>> {
+        let phase = self.state.phase();
+        Box::pin(async move { lameduck_admin::ready_unless_draining(phase) })
     }
-    if role == Role::Probe {
-        return text(
-            StatusCode::NOT_FOUND,
-            "not found: the probe listener serves GET /healthz, /readyz and /metrics only; \
-             the admin API is on admin.listen\n",
-        );
+
+    fn metrics(&self) -> String {
+        self.metrics.render()
     }
-    if let Some(token) = &state.snapshot().config.admin_token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .map(|v| v.as_bytes());
-        if !token.accepts(given) {
-            let mut reply = text(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized: send Authorization: Bearer TOKEN (admin.token_file or LAMEDUCK_ADMIN_TOKEN)\n",
-            );
-            reply.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            return reply;
-        }
+
+    fn token(&self) -> Option<Token> {
+        self.state.snapshot().config.admin_token.clone()
     }
-    admin(req, state).await
+
+    fn admin(&self, req: Request<Incoming>) -> BoxFuture<'_, Option<Reply>> {
+        Box::pin(admin(req, &self.state))
+    }
 }
 
-/// The read-only endpoints both listeners serve, without a token.
-fn probe(req: &Request<Incoming>, state: &State) -> Option<Reply> {
-    if req.method() != Method::GET {
-        return None;
-    }
-    Some(match req.uri().path() {
-        "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" => match state.phase() {
-            p if p.is_draining() => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("draining ({p})\n"),
-            ),
-            _ => text(StatusCode::OK, "ready\n"),
+/// Serves `role` on `listener` until the proxy's run is over (`stopped`
+/// turns true), so a proxy run inside a bigger process leaves nothing
+/// listening.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    routes: Arc<ProxyRoutes>,
+    role: Role,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let options = Options {
+        role,
+        part: "proxy",
+        header_read_timeout: routes.state.snapshot().config.proxy.header_read_timeout,
+        not_found: match role {
+            Role::Probe => "the admin API is on admin.listen",
+            Role::Admin => "see the admin API in docs/proxy.md",
         },
-        "/metrics" => text(StatusCode::OK, &state.metrics.render(state.phase())),
-        _ => return None,
-    })
+        token_from: "admin.token_file or LAMEDUCK_ADMIN_TOKEN",
+    };
+    let shutdown = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    lameduck_admin::serve(listener, options, routes, shutdown).await;
 }
 
-/// The admin API's own endpoints (the caller checked the token).
-async fn admin(req: Request<Incoming>, state: &Arc<State>) -> Reply {
+/// The admin API's own endpoints (the listener checked the token); `None`
+/// for a path it does not serve.
+async fn admin(req: Request<Incoming>, state: &Arc<State>) -> Option<Reply> {
     let path = req.uri().path().to_string();
-    match (req.method().clone(), path.as_str()) {
+    Some(match (req.method().clone(), path.as_str()) {
         (Method::GET, "/config") => match &state.snapshot().source {
             Some(src) => text(StatusCode::OK, src),
             None => text(
@@ -144,11 +111,8 @@ async fn admin(req: Request<Incoming>, state: &Arc<State>) -> Reply {
             let name = p["/upstreams/".len()..].to_string();
             put_upstream(req, state, &name).await
         }
-        _ => text(
-            StatusCode::NOT_FOUND,
-            "not found: see the admin API in docs/proxy.md\n",
-        ),
-    }
+        _ => return None,
+    })
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<String, Reply> {
@@ -235,11 +199,5 @@ async fn put_upstream(req: Request<Incoming>, state: &State, name: &str) -> Repl
 }
 
 fn text(status: StatusCode, body: &str) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
+    lameduck_admin::text(status, body)
 }

@@ -54,32 +54,9 @@ pub struct Config {
 /// `admin.token_file` does not.
 pub const ADMIN_TOKEN_ENV: &str = "LAMEDUCK_ADMIN_TOKEN";
 
-/// A bearer token; never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AdminToken(String);
-
-impl AdminToken {
-    /// Whether an `Authorization` header value carries this token
-    /// (`Bearer TOKEN`); compared in constant time.
-    pub fn accepts(&self, authorization: Option<&[u8]>) -> bool {
-        let Some(given) = authorization.and_then(|v| v.strip_prefix(b"Bearer ")) else {
-            return false;
-        };
-        let want = self.0.as_bytes();
-        given.len() == want.len()
-            && given
-                .iter()
-                .zip(want)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    }
-}
-
-impl std::fmt::Debug for AdminToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AdminToken(***)")
-    }
-}
+/// The admin API's bearer token (the rule and the constant-time check are
+/// the shared admin listener's); never printed.
+pub type AdminToken = lameduck_admin::Token;
 
 /// `[proxy]`: drain timing and client-side limits.
 #[derive(Debug, Clone, PartialEq)]
@@ -283,11 +260,9 @@ fn admin_token(
     let token = from_file.or_else(|| {
         std::env::var(ADMIN_TOKEN_ENV)
             .ok()
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-            .map(AdminToken)
+            .and_then(|t| AdminToken::new(&t))
     });
-    if token.is_none() && !addr.ip().is_loopback() {
+    if AdminToken::check_bind(addr, token.as_ref()).is_err() {
         return Err(format!(
             "{addr} is off loopback, and the admin API can change all routing: give it a \
              bearer token (admin.token_file, or {ADMIN_TOKEN_ENV}), or listen on 127.0.0.1 \
@@ -516,11 +491,8 @@ impl Check<'_> {
         let key = "admin.token_file";
         let text = std::fs::read_to_string(path.get_ref())
             .map_err(|e| self.err(key, path, format!("cannot read {:?}: {e}", path.get_ref())))?;
-        let token = text.trim();
-        if token.is_empty() {
-            return Err(self.err(key, path, format!("{:?} is empty", path.get_ref())));
-        }
-        Ok(AdminToken(token.to_string()))
+        AdminToken::new(&text)
+            .ok_or_else(|| self.err(key, path, format!("{:?} is empty", path.get_ref())))
     }
 
     /// The drain plan check that start runs, with the TOML keys named.

@@ -43,9 +43,13 @@ use std::{
 };
 
 use lameduck_drain::{
-    log_phase, Drain, Ends, LameDuckWait, Phase, Plan, PlanError, Step, StopKind, Trigger,
+    BoxFuture, Driver, Ends, Hooks, Outcome, Phase, Plan, PlanError, Status, StopKind, Trigger,
 };
-use tokio::{net::TcpListener, sync::mpsc, time::Instant};
+use tokio::{
+    net::TcpListener,
+    sync::{mpsc, watch},
+    time::Instant,
+};
 
 pub use config::{AdminToken, Config, ConfigError, ADMIN_TOKEN_ENV};
 use config_file::ConfigFile;
@@ -220,6 +224,9 @@ impl Bound {
             probe,
         } = self;
         let activity = Arc::new(Activity::new());
+        let (status_tx, status_rx) = watch::channel(Status::default());
+        let routes = admin::ProxyRoutes::new(Arc::clone(&state), status_rx);
+        let (stopped_tx, stopped) = watch::channel(false);
         for (name, l) in listeners {
             if let Ok(addr) = l.local_addr() {
                 tracing::info!(listener = %name, %addr, "listening");
@@ -240,7 +247,12 @@ impl Bound {
             // reach the proxy.
             lameduck_drain::spawn_fatal(
                 "admin API",
-                admin::serve(l, Arc::clone(&state), admin::Role::Admin),
+                admin::serve(
+                    l,
+                    Arc::clone(&routes),
+                    lameduck_admin::Role::Admin,
+                    stopped.clone(),
+                ),
             );
         }
         if let Some(l) = probe {
@@ -251,7 +263,12 @@ impl Bound {
             // the pod anyway, later and without saying why.
             lameduck_drain::spawn_fatal(
                 "probe listener",
-                admin::serve(l, Arc::clone(&state), admin::Role::Probe),
+                admin::serve(
+                    l,
+                    Arc::clone(&routes),
+                    lameduck_admin::Role::Probe,
+                    stopped.clone(),
+                ),
             );
         }
         let file = match &source {
@@ -271,11 +288,16 @@ impl Bound {
             }
         };
         state::start_discovery(&state);
-        let mut orchestrator = Orchestrator::new(Arc::clone(&state), plan, activity);
-        let exit = orchestrator.run(file.as_deref(), &mut control).await;
+        let hooks = ProxyHooks {
+            state: Arc::clone(&state),
+            activity,
+        };
+        let mut driver = Driver::new(plan, hooks, status_tx);
+        let exit = orchestrate(&mut driver, file.as_deref(), &mut control).await;
         // Discovery tasks outlive nothing: a proxy run in a bigger process
         // (the rollout engine) must not keep polling after it stopped.
         state.discoveries.stop();
+        stopped_tx.send_replace(true);
         exit
     }
 }
@@ -330,135 +352,80 @@ fn apply_file(file: &ConfigFile, text: std::io::Result<String>, state: &Arc<Stat
     }
 }
 
-/// Runs the shared drain model for the proxy.
-struct Orchestrator {
-    state: Arc<State>,
-    plan: Plan,
-    activity: Arc<Activity>,
-    drain: Drain,
-    done_tx: mpsc::UnboundedSender<()>,
-    done_rx: mpsc::UnboundedReceiver<()>,
-}
-
-impl Orchestrator {
-    fn new(state: Arc<State>, plan: Plan, activity: Arc<Activity>) -> Orchestrator {
-        let (done_tx, done_rx) = mpsc::unbounded_channel();
-        Orchestrator {
-            state,
-            drain: Drain::new(plan.timing()),
-            plan,
-            activity,
-            done_tx,
-            done_rx,
-        }
-    }
-
-    async fn run(
-        &mut self,
-        file: Option<&ConfigFile>,
-        control: &mut mpsc::UnboundedReceiver<Control>,
-    ) -> Exit {
-        loop {
-            if self.drain.phase() == Phase::Terminate {
-                return self.terminate().await;
-            }
-            let timer = self.drain.next_timer();
-            let draining = self.drain.phase() == Phase::Drain;
-            let closed = self.state.closed.notified();
-            if draining && self.state.open() == 0 {
-                log_phase(Phase::Drain, "every connection finished", self.left());
-                return Exit::Clean;
-            }
-            tokio::select! {
-                c = control.recv() => match c {
-                    Some(Control::Reload) => match file {
-                        Some(file) => apply_file(file, file.read(), &self.state),
-                        None => tracing::info!("SIGHUP ignored: no config file to reload"),
-                    },
-                    Some(Control::Stop(kind)) => self.apply(Trigger::Signal(kind), match kind {
-                        StopKind::Graceful => "stop requested (graceful)",
-                        StopKind::Fast => "stop requested (fast)",
-                    }),
-                    None => std::future::pending::<()>().await,
+/// Runs the proxy's drain with the shared driver, and reloads on SIGHUP.
+async fn orchestrate(
+    driver: &mut Driver<ProxyHooks>,
+    file: Option<&ConfigFile>,
+    control: &mut mpsc::UnboundedReceiver<Control>,
+) -> Exit {
+    let mut open = true;
+    loop {
+        tokio::select! {
+            c = control.recv(), if open => match c {
+                Some(Control::Reload) => match file {
+                    Some(file) => apply_file(file, file.read(), &driver.hooks().state),
+                    None => tracing::info!("SIGHUP ignored: no config file to reload"),
                 },
-                Some(()) = self.done_rx.recv() => self.apply(Trigger::LameDuckDone, "routers have caught up"),
-                () = sleep_until(timer) => self.apply(Trigger::Timer, "the phase's share of the budget is used up"),
-                () = closed, if draining => {}
-            }
+                Some(Control::Stop(kind)) => driver.trigger(Trigger::Signal(kind), match kind {
+                    StopKind::Graceful => "stop requested (graceful)",
+                    StopKind::Fast => "stop requested (fast)",
+                }),
+                None => open = false,
+            },
+            outcome = driver.advance() => return match outcome {
+                Outcome::Drained => Exit::Clean,
+                Outcome::Forced { in_flight } => Exit::Forced { connections: in_flight },
+            },
         }
-    }
-
-    fn left(&self) -> Option<Duration> {
-        self.drain
-            .budget()
-            .map(|b| b.left(std::time::Instant::now()))
-    }
-
-    fn apply(&mut self, trigger: Trigger, reason: &str) {
-        if let Step::Enter(phase) = self.drain.on(trigger, std::time::Instant::now()) {
-            log_phase(phase, reason, self.left());
-            self.state.phase.send_replace(phase);
-            if phase == Phase::LameDuck {
-                self.start_lame_duck();
-            }
-        }
-    }
-
-    fn start_lame_duck(&self) {
-        let Some(budget) = self.drain.budget() else {
-            return;
-        };
-        let until = Instant::from_std(budget.lame_duck_until());
-        let (wait, activity, done) = (
-            self.plan.wait(),
-            Arc::clone(&self.activity),
-            self.done_tx.clone(),
-        );
-        tokio::spawn(async move {
-            match wait {
-                LameDuckWait::None => {}
-                LameDuckWait::Fixed(d) => {
-                    tokio::time::sleep_until((Instant::now() + d).min(until)).await
-                }
-                LameDuckWait::UntilQuiet { quiet, max } => {
-                    let end = max.map_or(until, |m| (Instant::now() + m).min(until));
-                    // Quiet is measured from the start of the phase at the earliest.
-                    let started = Instant::now();
-                    loop {
-                        let last = Instant::from_std(activity.last()).max(started);
-                        let quiet_at = last + quiet;
-                        if Instant::now() >= quiet_at || Instant::now() >= end {
-                            break;
-                        }
-                        tokio::time::sleep_until(quiet_at.min(end)).await;
-                    }
-                }
-            }
-            let _ = done.send(());
-        });
-    }
-
-    async fn terminate(&self) -> Exit {
-        let open = self.state.open();
-        if open == 0 {
-            return Exit::Clean;
-        }
-        // Connection tasks drop their sockets when they see the phase; give them a moment.
-        let deadline = Instant::now() + Duration::from_millis(500);
-        while self.state.open() > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        tracing::warn!(
-            connections = open,
-            "deadline: closed the connections that were still open"
-        );
-        Exit::Forced { connections: open }
     }
 }
 
-async fn sleep_until(at: Option<std::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
-        None => std::future::pending().await,
+/// What the drain does to the proxy. The phase it sets is what every
+/// connection task watches: from the lame-duck phase on responses carry
+/// `Connection: close` and HTTP/2 gets GOAWAY; in the drain phase the
+/// listeners close; in the terminate phase connections drop their sockets.
+struct ProxyHooks {
+    state: Arc<State>,
+    activity: Arc<Activity>,
+}
+
+impl Hooks for ProxyHooks {
+    fn tell_routers(&mut self, _until: Instant) -> BoxFuture<'static, ()> {
+        self.state.phase.send_replace(Phase::LameDuck);
+        Box::pin(async {})
+    }
+
+    /// Quiet: no new connection and no request, on any connection, for
+    /// `quiet` (the proxy sees its own traffic).
+    fn until_quiet(&mut self, quiet: Duration, _until: Instant) -> BoxFuture<'static, bool> {
+        let activity = Arc::clone(&self.activity);
+        Box::pin(async move {
+            activity.until_quiet(quiet).await;
+            true
+        })
+    }
+
+    fn stop_accepting(&mut self) {
+        self.state.phase.send_replace(Phase::Drain);
+    }
+
+    fn in_flight(&self) -> usize {
+        self.state.open()
+    }
+
+    fn idle(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async {
+            loop {
+                let closed = self.state.closed.notified();
+                if self.state.open() == 0 {
+                    return;
+                }
+                closed.await;
+            }
+        })
+    }
+
+    fn terminate(&mut self) {
+        self.state.phase.send_replace(Phase::Terminate);
     }
 }

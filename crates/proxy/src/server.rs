@@ -47,31 +47,9 @@ use crate::{
     state::State,
 };
 
-/// Activity the drain watches: accepted connections and requests.
-#[derive(Debug)]
-pub(crate) struct Activity {
-    start: Instant,
-    last_ms: AtomicU64,
-}
-
-impl Activity {
-    pub(crate) fn new() -> Activity {
-        Activity {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn touch(&self) {
-        self.last_ms
-            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    /// When the last connection or request arrived.
-    pub(crate) fn last(&self) -> Instant {
-        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
-    }
-}
+/// Activity the drain watches: accepted connections and requests (the
+/// drain crate's, so every part's `--until-quiet` reads the same clock).
+pub(crate) use lameduck_drain::Activity;
 
 /// Accepts on one listener until the drain phase.
 ///

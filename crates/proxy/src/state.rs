@@ -15,6 +15,10 @@ use std::{
 
 use arc_swap::ArcSwap;
 use fnv::FnvBuildHasher;
+use lameduck_admin::{
+    collect,
+    prometheus_client::{collector::Collector, encoding::DescriptorEncoder},
+};
 use lameduck_drain::Phase;
 use tokio::sync::watch;
 
@@ -221,113 +225,101 @@ impl Metrics {
         let mut map = self.errors.lock().unwrap_or_else(|e| e.into_inner());
         *map.entry(cause.name()).or_default() += 1;
     }
+}
 
-    /// Prometheus text exposition.
-    pub(crate) fn render(&self, phase: Phase) -> String {
-        use std::fmt::Write;
-        let mut out = String::new();
-        let requests = "lameduck_proxy_requests_total";
-        header(
-            &mut out,
-            requests,
-            "counter",
-            "Requests answered, by listener, upstream and status.",
-        );
+/// The proxy's counters as `/metrics` shows them: read from its own atomics
+/// at each scrape, so that counting on the hot path stays one atomic add.
+#[derive(Debug)]
+pub(crate) struct Collect(pub(crate) Arc<State>);
+
+impl Collector for Collect {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let m = &self.0.metrics;
+        collect::counters(
+            &mut enc,
+            "requests",
+            "Requests answered, by listener, upstream and status",
+            m.request_rows(),
+        )?;
+        let errors: Vec<_> = {
+            let map = m.errors.lock().unwrap_or_else(|e| e.into_inner());
+            map.iter().map(|(c, v)| ([("cause", *c)], *v)).collect()
+        };
+        collect::counters(
+            &mut enc,
+            "errors",
+            "Requests the proxy answered itself, by cause",
+            errors,
+        )?;
+        let open = |a: &AtomicUsize| i64::try_from(a.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+        collect::gauge(
+            &mut enc,
+            "open_connections",
+            "Client connections open now",
+            open(&m.active_connections),
+        )?;
+        collect::gauge(
+            &mut enc,
+            "open_upgraded_streams",
+            "Upgraded streams (WebSocket and other tunnels) open now",
+            open(&m.active_upgrades),
+        )?;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        for (name, help, value) in [
+            (
+                "connections",
+                "Client connections accepted",
+                get(&m.connections_total),
+            ),
+            (
+                "connections_refused",
+                "Client connections refused over proxy.max_connections (503 or closed)",
+                get(&m.connections_refused),
+            ),
+            ("reloads", "Configs swapped in", get(&m.reloads)),
+            (
+                "reloads_rejected",
+                "Configs rejected as invalid",
+                get(&m.reloads_rejected),
+            ),
+            (
+                "upstream_updates",
+                "PUT /upstreams/NAME applied",
+                get(&m.upstream_updates),
+            ),
+            (
+                "upstream_retries",
+                "Upstream attempts retried (connect failures, dead keepalive connections)",
+                get(&m.upstream_retries),
+            ),
+        ] {
+            collect::counter(&mut enc, name, help, value)?;
+        }
+        Ok(())
+    }
+}
+
+impl Metrics {
+    /// The request counts as label sets, sorted (a scrape reads the same
+    /// order every time).
+    fn request_rows(&self) -> Vec<([(&'static str, String); 3], u64)> {
         let mut rows: Vec<_> = {
             let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
             map.iter()
                 .map(|((l, u, s), v)| {
-                    (
-                        l.to_string(),
-                        u.as_deref().unwrap_or("-").to_string(),
-                        *s,
-                        *v,
-                    )
+                    let upstream = u.as_deref().unwrap_or("-").to_string();
+                    ((l.to_string(), upstream, *s), *v)
                 })
                 .collect()
         };
         rows.sort();
-        for (l, u, s, v) in rows {
-            let _ = writeln!(
-                out,
-                "{requests}{{listener=\"{l}\",upstream=\"{u}\",status=\"{s}\"}} {v}"
-            );
-        }
-        let errors = "lameduck_proxy_errors_total";
-        header(
-            &mut out,
-            errors,
-            "counter",
-            "Requests the proxy answered itself, by cause.",
-        );
-        for (c, v) in self.errors.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(out, "{errors}{{cause=\"{c}\"}} {v}");
-        }
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let active = self.active_connections.load(Ordering::Relaxed) as u64;
-        for (name, kind, help, v) in [
-            (
-                "lameduck_proxy_active_connections",
-                "gauge",
-                "Client connections open now.",
-                active,
-            ),
-            (
-                "lameduck_proxy_active_upgraded",
-                "gauge",
-                "Upgraded streams (WebSocket and other tunnels) open now.",
-                self.active_upgrades.load(Ordering::Relaxed) as u64,
-            ),
-            (
-                "lameduck_proxy_connections_total",
-                "counter",
-                "Client connections accepted.",
-                get(&self.connections_total),
-            ),
-            (
-                "lameduck_proxy_connections_refused_total",
-                "counter",
-                "Client connections refused over proxy.max_connections (503 or closed).",
-                get(&self.connections_refused),
-            ),
-            (
-                "lameduck_proxy_reloads_total",
-                "counter",
-                "Configs swapped in.",
-                get(&self.reloads),
-            ),
-            (
-                "lameduck_proxy_reloads_rejected_total",
-                "counter",
-                "Configs rejected as invalid.",
-                get(&self.reloads_rejected),
-            ),
-            (
-                "lameduck_proxy_upstream_updates_total",
-                "counter",
-                "PUT /upstreams/NAME applied.",
-                get(&self.upstream_updates),
-            ),
-            (
-                "lameduck_proxy_upstream_retries_total",
-                "counter",
-                "Upstream attempts retried (connect failures, dead keepalive connections).",
-                get(&self.upstream_retries),
-            ),
-        ] {
-            header(&mut out, name, kind, help);
-            let _ = writeln!(out, "{name} {v}");
-        }
-        let name = "lameduck_proxy_drain_phase";
-        header(&mut out, name, "gauge", "1 for the current drain phase.");
-        for p in Phase::ALL {
-            let _ = writeln!(out, "{name}{{phase=\"{p}\"}} {}", u8::from(p == phase));
-        }
-        out
+        rows.into_iter()
+            .map(|((l, u, s), v)| {
+                (
+                    [("listener", l), ("upstream", u), ("status", s.to_string())],
+                    v,
+                )
+            })
+            .collect()
     }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    use std::fmt::Write;
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }

@@ -514,7 +514,7 @@ async fn an_open_tunnel_shows_in_the_active_upgraded_metric() {
     let gauge = || async {
         let m = support::admin(p.admin, "GET", "/metrics", "").await.body;
         m.lines()
-            .find_map(|l| l.strip_prefix("lameduck_proxy_active_upgraded "))
+            .find_map(|l| l.strip_prefix("lameduck_proxy_open_upgraded_streams "))
             .map(|v| v.trim().to_string())
     };
     assert_eq!(gauge().await.as_deref(), Some("0"));

@@ -1,4 +1,5 @@
-//! The admin address: `/readyz`, `/healthz` and `/metrics`, read-only.
+//! The admin address: `/readyz`, `/healthz` and `/metrics`, read-only, served
+//! by the shared probe listener of [`lameduck_admin`].
 //!
 //! The kubelet probes the pod IP, so this address is usually bound there; that is
 //! why it serves nothing that changes state. Control (preStop) goes only through
@@ -9,17 +10,18 @@
 //! moment of the lame-duck phase on. `/healthz` answers 200 while the app runs,
 //! also while draining, so a liveness probe never restarts a draining pod.
 
-use std::{convert::Infallible, net::SocketAddr, sync::atomic::Ordering, sync::Arc};
+use std::{fmt, net::SocketAddr, sync::atomic::Ordering, sync::Arc};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::{body::Incoming, header, Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use http_body_util::{BodyExt, Empty};
+use hyper::{header, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use lameduck_admin::{collect, Metrics, Options, Role, Routes};
+use lameduck_drain::BoxFuture;
+use prometheus_client::{collector::Collector, encoding::DescriptorEncoder};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::{state::Shared, Error, ReadyCheck};
-
-type Reply = Response<Full<Bytes>>;
 
 /// The longest a client may take to send a request head (a probe sends one
 /// line and a few fields at once).
@@ -38,111 +40,87 @@ pub(crate) async fn start(
     let local = listener
         .local_addr()
         .map_err(Error::io("reading the admin address"))?;
-    let check = Arc::new(check);
+    let mut metrics = Metrics::new("run");
+    shared.register(metrics.registry());
+    let for_drain = Arc::clone(&shared);
+    metrics.register_drain(move || for_drain.status());
+    metrics
+        .registry()
+        .register_collector(Box::new(AppRunning(Arc::clone(&shared))));
+    let probes = Arc::new(Probes {
+        shared,
+        check,
+        metrics,
+    });
+    let options = Options {
+        role: Role::Probe,
+        part: "run",
+        header_read_timeout: HEADER_READ_TIMEOUT,
+        not_found: "the drain is asked for on the control socket (lameduck prestop)",
+        token_from: "",
+    };
     // Fatal: it owns its listener, and without it the kubelet restarts the
     // pod later and without saying why.
-    lameduck_drain::spawn_fatal("admin listener", async move {
-        let mut backoff = lameduck_drain::AcceptBackoff::new("admin");
-        loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tokio::time::sleep(backoff.failed(&e)).await;
-                    continue;
-                }
-            };
-            backoff.accepted();
-            let (shared, check) = (Arc::clone(&shared), Arc::clone(&check));
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let (shared, check) = (Arc::clone(&shared), Arc::clone(&check));
-                    async move {
-                        Ok::<_, Infallible>(route(req, &shared, check.as_ref().as_ref()).await)
-                    }
-                });
-                // Without a timer hyper has no header read timeout at all: a
-                // client trickling a head would hold a connection.
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    lameduck_drain::spawn_fatal(
+        "admin listener",
+        lameduck_admin::serve(listener, options, probes, std::future::pending()),
+    );
     Ok(local)
 }
 
-async fn route(req: Request<Incoming>, shared: &Shared, check: Option<&ReadyCheck>) -> Reply {
-    // A probe listener, safe on the pod IP: it reads, it never changes state.
-    if !matches!(*req.method(), Method::GET | Method::HEAD) {
-        let mut resp = text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed: the admin listener is read-only (GET /readyz, /healthz, /metrics)\n"
-                .into(),
-        );
-        resp.headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
-        return resp;
+/// What `run`'s probe listener serves.
+#[derive(Debug)]
+struct Probes {
+    shared: Arc<Shared>,
+    check: Option<ReadyCheck>,
+    metrics: Metrics,
+}
+
+impl Routes for Probes {
+    /// Alive while the app runs, also while draining, so a liveness probe
+    /// never restarts a draining pod.
+    fn health(&self) -> Result<(), String> {
+        if self.shared.child_running.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err("app not running".into())
+        }
     }
-    match req.uri().path() {
-        "/readyz" => readyz(shared, check).await,
-        "/healthz" => {
-            if shared.child_running.load(Ordering::Relaxed) {
-                text(StatusCode::OK, "ok\n".into())
-            } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "app not running\n".into())
-            }
-        }
-        "/metrics" => {
-            let body = shared.render_metrics(std::time::Instant::now());
-            let mut resp = text(StatusCode::OK, body);
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
-            resp
-        }
-        _ => text(
-            StatusCode::NOT_FOUND,
-            "not found: try /readyz, /healthz or /metrics\n".into(),
-        ),
+
+    fn ready(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(readyz(&self.shared, self.check.as_ref()))
+    }
+
+    fn metrics(&self) -> String {
+        self.metrics.render()
     }
 }
 
-async fn readyz(shared: &Shared, check: Option<&ReadyCheck>) -> Reply {
-    let status = shared.status();
-    if status.phase.is_draining() {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("draining ({})\n", status.phase),
-        );
-    }
+async fn readyz(shared: &Shared, check: Option<&ReadyCheck>) -> Result<(), String> {
+    lameduck_admin::ready_unless_draining(shared.status().phase)?;
     if !shared.child_running.load(Ordering::Relaxed) {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "app not running\n".into());
+        return Err("app not running".into());
     }
     let Some(check) = check else {
-        return text(StatusCode::OK, "ready\n".into());
+        return Ok(());
     };
-    match probe(check).await {
-        Ok(code) if code.is_success() => {
-            shared.ready_ok.fetch_add(1, Ordering::Relaxed);
-            text(StatusCode::OK, "ready\n".into())
-        }
-        Ok(code) => {
-            shared.ready_failed.fetch_add(1, Ordering::Relaxed);
-            text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("app not ready: {} answered {code}\n", check.url),
-            )
-        }
-        Err(reason) => {
-            shared.ready_failed.fetch_add(1, Ordering::Relaxed);
-            text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("app not ready: {}: {reason}\n", check.url),
-            )
-        }
+    let verdict = match probe(check).await {
+        Ok(code) if code.is_success() => Ok(()),
+        Ok(code) => Err(format!("app not ready: {} answered {code}", check.url)),
+        Err(reason) => Err(format!("app not ready: {}: {reason}", check.url)),
+    };
+    shared.count_ready_check(verdict.is_ok());
+    verdict
+}
+
+/// `app_running`: 1 while the app runs.
+#[derive(Debug)]
+struct AppRunning(Arc<Shared>);
+
+impl Collector for AppRunning {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
+        let up = i64::from(self.0.child_running.load(Ordering::Relaxed));
+        collect::gauge(&mut enc, "app_running", "1 while the app runs", up)
     }
 }
 
@@ -170,10 +148,4 @@ pub(crate) async fn probe(check: &ReadyCheck) -> Result<StatusCode, String> {
     tokio::time::timeout(check.timeout, attempt)
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {:?}", check.timeout)))
-}
-
-fn text(status: StatusCode, body: String) -> Reply {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    resp
 }

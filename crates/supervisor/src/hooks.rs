@@ -1,17 +1,15 @@
-//! The lame-duck phase's work after readiness flips: drain hooks, then the wait.
+//! What the drain does in `run`: the lame-duck work after readiness flips
+//! (drain hooks; the wait itself is the drain driver's), the stop signal, and
+//! SIGKILL at the deadline; the [`Hooks`] of [`lameduck_drain::Driver`].
 //!
 //! Hooks are what users put in `preStop` scripts today (`curl … status=DOWN`).
 //! They run one after another, without a shell (so they work in distroless
 //! images), each bounded by the lame-duck share of the budget: a hook that hangs
 //! is killed with its whole process group and the drain goes on.
 
-use std::{
-    process::Stdio,
-    sync::{atomic::Ordering, Arc},
-    time::Duration,
-};
+use std::{process::Stdio, sync::Arc, time::Duration};
 
-use lameduck_drain::{format_duration, LameDuckWait};
+use lameduck_drain::{format_duration, BoxFuture, Hooks, Sig};
 use nix::{
     sys::signal::{killpg, Signal},
     unistd::Pid,
@@ -26,73 +24,151 @@ use crate::{
     reaper::{Exit, Reaper},
     spawn::{self, Options},
     state::Shared,
-    Hook, LameDuckWork,
+    Hook, LameDuckWork, Rewrites,
 };
 
-/// Marks the instance DOWN in Eureka, runs the hooks, waits as `wait` says,
-/// then cancels the Eureka registration; all of it within `until`.
-pub(crate) async fn lame_duck(
-    work: &LameDuckWork,
-    wait: LameDuckWait,
-    until: Instant,
-    reaper: &Reaper,
-    shared: &Arc<Shared>,
-    app_pid: Option<Pid>,
-) {
-    if let Some(eureka) = &work.eureka {
-        crate::eureka::mark_down(eureka, until).await;
+/// What the drain driver does to the app and its routers: the lame-duck
+/// work (Eureka DOWN, the hooks, the quiet wait on the app's ports, the
+/// Eureka cancel), the stop signal, and SIGKILL at the deadline.
+#[derive(Debug)]
+pub(crate) struct RunHooks {
+    pub(crate) work: LameDuckWork,
+    pub(crate) reaper: Arc<Reaper>,
+    pub(crate) shared: Arc<Shared>,
+    /// The app and how signals reach it; `None` for `prestop` without a
+    /// supervisor, which has no app.
+    pub(crate) app: Option<App>,
+}
+
+/// The supervised app, as signals reach it.
+#[derive(Debug)]
+pub(crate) struct App {
+    /// Its PID, which is also its process group ID.
+    pub(crate) pid: Pid,
+    pub(crate) rewrites: Rewrites,
+    /// Signals go to the whole process group (`--signal-group`).
+    pub(crate) group: bool,
+    /// The first stop signal received: the one the app gets in phase 2.
+    pub(crate) stop_signal: Option<Sig>,
+}
+
+impl Hooks for RunHooks {
+    /// Marks the instance DOWN in Eureka, then runs the hooks, all within `until`.
+    fn tell_routers(&mut self, until: Instant) -> BoxFuture<'static, ()> {
+        let (work, reaper, shared) = (
+            self.work.clone(),
+            Arc::clone(&self.reaper),
+            Arc::clone(&self.shared),
+        );
+        let app_pid = self.app.as_ref().map(|a| a.pid);
+        Box::pin(async move {
+            if let Some(eureka) = &work.eureka {
+                crate::eureka::mark_down(eureka, until).await;
+            }
+            for hook in &work.hooks {
+                run_hook(hook, until, &reaper, &shared, app_pid).await;
+            }
+        })
     }
-    for hook in &work.hooks {
-        run_hook(hook, until, reaper, shared, app_pid).await;
-    }
-    // With Eureka, the wait leaves time for the cancel that follows it.
-    let cancel_reserve = work
-        .eureka
-        .as_ref()
-        .map_or(Duration::ZERO, |e| e.timeout.min(CANCEL_RESERVE));
-    let wait_until = until
-        .checked_sub(cancel_reserve)
-        .unwrap_or(until)
-        .max(Instant::now());
-    let left = || format_duration(wait_until.saturating_duration_since(Instant::now()));
-    match wait {
-        LameDuckWait::None => {}
-        LameDuckWait::Fixed(delay) => {
-            let end = (Instant::now() + delay).min(wait_until);
-            tracing::info!(delay = %format_duration(delay), share_left = %left(), "waiting the drain delay");
-            tokio::time::sleep_until(end).await;
-        }
-        LameDuckWait::UntilQuiet { quiet, max } => {
-            let end = max.map_or(wait_until, |m| (Instant::now() + m).min(wait_until));
-            tracing::info!(
-                quiet = %format_duration(quiet),
-                ports = ?work.quiet_ports,
-                share_left = %left(),
-                "waiting until the app's ports are quiet (no new connection, no data received)"
-            );
-            let started = Instant::now();
-            let outcome = quiet::wait_until_quiet(&work.quiet_ports, quiet, end, |change| {
-                shared
-                    .new_connections
-                    .fetch_add(change.new_connections, Ordering::Relaxed);
-                shared
-                    .bytes_received
-                    .fetch_add(change.bytes_received, Ordering::Relaxed);
+
+    /// Quiet on the app's ports: no new connection, no data received.
+    fn until_quiet(&mut self, quiet: Duration, until: Instant) -> BoxFuture<'static, bool> {
+        let (ports, shared) = (self.work.quiet_ports.clone(), Arc::clone(&self.shared));
+        Box::pin(async move {
+            tracing::info!(ports = ?ports, "watching the app's ports (no new connection, no data received)");
+            let outcome = quiet::wait_until_quiet(&ports, quiet, until, |change| {
+                shared.new_connections.inc_by(change.new_connections);
+                shared.bytes_received.inc_by(change.bytes_received);
             })
             .await;
-            let waited = format_duration(started.elapsed());
             let (new, bytes) = (outcome.new_connections, outcome.bytes_received);
-            if outcome.quiet {
-                tracing::info!(waited = %waited, new_connections = new, bytes_received = bytes, "quiet: routers have stopped sending");
-            } else {
-                tracing::warn!(waited = %waited, new_connections = new, bytes_received = bytes, "still not quiet at the end of the lame-duck share; going on");
+            tracing::info!(
+                new_connections = new,
+                bytes_received = bytes,
+                "seen on the app's ports while waiting"
+            );
+            outcome.quiet
+        })
+    }
+
+    /// With Eureka, the wait leaves time for the cancel that follows it.
+    fn after_wait_reserve(&self) -> Duration {
+        self.work
+            .eureka
+            .as_ref()
+            .map_or(Duration::ZERO, |e| e.timeout.min(CANCEL_RESERVE))
+    }
+
+    /// The lame-duck wait is over: remove the instance from Eureka for good.
+    fn after_wait(&mut self, until: Instant) -> BoxFuture<'static, ()> {
+        let eureka = self.work.eureka.clone();
+        Box::pin(async move {
+            if let Some(eureka) = &eureka {
+                crate::eureka::cancel(eureka, until).await;
             }
+        })
+    }
+
+    /// The app gets its stop signal (the first one received, rewritten).
+    fn stop_accepting(&mut self) {
+        if let Some(app) = &self.app {
+            app.forward(app.stop_signal.unwrap_or(Sig::TERM), &self.shared);
         }
     }
-    if let Some(eureka) = &work.eureka {
-        // The lame-duck wait is over: remove the instance for good.
-        crate::eureka::cancel(eureka, until).await;
+
+    fn in_flight(&self) -> usize {
+        usize::from(
+            self.shared
+                .child_running
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
+
+    /// SIGKILL to the app's process group.
+    fn terminate(&mut self) {
+        let Some(app) = &self.app else { return };
+        match killpg(app.pid, Signal::SIGKILL) {
+            Ok(()) => tracing::warn!(
+                pgid = app.pid.as_raw(),
+                "sent SIGKILL to the app's process group"
+            ),
+            Err(e) => tracing::warn!("SIGKILL to the app's process group failed: {e}"),
+        }
+    }
+}
+
+impl App {
+    /// Sends `sig` (after `--rewrite`) to the app, or its group.
+    pub(crate) fn forward(&self, sig: Sig, shared: &Shared) {
+        let Some(to) = self.rewrites.apply(sig) else {
+            tracing::info!("dropped {sig} (--rewrite {}:0)", sig.name());
+            return;
+        };
+        let (target, whom) = if self.group {
+            (-self.pid.as_raw(), "app's process group")
+        } else {
+            (self.pid.as_raw(), "app")
+        };
+        match kill_raw(Pid::from_raw(target), to.0) {
+            Ok(()) => {
+                shared.count_forwarded(to);
+                if to == sig {
+                    tracing::info!("forwarded {sig} to the {whom}");
+                } else {
+                    tracing::info!("forwarded {sig} as {to} to the {whom}");
+                }
+            }
+            Err(e) => tracing::warn!("could not send {to} to the app: {e}"),
+        }
+    }
+}
+
+/// `kill(2)` for any signal number: real-time signals have no `nix::Signal`.
+#[allow(unsafe_code)]
+fn kill_raw(target: Pid, raw: i32) -> nix::Result<()> {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    let rc = unsafe { nix::libc::kill(target.as_raw(), raw) };
+    nix::errno::Errno::result(rc).map(drop)
 }
 
 async fn run_hook(
@@ -118,7 +194,7 @@ async fn run_hook(
     let (pid, exit) = match reaper.spawn(&mut cmd) {
         Ok(spawned) => spawned,
         Err(e) => {
-            shared.hook_failures.fetch_add(1, Ordering::Relaxed);
+            shared.hook_failures.inc();
             tracing::error!(hook = %hook.line, "drain hook could not start: {e}");
             return;
         }
@@ -134,12 +210,12 @@ async fn run_hook(
             tracing::info!(hook = %hook.line, took = %took(), "drain hook done")
         }
         Ok(Ok(exit)) => {
-            shared.hook_failures.fetch_add(1, Ordering::Relaxed);
+            shared.hook_failures.inc();
             tracing::warn!(hook = %hook.line, took = %took(), "drain hook failed: {exit}; going on");
         }
         Ok(Err(_)) => tracing::warn!(hook = %hook.line, "drain hook's status was lost"),
         Err(_) => {
-            shared.hook_failures.fetch_add(1, Ordering::Relaxed);
+            shared.hook_failures.inc();
             let _ = killpg(pid, Signal::SIGKILL);
             tracing::warn!(hook = %hook.line, took = %took(), "drain hook ran out of the lame-duck share; killed it");
         }

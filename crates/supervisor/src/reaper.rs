@@ -10,7 +10,7 @@
 use std::{
     collections::HashMap,
     process::Command,
-    sync::{atomic::Ordering, Arc, Mutex},
+    sync::{Arc, Mutex},
 };
 
 use nix::{libc, unistd::Pid};
@@ -124,7 +124,7 @@ impl Reaper {
                     let _ = tx.send(exit);
                 }
                 None => {
-                    self.shared.orphans_reaped.fetch_add(1, Ordering::Relaxed);
+                    self.shared.orphans_reaped.inc();
                     tracing::debug!(pid = pid.as_raw(), "reaped adopted process ({exit})");
                 }
             }

@@ -3,27 +3,25 @@
 
 use std::{sync::Arc, time::Duration};
 
-use lameduck_drain::{
-    format_duration, log_phase, Drain, LameDuckWait, Phase, Plan, Sig, Step, Trigger,
-};
+use lameduck_drain::{format_duration, log_phase, Driver, LameDuckWait, Phase, Plan, Sig, Trigger};
 use nix::{
-    sys::signal::{killpg, Signal},
+    sys::signal::Signal,
     unistd::{getpid, Pid},
 };
 use tokio::{
     signal::unix::{signal, SignalKind},
     sync::mpsc,
-    task::JoinHandle,
     time::Instant,
 };
 
 use crate::{
-    admin, control, descendants, hooks,
+    admin, control, descendants,
+    hooks::{App, RunHooks},
     jobctl::JobControl,
     quiet,
     reaper::{Exit, Reaper},
     spawn::{self, Options},
-    state::{Shared, Status},
+    state::Shared,
     Config, Error, LameDuckWork,
 };
 
@@ -144,52 +142,48 @@ pub async fn supervise(
         );
     }
 
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let hooks = RunHooks {
+        work: config.lame_duck.clone(),
+        reaper: Arc::clone(&reaper),
+        shared: Arc::clone(&shared),
+        app: Some(App {
+            pid,
+            rewrites: config.rewrites.clone(),
+            group: config.signal_group,
+            stop_signal: None,
+        }),
+    };
+    let status = shared.status.clone();
     let mut sup = Supervisor {
-        drain: Drain::new(config.plan.timing()),
-        config,
+        driver: Driver::new(config.plan, hooks, status),
+        cleanup_timeout: config.cleanup_timeout,
         shared,
         reaper,
         jobctl,
         app: pid,
-        stop_signal: None,
-        lame_duck: None,
-        lame_duck_done: done_tx,
         control_socket,
     };
     let exit = loop {
-        let timer = sup.drain.next_timer();
         tokio::select! {
             exit = &mut app_exit => break exit.ok(),
             Some(sig) = signals.recv() => sup.on_signal(sig),
-            Some(()) = prestop_rx.recv() => sup.apply(Trigger::PreStop, "preStop: drain requested on the control socket"),
-            Some(()) = done_rx.recv() => sup.apply(Trigger::LameDuckDone, "lame-duck work done"),
+            Some(()) = prestop_rx.recv() => sup.driver.trigger(Trigger::PreStop, "preStop: drain requested on the control socket"),
             Some((p, sig)) = stopped.recv() => if p == pid { sup.jobctl.app_stopped(pid, sig) },
-            () = sleep_until(timer), if timer.is_some() => sup.on_timer(),
+            // The app's exit ends the drain; the driver's outcome only logs.
+            _ = sup.driver.advance() => {}
         }
     };
     Ok(sup.finish(exit).await)
 }
 
-async fn sleep_until(at: Option<std::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
-        None => std::future::pending().await,
-    }
-}
-
 struct Supervisor {
-    config: Config,
+    driver: Driver<RunHooks>,
     shared: Arc<Shared>,
     reaper: Arc<Reaper>,
     jobctl: JobControl,
-    drain: Drain,
+    cleanup_timeout: Duration,
     /// The app's PID, which is also its process group ID.
     app: Pid,
-    /// The first stop signal received: the one the app gets in phase 2.
-    stop_signal: Option<Sig>,
-    lame_duck: Option<JoinHandle<()>>,
-    lame_duck_done: mpsc::UnboundedSender<()>,
     /// The control socket this supervisor created, removed when it exits.
     control_socket: Option<std::path::PathBuf>,
 }
@@ -198,151 +192,42 @@ impl Supervisor {
     fn on_signal(&mut self, sig: Sig) {
         match sig.stop_kind() {
             Some(kind) => {
-                self.stop_signal.get_or_insert(sig);
-                self.apply(Trigger::Signal(kind), &format!("received {sig}"));
+                if let Some(app) = &mut self.driver.hooks_mut().app {
+                    app.stop_signal.get_or_insert(sig);
+                }
+                self.driver
+                    .trigger(Trigger::Signal(kind), &format!("received {sig}"));
             }
             None => {
                 if sig == Sig::CONT && self.jobctl.enabled {
                     self.jobctl.resume(self.app);
                 }
-                self.forward(sig);
-            }
-        }
-    }
-
-    fn on_timer(&mut self) {
-        let reason = match self.drain.phase() {
-            Phase::LameDuck => "the lame-duck share of the budget is used up",
-            _ => "deadline (grace − margin) reached",
-        };
-        self.apply(Trigger::Timer, reason);
-    }
-
-    /// Applies a trigger to the drain and carries out the phase it enters.
-    fn apply(&mut self, trigger: Trigger, reason: &str) {
-        let before = self.drain.phase();
-        match self.drain.on(trigger, std::time::Instant::now()) {
-            Step::Enter(phase) => self.enter(phase, reason),
-            Step::Stay if matches!(trigger, Trigger::Signal(_)) => {
-                tracing::info!(phase = %before, "{reason}: already in the last phase");
-            }
-            Step::Stay if trigger == Trigger::LameDuckDone => {
-                log_phase(
-                    before,
-                    "lame-duck work done; waiting for the stop signal",
-                    self.budget_left(),
-                );
-            }
-            Step::Stay => {}
-        }
-        self.publish();
-    }
-
-    fn enter(&mut self, phase: Phase, reason: &str) {
-        log_phase(phase, reason, self.budget_left());
-        match phase {
-            Phase::Serving => {}
-            Phase::LameDuck => self.start_lame_duck(),
-            Phase::Drain => {
-                self.stop_lame_duck();
-                let sig = self.stop_signal.unwrap_or(Sig::TERM);
-                self.forward(sig);
-            }
-            Phase::Terminate => {
-                self.stop_lame_duck();
-                match killpg(self.app, Signal::SIGKILL) {
-                    Ok(()) => tracing::warn!(
-                        pgid = self.app.as_raw(),
-                        "sent SIGKILL to the app's process group"
-                    ),
-                    Err(e) => tracing::warn!("SIGKILL to the app's process group failed: {e}"),
+                if let Some(app) = &self.driver.hooks().app {
+                    app.forward(sig, &self.shared);
                 }
             }
         }
-    }
-
-    fn start_lame_duck(&mut self) {
-        let Some(budget) = self.drain.budget() else {
-            return;
-        };
-        let until = Instant::from_std(budget.lame_duck_until());
-        let (work, wait) = (self.config.lame_duck.clone(), self.config.plan.wait());
-        let (reaper, shared) = (Arc::clone(&self.reaper), Arc::clone(&self.shared));
-        let (done, app) = (self.lame_duck_done.clone(), self.app);
-        self.lame_duck = Some(tokio::spawn(async move {
-            hooks::lame_duck(&work, wait, until, &reaper, &shared, Some(app)).await;
-            let _ = done.send(());
-        }));
-    }
-
-    fn stop_lame_duck(&mut self) {
-        if let Some(task) = self.lame_duck.take() {
-            task.abort();
-        }
-    }
-
-    /// Sends `sig` (after `--rewrite`) to the app, or its group.
-    fn forward(&self, sig: Sig) {
-        let Some(to) = self.config.rewrites.apply(sig) else {
-            tracing::info!("dropped {sig} (--rewrite {}:0)", sig.name());
-            return;
-        };
-        let target = if self.config.signal_group {
-            -self.app.as_raw()
-        } else {
-            self.app.as_raw()
-        };
-        let result = kill_raw(Pid::from_raw(target), to.0);
-        match result {
-            Ok(()) => {
-                self.shared.count_forwarded(to);
-                let target = if self.config.signal_group {
-                    "app's process group"
-                } else {
-                    "app"
-                };
-                if to == sig {
-                    tracing::info!("forwarded {sig} to the {target}");
-                } else {
-                    tracing::info!("forwarded {sig} as {to} to the {target}");
-                }
-            }
-            Err(e) => tracing::warn!("could not send {to} to the app: {e}"),
-        }
-    }
-
-    fn budget_left(&self) -> Option<Duration> {
-        self.drain
-            .budget()
-            .map(|b| b.left(std::time::Instant::now()))
-    }
-
-    fn publish(&self) {
-        self.shared.status.send_replace(Status {
-            phase: self.drain.phase(),
-            lame_duck_done: self.drain.lame_duck_done(),
-            budget: self.drain.budget(),
-        });
     }
 
     /// The app has exited: clean up what it left behind and return its status.
-    async fn finish(mut self, exit: Option<Exit>) -> i32 {
+    async fn finish(self, exit: Option<Exit>) -> i32 {
         self.shared
             .child_running
             .store(false, std::sync::atomic::Ordering::Relaxed);
-        self.stop_lame_duck();
+        let (phase, left) = (self.driver.phase(), self.driver.budget_left());
+        // Ends the lame-duck work if it still runs (its hooks are killed).
+        drop(self.driver);
         let exit = exit.unwrap_or(Exit::Code(1));
-        let phase = self.drain.phase();
-        match self.budget_left() {
+        match left {
             Some(left) => {
                 tracing::info!(phase = %phase, budget_left = %format_duration(left), "app exited: {exit}")
             }
             None => tracing::info!(phase = %phase, "app exited: {exit}"),
         }
-        let timeout = match (phase, self.budget_left()) {
+        let timeout = match (phase, left) {
             (Phase::Terminate, _) => Duration::ZERO,
-            (_, Some(left)) => self.config.cleanup_timeout.min(left),
-            (_, None) => self.config.cleanup_timeout,
+            (_, Some(left)) => self.cleanup_timeout.min(left),
+            (_, None) => self.cleanup_timeout,
         };
         cleanup_descendants(timeout, &self.reaper).await;
         if let Some(path) = &self.control_socket {
@@ -350,14 +235,6 @@ impl Supervisor {
         }
         exit.status()
     }
-}
-
-/// `kill(2)` for any signal number: real-time signals have no `nix::Signal`.
-#[allow(unsafe_code)]
-fn kill_raw(target: Pid, raw: i32) -> nix::Result<()> {
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
-    let rc = unsafe { nix::libc::kill(target.as_raw(), raw) };
-    nix::errno::Errno::result(rc).map(drop)
 }
 
 /// SIGTERM to every leftover descendant, SIGKILL after `timeout`, then wait
@@ -412,7 +289,13 @@ pub fn lame_duck_alone(work: LameDuckWork, plan: Plan) -> Result<(), Error> {
             "preStop: draining without a supervisor",
             Some(plan.timing().until_terminate()),
         );
-        hooks::lame_duck(&work, plan.wait(), until, &reaper, &shared, None).await;
+        let mut hooks = RunHooks {
+            work,
+            reaper,
+            shared,
+            app: None,
+        };
+        lameduck_drain::lame_duck(&mut hooks, plan.wait(), until).await;
         log_phase(Phase::LameDuck, "lame-duck work done", None);
         Ok(())
     })

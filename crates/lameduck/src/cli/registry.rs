@@ -116,9 +116,15 @@ pub(crate) struct RegistryArgs {
 
     /// How long to keep serving after SIGTERM with readiness 503, so the
     /// Service's endpoints catch up before the listener closes. Must fit in
-    /// grace − margin − 1s.
-    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, help_heading = "Drain")]
-    drain_delay: Duration,
+    /// grace − margin − 1s. With --until-quiet: the longest the quiet wait
+    /// may take.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Drain")]
+    drain_delay: Option<Duration>,
+
+    /// End the lame-duck phase as soon as no API request (register, renew,
+    /// fetch, …) has arrived for this long, within its budget share.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Drain")]
+    until_quiet: Option<Duration>,
 }
 
 fn parse_auth_scope(s: &str) -> Result<AuthScope, String> {
@@ -153,18 +159,27 @@ impl RegistryArgs {
             margin: self.margin,
             stop_reserve: Duration::from_secs(1),
         };
-        if self.drain_delay > timing.lame_duck_share() {
+        for (flag, wait) in [
+            ("--drain-delay", self.drain_delay),
+            ("--until-quiet", self.until_quiet),
+        ] {
+            let Some(wait) = wait.filter(|w| *w > timing.lame_duck_share()) else {
+                continue;
+            };
             return Err(format!(
-                "--drain-delay {} does not fit: --grace {} − --margin {} − 1s kept for \
-                 in-flight requests leaves {}; shorten --drain-delay or raise --grace",
-                format_duration(self.drain_delay),
+                "{flag} {} does not fit: --grace {} − --margin {} − 1s kept for \
+                 in-flight requests leaves {}; shorten {flag} or raise --grace",
+                format_duration(wait),
                 format_duration(self.grace),
                 format_duration(self.margin),
                 format_duration(timing.lame_duck_share()),
             ));
         }
-        let plan =
-            Plan::new(timing, LameDuckWait::Fixed(self.drain_delay)).map_err(|e| e.to_string())?;
+        let wait = match (self.until_quiet, self.drain_delay) {
+            (Some(quiet), max) => LameDuckWait::UntilQuiet { quiet, max },
+            (None, delay) => LameDuckWait::Fixed(delay.unwrap_or(Duration::ZERO)),
+        };
+        let plan = Plan::new(timing, wait).map_err(|e| e.to_string())?;
         let config = Config {
             rules: Rules {
                 self_preservation: !self.no_self_preservation,
