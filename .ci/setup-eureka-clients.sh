@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the real Eureka clients that lameduck-eureka's compatibility tests
+# Installs the real Eureka clients that lameduck-registry's compatibility tests
 # drive, at pinned versions, under target/eureka-clients/ (ignored by git):
 #   target/eureka-clients/venv           py-eureka-client (PyPI)
 #   target/eureka-clients/node_modules   eureka-js-client (npm)

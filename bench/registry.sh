@@ -9,7 +9,7 @@
 #
 #   3. time from PUT …/status?value=DOWN to a subscriber's copy, through the
 #      change feed and, as the peer, through delta polling every 250 ms
-#      (crates/eureka/examples/feed_latency.rs).
+#      (crates/registry/examples/feed_latency.rs).
 #
 # Usage: bench/registry.sh [SECONDS]   (default 5 s per load run)
 # Knobs: BENCH_INSTANCES (10000), BENCH_CONNECTIONS (64), BENCH_THREADS (2),
@@ -131,4 +131,4 @@ else
 fi
 
 echo
-cargo run --release --quiet -p lameduck-eureka --example feed_latency 200
+cargo run --release --quiet -p lameduck-registry --example feed_latency 200

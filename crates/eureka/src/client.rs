@@ -19,8 +19,7 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client as HttpClient};
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
-use crate::model::{Instance, Status};
-use crate::registry::hashcode;
+use crate::model::{hashcode, Instance, Status};
 use crate::Error;
 
 /// A connection pool to one Eureka server.

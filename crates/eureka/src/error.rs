@@ -1,16 +1,9 @@
-//! What can go wrong in this crate, each with the words a user needs.
+//! What can go wrong in a call to a Eureka server, each with the words a
+//! user needs.
 
-use std::net::SocketAddr;
-
-/// An error of the registry server or the Eureka client.
+/// An error of the Eureka client.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The listening socket failed.
-    #[error("reading the local address of the listener: {0}")]
-    Listener(#[source] std::io::Error),
-    /// Installing the stop-signal handlers failed.
-    #[error("listening for stop signals: {0}")]
-    Signals(#[source] std::io::Error),
     /// A Eureka server could not be reached or did not answer.
     #[error("{url}: {reason}")]
     Request {
@@ -43,15 +36,6 @@ pub enum Error {
     /// A base URL that is not `http://host:port/path`.
     #[error("bad Eureka URL {0:?}: use http://HOST:PORT/eureka/ (https is not supported)")]
     BadUrl(String),
-    /// Binding an address failed.
-    #[error("binding {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 impl Error {

@@ -1,48 +1,26 @@
-//! `lameduck registry`: a Eureka-compatible service registry, and the Eureka
-//! client the other lameduck parts use to talk to any Eureka server.
+//! Eureka's protocol, and the client every lameduck part uses to talk to any
+//! Eureka server (Netflix, Spring Cloud, `lameduck registry`): `run` and
+//! `prestop` register, renew, mark DOWN and cancel; `proxy` keeps a pool of
+//! upstreams current from full and delta fetches or lameduck's change feed.
 //!
-//! Why a registry of our own: with Eureka, a caller learns that an instance is
-//! going away only after the server's response cache, its own 30 s fetch and
-//! its load balancer's cache have all turned over — about 90 s. This registry
-//! keeps Eureka's REST API and rules, so Spring Cloud, py-eureka-client and
-//! eureka-js-client work unchanged, but has no response cache and adds a
-//! change feed (`GET /eureka/lameduck/changes?after=V`) that answers the
-//! moment something changes. It is in memory by design, as Eureka is: after a
-//! restart every client's next heartbeat gets a 404 and it registers again.
+//! Why apart from the registry server (`lameduck-registry`): a part that
+//! only calls a registry should not compile one. The server depends on this
+//! crate for the model and the wire format; nothing here knows the server.
 //!
 //! The parts, from the bottom:
 //!
-//! - [`model`]: an instance and how it is read (leniently) and written.
+//! - [`model`]: an instance and how it is read (leniently) and written; the
+//!   reconcile hashcode.
 //! - [`wire`]: JSON and XML onto one tree, so both formats share one reader.
-//! - [`registry`]: the state and Eureka's rules, told the time by the caller.
-//! - [`routes`]: which operation a request names.
-//! - `state`: what the listeners share (the registry, the phase, counters).
-//! - `admin`: the probe listener (`/healthz`, `/readyz`, `/metrics`).
-//! - `server`: HTTP, auth, gzip, the change feed and the drain ([`serve`]).
-//! - `stop`: stop signals through the shared drain driver
-//!   ([`serve_until_stopped`]).
 //! - [`client`]: register, renew, status, cancel, full and delta fetch, feed.
 
 #![forbid(unsafe_code)]
 
-mod admin;
 pub mod client;
-pub mod clock;
-mod config;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod model;
-pub mod registry;
-pub mod routes;
-mod server;
-mod state;
-mod stop;
 pub mod wire;
 
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{AuthScope, BasicAuth, Config};
 pub use error::Error;
-pub use server::serve;
-pub use state::Shutdown;
-pub use stop::{serve_until_stopped, Stopped};

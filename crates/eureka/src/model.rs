@@ -564,6 +564,18 @@ fn urls(obj: &Map<String, Value>) -> Result<Urls, BadInput> {
     })
 }
 
+/// The reconcile hashcode of a set of statuses: `DOWN_1_UP_2_`.
+pub fn hashcode(statuses: impl Iterator<Item = Status>) -> String {
+    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for s in statuses {
+        *counts.entry(s.as_str()).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(status, n)| format!("{status}_{n}_"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

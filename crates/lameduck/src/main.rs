@@ -19,11 +19,13 @@ fn main() -> ExitCode {
             ("lameduck_proxy", Level::WARN),
             ("lameduck_load", Level::WARN),
             ("lameduck_eureka", Level::WARN),
+            ("lameduck_registry", Level::WARN),
         ],
         cli::Command::Demo(_) => &[
             ("lameduck_proxy", Level::ERROR),
             ("lameduck_load", Level::ERROR),
             ("lameduck_eureka", Level::ERROR),
+            ("lameduck_registry", Level::ERROR),
         ],
         _ => &[],
     };

@@ -72,8 +72,8 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let eureka_url = format!("http://{}/eureka/", listener.local_addr().unwrap());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(lameduck_drain::Phase::Serving);
-    tokio::spawn(lameduck_eureka::serve(
-        lameduck_eureka::Config::default(),
+    tokio::spawn(lameduck_registry::serve(
+        lameduck_registry::Config::default(),
         listener,
         None,
         stop_rx,

@@ -647,7 +647,7 @@ async fn registry() -> String {
     let (_tx, rx) = tokio::sync::watch::channel(lameduck_drain::Phase::Serving);
     tokio::spawn(async move {
         let _keep_open = _tx;
-        lameduck_eureka::serve(lameduck_eureka::Config::default(), listener, None, rx).await
+        lameduck_registry::serve(lameduck_registry::Config::default(), listener, None, rx).await
     });
     format!("http://{addr}/eureka/")
 }

@@ -15,7 +15,8 @@
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
 use lameduck_drain::Phase;
-use lameduck_eureka::{client::Client, model::Status, Config};
+use lameduck_eureka::{client::Client, model::Status};
+use lameduck_registry::Config;
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::timeline::{Kind, Timeline};
@@ -49,7 +50,7 @@ impl Registry {
             ..Config::default()
         };
         tokio::spawn(async move {
-            if let Err(e) = lameduck_eureka::serve(config, listener, None, rx).await {
+            if let Err(e) = lameduck_registry::serve(config, listener, None, rx).await {
                 tracing::warn!("the registry stopped: {e}");
             }
         });

@@ -1,10 +1,10 @@
-//! `lameduck registry`: flags → checked config → `lameduck_eureka`.
+//! `lameduck registry`: flags → checked config → `lameduck_registry`.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use clap::Args;
 use lameduck_drain::{format_duration, parse_duration, LameDuckWait, Plan, Timing};
-use lameduck_eureka::{registry::Rules, AuthScope, BasicAuth, Config, Stopped, SystemClock};
+use lameduck_registry::{registry::Rules, AuthScope, BasicAuth, Config, Stopped, SystemClock};
 
 /// Run a Eureka-compatible service registry (in memory), with an instant change feed.
 ///
@@ -227,7 +227,7 @@ pub(crate) fn main(args: RegistryArgs) -> i32 {
             Some(addr) => Some(bind(addr, "--admin").await?),
             None => None,
         };
-        lameduck_eureka::serve_until_stopped(config, listener, admin, plan)
+        lameduck_registry::serve_until_stopped(config, listener, admin, plan)
             .await
             .map_err(|e| e.to_string())
     })

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use lameduck_drain::Phase;
-use lameduck_eureka::Config;
+use lameduck_registry::Config;
 pub use lameduck_testkit::wait_for;
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -50,7 +50,7 @@ impl Server {
             rt.block_on(async move {
                 let api = tokio::net::TcpListener::from_std(api).unwrap();
                 let admin = tokio::net::TcpListener::from_std(admin).unwrap();
-                lameduck_eureka::serve(config, api, Some(admin), rx)
+                lameduck_registry::serve(config, api, Some(admin), rx)
                     .await
                     .unwrap();
             });

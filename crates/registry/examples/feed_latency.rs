@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use lameduck_drain::Phase;
 use lameduck_eureka::client::{Changes, Client, Snapshot};
 use lameduck_eureka::model::{Instance, Status};
-use lameduck_eureka::Config;
+use lameduck_registry::Config;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -122,7 +122,7 @@ async fn main() {
         .expect("bind");
     let url = format!("http://{}/eureka/", listener.local_addr().unwrap());
     let (stop, phase) = watch::channel(Phase::Serving);
-    let server = tokio::spawn(lameduck_eureka::serve(
+    let server = tokio::spawn(lameduck_registry::serve(
         Config::default(),
         listener,
         None,

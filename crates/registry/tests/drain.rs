@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use lameduck_drain::Phase;
-use lameduck_eureka::Config;
+use lameduck_registry::Config;
 
 use crate::util::*;
 

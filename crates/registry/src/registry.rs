@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::model::{Action, Instance, Status};
+use lameduck_eureka::model::{hashcode, Action, Instance, Status};
 
 /// Milliseconds since the Unix epoch, as the registry's clock gives them.
 pub type Millis = u64;
@@ -601,18 +601,6 @@ pub fn effective_status(own: Status, stored_override: Option<Status>) -> Status 
         (Status::Up | Status::OutOfService, Some(o)) if o != Status::Unknown => o,
         _ => own,
     }
-}
-
-/// The reconcile hashcode of a set of statuses: `DOWN_1_UP_2_`.
-pub fn hashcode(statuses: impl Iterator<Item = Status>) -> String {
-    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
-    for s in statuses {
-        *counts.entry(s.as_str()).or_default() += 1;
-    }
-    counts
-        .iter()
-        .map(|(status, n)| format!("{status}_{n}_"))
-        .collect()
 }
 
 fn application_value(name: &str, instances: impl Iterator<Item = Value>) -> Value {

@@ -6,7 +6,7 @@
 //!
 //! The clients are installed by `.ci/setup-eureka-clients.sh`, run on first use.
 
-use lameduck_eureka::Config;
+use lameduck_registry::Config;
 
 use crate::util::*;
 
@@ -131,7 +131,7 @@ fn eureka_js_client_registers_again_after_a_registry_restart() {
 #[test]
 fn py_eureka_client_works_with_basic_auth_in_the_url() {
     let s = Server::start(Config {
-        auth: lameduck_eureka::BasicAuth::parse("eureka:s3cret"),
+        auth: lameduck_registry::BasicAuth::parse("eureka:s3cret"),
         ..Config::default()
     });
     let url = format!("http://eureka:s3cret@{}/eureka/", s.addr);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use lameduck_eureka::client::{Changes, Client, Renewed, Snapshot};
 use lameduck_eureka::model::Status;
-use lameduck_eureka::Config;
+use lameduck_registry::Config;
 
 use crate::util::*;
 
@@ -145,7 +145,7 @@ fn the_client_registers_renews_and_reconciles_with_deltas() {
 #[test]
 fn the_client_sends_basic_auth_from_the_url() {
     let s = Server::start(Config {
-        auth: lameduck_eureka::BasicAuth::parse("u:p"),
+        auth: lameduck_registry::BasicAuth::parse("u:p"),
         ..Config::default()
     });
     let good = Client::new(&format!("http://u:p@{}/eureka/", s.addr), DEADLINE).unwrap();

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lameduck_eureka::{registry::Rules, AuthScope, BasicAuth, Config, ManualClock};
+use lameduck_registry::{registry::Rules, AuthScope, BasicAuth, Config, ManualClock};
 use serde_json::json;
 
 use crate::util::*;

@@ -31,12 +31,12 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::model::{BadInput, Instance, Status};
 use crate::registry::{ChangesSince, Eviction, Millis, Renewal};
 use crate::routes::{self, query_get, query_pairs, NoRoute, Route};
 use crate::state::{Held, Shutdown, State};
-use crate::wire::{self, Format};
 use crate::{AuthScope, Config, Error};
+use lameduck_eureka::model::{BadInput, Instance, Status};
+use lameduck_eureka::wire::{self, Format};
 
 /// The largest register body accepted (a real one is about 2 KiB).
 const MAX_BODY: usize = 1 << 20;
