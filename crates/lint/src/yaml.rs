@@ -195,6 +195,18 @@ impl<'a> Loader<'a> {
         }
     }
 
+    /// A collection's span from its start to its end event, without the
+    /// blank space a block collection's end event carries.
+    fn collection_span(&self, start: YSpan, end: YSpan) -> Span {
+        let start = self.offset(start.start);
+        let mut end = self.offset(end.end).max(start);
+        let text = self.file.text.as_bytes();
+        while end > start && text[end - 1].is_ascii_whitespace() {
+            end -= 1;
+        }
+        Span::new(start, end)
+    }
+
     fn span(&self, span: YSpan) -> Span {
         Span::new(self.offset(span.start), self.offset(span.end))
     }
@@ -285,7 +297,7 @@ impl<'a> Loader<'a> {
         loop {
             let (event, span) = self.next()?;
             if matches!(event, Event::SequenceEnd) {
-                let span = Span::new(self.offset(start.start), self.offset(span.end));
+                let span = self.collection_span(start, span);
                 return Ok(Node { value: Value::Seq(items), span });
             }
             items.push(self.node(event, span, depth + 1)?);
@@ -303,7 +315,7 @@ impl<'a> Loader<'a> {
                         entries.push((k, v));
                     }
                 }
-                let span = Span::new(self.offset(start.start), self.offset(span.end));
+                let span = self.collection_span(start, span);
                 return Ok(Node { value: Value::Map(entries), span });
             }
             let key = self.node(event, span, depth + 1)?;

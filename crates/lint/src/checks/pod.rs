@@ -22,7 +22,9 @@ pub(super) fn check(ctx: &Ctx<'_>, w: &Workload<'_>, out: &mut Vec<Finding>) {
             readiness(w, c, out);
             no_lame_duck(w, c, &launch, out);
         }
-        shell_pid1(ctx, w, &args, &launch, out);
+        if !w.is_batch() {
+            shell_pid1(ctx, w, &args, &launch, out);
+        }
         stop_signal(w, c, &args, &launch, out);
         if !w.is_batch() {
             eureka(w, c, &launch, out);
@@ -78,8 +80,9 @@ fn shell_pid1(ctx: &Ctx<'_>, w: &Workload<'_>, args: &[k8s::Arg<'_>], launch: &L
     if launch.signals_group() {
         return;
     }
-    let script = &launch.argv[at];
     let node = args[at].node;
+    // The script as written ($(VAR) not expanded), so that a fix edits it.
+    let script = node.as_str().unwrap_or(&launch.argv[at]);
     let shell_name = shell::base_name(&launch.argv[launch.app]);
     let single = shell::commands(script).len() == 1;
     let file = w.obj.file;
@@ -138,7 +141,7 @@ fn stop_signal(w: &Workload<'_>, c: &Node, args: &[k8s::Arg<'_>], launch: &Launc
     if !is_server || quits_in_pre_stop(c) {
         return;
     }
-    let server = program.unwrap_or_else(|| "nginx".into());
+    let server = program.unwrap_or_else(|| server_of_image(image));
     let file = w.obj.file;
     let finding = |span, how: String| Finding::new(rules::STOP_SIGNAL, file, span, format!("{server} gets SIGTERM ({how}), its fast stop: in-flight requests are cut; its graceful stop is SIGQUIT"));
     if let Some(sig) = c.at(&["lifecycle", "stopSignal"]) {
@@ -160,6 +163,13 @@ fn stop_signal(w: &Workload<'_>, c: &Node, args: &[k8s::Arg<'_>], launch: &Launc
         }
         _ => {}
     }
+}
+
+/// `php-fpm` for `php:8.3-fpm`, else the image's repository name.
+fn server_of_image(image: &str) -> String {
+    let name = image.split(['@', ':']).next().unwrap_or(image);
+    let name = shell::base_name(name);
+    if name == "php" { "php-fpm".into() } else { name.to_string() }
 }
 
 fn quits_in_pre_stop(c: &Node) -> bool {

@@ -1,0 +1,6 @@
+//! The lint's tests, one module per area, on its library API.
+
+mod util;
+
+mod corpus;
+mod rules;
