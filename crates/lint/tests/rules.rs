@@ -147,7 +147,7 @@ fn ld010_and_ld011_rollouts_that_drop_every_ready_pod() {
     assert_eq!(only(yaml(&strategy("{maxSurge: 1, maxUnavailable: 2}")), "LD010"), [(8, 50)]);
     assert_eq!(only(yaml(&strategy("{maxSurge: 1, maxUnavailable: 50%}")), "LD010"), []);
     let single = deployment("", PORTS).replace("  replicas: 1\n", "  replicas: 1\n  strategy:\n    rollingUpdate: {maxSurge: 0}\n");
-    assert_eq!(only(yaml(&single), "LD011"), [(8, 30)]);
+    assert_eq!(only(yaml(&single), "LD011"), [(8, 31)]);
     // The defaults (25 %) surge one pod for a single replica.
     assert_eq!(only(yaml(&deployment("", PORTS)), "LD011"), []);
 }
