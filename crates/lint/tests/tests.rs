@@ -3,4 +3,5 @@
 mod util;
 
 mod corpus;
+mod output;
 mod rules;
