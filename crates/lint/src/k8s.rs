@@ -2,6 +2,8 @@
 //! with their pod template, Services, PodDisruptionBudgets and ConfigMaps.
 //! `List` kinds are unpacked; everything else is skipped.
 
+use std::collections::HashMap;
+
 use crate::yaml::Node;
 
 /// An object with the file it came from.
@@ -160,13 +162,43 @@ pub struct Selector<'a> {
 }
 
 impl Selector<'_> {
-    /// Whether it selects the workload's pods.
-    pub fn selects(&self, w: &Workload<'_>) -> bool {
-        if self.labels.is_empty() || !self.obj.same_namespace(&w.obj) {
-            return false;
+    /// Whether it selects pods of `w` that carry `labels`.
+    pub fn selects(&self, w: &Workload<'_>, labels: &[(&str, &str)]) -> bool {
+        !self.labels.is_empty()
+            && self.obj.same_namespace(&w.obj)
+            && self.labels.iter().all(|p| labels.contains(p))
+    }
+}
+
+/// Selectors indexed by their first label pair, so that matching a
+/// workload costs a few lookups, not a scan of every Service (a
+/// 5,000-object stream has a thousand of them).
+#[derive(Debug, Default)]
+pub struct SelectorIndex<'a> {
+    by_pair: HashMap<(&'a str, &'a str), Vec<Selector<'a>>>,
+}
+
+impl<'a> SelectorIndex<'a> {
+    /// Indexes `selectors` (one with no labels selects nothing, as in
+    /// Kubernetes for a Service).
+    pub fn new(selectors: Vec<Selector<'a>>) -> SelectorIndex<'a> {
+        let mut by_pair: HashMap<(&'a str, &'a str), Vec<Selector<'a>>> = HashMap::new();
+        for s in selectors {
+            if let Some(first) = s.labels.first().copied() {
+                by_pair.entry(first).or_default().push(s);
+            }
         }
+        SelectorIndex { by_pair }
+    }
+
+    /// Whether any selector selects the workload's pods.
+    pub fn any_selects(&self, w: &Workload<'_>) -> bool {
         let labels = w.labels();
-        self.labels.iter().all(|p| labels.contains(p))
+        labels.iter().any(|pair| {
+            self.by_pair
+                .get(pair)
+                .is_some_and(|candidates| candidates.iter().any(|s| s.selects(w, &labels)))
+        })
     }
 }
 

@@ -9,7 +9,9 @@ mod proxy;
 mod rollout;
 mod timing;
 
-use crate::k8s::{self, Object, Selector, Workload};
+use std::collections::HashMap;
+
+use crate::k8s::{self, Object, SelectorIndex, Workload};
 use crate::rules::{Edit, Finding};
 use crate::source::{FileKind, SourceFile, Span};
 use crate::yaml::Node;
@@ -19,8 +21,9 @@ use crate::Options;
 pub(crate) struct Ctx<'a> {
     pub(crate) files: &'a [SourceFile],
     pub(crate) objects: Vec<Object<'a>>,
-    pub(crate) services: Vec<Selector<'a>>,
-    pub(crate) pdbs: Vec<Selector<'a>>,
+    pub(crate) services: SelectorIndex<'a>,
+    pub(crate) pdbs: SelectorIndex<'a>,
+    config_maps: HashMap<&'a str, Vec<Object<'a>>>,
     pub(crate) options: &'a Options,
 }
 
@@ -31,10 +34,15 @@ impl<'a> Ctx<'a> {
             .enumerate()
             .flat_map(|(i, d)| k8s::objects(i, d))
             .collect();
+        let mut config_maps: HashMap<&'a str, Vec<Object<'a>>> = HashMap::new();
+        for o in objects.iter().filter(|o| o.kind == "ConfigMap") {
+            config_maps.entry(o.name).or_default().push(*o);
+        }
         Ctx {
             files,
-            services: k8s::services(&objects),
-            pdbs: k8s::disruption_budgets(&objects),
+            services: SelectorIndex::new(k8s::services(&objects)),
+            pdbs: SelectorIndex::new(k8s::disruption_budgets(&objects)),
+            config_maps,
             objects,
             options,
         }
@@ -42,16 +50,14 @@ impl<'a> Ctx<'a> {
 
     /// The ConfigMap `name` in the workload's namespace.
     pub(crate) fn config_map(&self, w: &Workload<'_>, name: &str) -> Option<Object<'a>> {
-        self.objects.iter().copied().find(|o| {
-            o.kind == "ConfigMap"
-                && o.name == name
-                && (o.namespace.is_empty() || w.obj.namespace.is_empty() || o.namespace == w.obj.namespace)
+        self.config_maps.get(name)?.iter().copied().find(|o| {
+            o.namespace.is_empty() || w.obj.namespace.is_empty() || o.namespace == w.obj.namespace
         })
     }
 
     /// Whether a Service in the input selects the workload's pods.
     pub(crate) fn has_service(&self, w: &Workload<'_>) -> bool {
-        self.services.iter().any(|s| s.selects(w))
+        self.services.any_selects(w)
     }
 }
 

@@ -83,7 +83,7 @@ fn resolve(node: Option<&Node>, replicas: i64, round_up: bool) -> i64 {
 
 fn disruption_budget(ctx: &Ctx<'_>, w: &Workload<'_>, out: &mut Vec<Finding>) {
     let replicas = w.replicas();
-    if replicas < 2 || ctx.pdbs.iter().any(|p| p.selects(w)) {
+    if replicas < 2 || ctx.pdbs.any_selects(w) {
         return;
     }
     let span = w.obj.node.at(&["spec", "replicas"]).map_or(w.obj.node.span, |n| n.span);
