@@ -43,7 +43,10 @@ pub struct Stage {
 impl Stage {
     /// The last instruction with `keyword` in this stage.
     pub fn last(&self, keyword: &str) -> Option<&Instruction> {
-        self.instructions.iter().rev().find(|i| i.keyword == keyword)
+        self.instructions
+            .iter()
+            .rev()
+            .find(|i| i.keyword == keyword)
     }
 }
 
@@ -62,7 +65,11 @@ pub fn parse(file: &SourceFile) -> Vec<Stage> {
 
 fn stage_of(from: &Instruction) -> Stage {
     let words: Vec<&str> = from.args.split_whitespace().collect();
-    let plain: Vec<&str> = words.iter().copied().filter(|w| !w.starts_with("--")).collect();
+    let plain: Vec<&str> = words
+        .iter()
+        .copied()
+        .filter(|w| !w.starts_with("--"))
+        .collect();
     let name = match plain.as_slice() {
         [_, as_, name, ..] if as_.eq_ignore_ascii_case("as") => Some(name.to_ascii_lowercase()),
         _ => None,
@@ -140,7 +147,9 @@ fn skip_heredocs(file: &SourceFile, args: &str, mut last: usize, total: usize) -
         let Some(tag) = word.strip_prefix("<<") else {
             continue;
         };
-        let tag = tag.trim_start_matches('-').trim_matches(|c| c == '"' || c == '\'');
+        let tag = tag
+            .trim_start_matches('-')
+            .trim_matches(|c| c == '"' || c == '\'');
         if tag.is_empty() || !tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             continue;
         }
@@ -173,6 +182,10 @@ mod tests {
         let ep = stages[1].last("ENTRYPOINT").unwrap();
         assert_eq!(f.slice(ep.args_span), "app run");
         assert_eq!(f.line_col(ep.args_span.start).col, 12);
-        assert_eq!(stages[1].instructions.len(), 3, "the heredoc body is not an instruction");
+        assert_eq!(
+            stages[1].instructions.len(),
+            3,
+            "the heredoc body is not an instruction"
+        );
     }
 }

@@ -23,7 +23,12 @@ pub fn apply(files: &[SourceFile], findings: &[Finding]) -> BTreeMap<usize, Stri
 /// number (two rules raising one grace period) or the first; an edit that
 /// overlaps one already taken is skipped.
 fn apply_one(text: &str, mut edits: Vec<&Edit>) -> String {
-    edits.sort_by(|a, b| b.span.start.cmp(&a.span.start).then(b.span.end.cmp(&a.span.end)));
+    edits.sort_by(|a, b| {
+        b.span
+            .start
+            .cmp(&a.span.start)
+            .then(b.span.end.cmp(&a.span.end))
+    });
     let mut chosen: Vec<&Edit> = Vec::new();
     for e in edits {
         match chosen.last_mut() {
@@ -40,7 +45,10 @@ fn apply_one(text: &str, mut edits: Vec<&Edit>) -> String {
     }
     let mut out = text.to_string();
     for e in chosen {
-        if e.span.end <= out.len() && out.is_char_boundary(e.span.start) && out.is_char_boundary(e.span.end) {
+        if e.span.end <= out.len()
+            && out.is_char_boundary(e.span.start)
+            && out.is_char_boundary(e.span.end)
+        {
             out.replace_range(e.span.start..e.span.end, &e.text);
         }
     }
@@ -53,7 +61,12 @@ pub fn diff(path: &str, old: &str, new: &str) -> String {
     let b: Vec<&str> = new.lines().collect();
     let ops = line_ops(&a, &b);
     let mut out = format!("--- a/{path}\n+++ b/{path}\n");
-    let changed: Vec<usize> = ops.iter().enumerate().filter(|(_, o)| !matches!(o, Op::Same(..))).map(|(i, _)| i).collect();
+    let changed: Vec<usize> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| !matches!(o, Op::Same(..)))
+        .map(|(i, _)| i)
+        .collect();
     let mut i = 0;
     while i < changed.len() {
         let first = changed[i].saturating_sub(3);
@@ -96,12 +109,21 @@ fn position(ops: &[Op<'_>]) -> (usize, usize) {
 /// head and tail (fixes change few lines, so the middle stays small).
 fn line_ops<'a>(a: &[&'a str], b: &[&'a str]) -> Vec<Op<'a>> {
     let head = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    let tail = a[head..].iter().rev().zip(b[head..].iter().rev()).take_while(|(x, y)| x == y).count();
+    let tail = a[head..]
+        .iter()
+        .rev()
+        .zip(b[head..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
     let (ma, mb) = (&a[head..a.len() - tail], &b[head..b.len() - tail]);
     let mut lcs = vec![vec![0u32; mb.len() + 1]; ma.len() + 1];
     for i in (0..ma.len()).rev() {
         for j in (0..mb.len()).rev() {
-            lcs[i][j] = if ma[i] == mb[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+            lcs[i][j] = if ma[i] == mb[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
         }
     }
     let mut ops: Vec<Op<'a>> = a[..head].iter().map(|l| Op::Same(l)).collect();

@@ -40,16 +40,20 @@ pub fn read(inputs: &Inputs) -> Result<Vec<SourceFile>, InputError> {
     for path in &inputs.paths {
         if path.as_os_str() == "-" {
             let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text).map_err(|source| InputError::Read {
-                path: "<stdin>".into(),
-                source,
-            })?;
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|source| InputError::Read {
+                    path: "<stdin>".into(),
+                    source,
+                })?;
             let kind = sniff(&text).unwrap_or(FileKind::Yaml);
             files.push(SourceFile::new("<stdin>", kind, text));
         } else if path.is_dir() {
             walk(path, &mut files)?;
         } else if path.is_file() {
-            let kind = kind_by_name(path).or_else(|| sniff(&read_text(path).ok()?)).unwrap_or(FileKind::Yaml);
+            let kind = kind_by_name(path)
+                .or_else(|| sniff(&read_text(path).ok()?))
+                .unwrap_or(FileKind::Yaml);
             files.push(load(path, kind)?);
         } else {
             return Err(InputError::Missing(path.display().to_string()));
@@ -71,13 +75,21 @@ fn read_text(path: &Path) -> Result<String, InputError> {
 }
 
 fn load(path: &Path, kind: FileKind) -> Result<SourceFile, InputError> {
-    Ok(SourceFile::new(path.display().to_string(), kind, read_text(path)?))
+    Ok(SourceFile::new(
+        path.display().to_string(),
+        kind,
+        read_text(path)?,
+    ))
 }
 
 /// The kind a file's name says, if it says one.
 pub fn kind_by_name(path: &Path) -> Option<FileKind> {
     let name = path.file_name()?.to_str()?.to_ascii_lowercase();
-    if name == "dockerfile" || name == "containerfile" || name.starts_with("dockerfile.") || name.ends_with(".dockerfile") {
+    if name == "dockerfile"
+        || name == "containerfile"
+        || name.starts_with("dockerfile.")
+        || name.ends_with(".dockerfile")
+    {
         Some(FileKind::Dockerfile)
     } else if name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json") {
         Some(FileKind::Yaml)
@@ -93,9 +105,13 @@ fn sniff(text: &str) -> Option<FileKind> {
     if text.starts_with("#!") {
         return Some(FileKind::Script);
     }
-    let first = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#'))?;
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))?;
     let word = first.split_whitespace().next()?;
-    (word.eq_ignore_ascii_case("FROM") || word.eq_ignore_ascii_case("ARG")).then_some(FileKind::Dockerfile)
+    (word.eq_ignore_ascii_case("FROM") || word.eq_ignore_ascii_case("ARG"))
+        .then_some(FileKind::Dockerfile)
 }
 
 fn walk(dir: &Path, files: &mut Vec<SourceFile>) -> Result<(), InputError> {
@@ -109,7 +125,10 @@ fn walk(dir: &Path, files: &mut Vec<SourceFile>) -> Result<(), InputError> {
         .collect();
     entries.sort();
     for path in entries {
-        let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.') || n == "target");
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.') || n == "target");
         if hidden {
             continue;
         }
@@ -118,7 +137,10 @@ fn walk(dir: &Path, files: &mut Vec<SourceFile>) -> Result<(), InputError> {
             continue;
         }
         let kind = kind_by_name(&path);
-        let entrypoint = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains("entrypoint"));
+        let entrypoint = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.contains("entrypoint"));
         match kind {
             Some(FileKind::Script) if !entrypoint => {}
             Some(kind) => files.push(load(&path, kind)?),
@@ -133,9 +155,17 @@ fn walk(dir: &Path, files: &mut Vec<SourceFile>) -> Result<(), InputError> {
 /// file next to the Dockerfile that is not in the input yet.
 fn add_entrypoint_scripts(files: &mut Vec<SourceFile>) {
     let mut extra = Vec::new();
-    for f in files.iter().filter(|f| f.kind == FileKind::Dockerfile && f.path != "<stdin>") {
-        let Some(script) = entrypoint_source(f) else { continue };
-        let known = files.iter().chain(&extra).any(|g: &SourceFile| same_path(Path::new(&g.path), &script));
+    for f in files
+        .iter()
+        .filter(|f| f.kind == FileKind::Dockerfile && f.path != "<stdin>")
+    {
+        let Some(script) = entrypoint_source(f) else {
+            continue;
+        };
+        let known = files
+            .iter()
+            .chain(&extra)
+            .any(|g: &SourceFile| same_path(Path::new(&g.path), &script));
         if !known {
             if let Ok(s) = load(&script, FileKind::Script) {
                 extra.push(s);
@@ -156,19 +186,39 @@ fn same_path(a: &Path, b: &Path) -> bool {
 pub fn entrypoint_source(f: &SourceFile) -> Option<PathBuf> {
     let stages = dockerfile::parse(f);
     let stage = stages.last()?;
-    let mut argv: Vec<String> = stage.last("ENTRYPOINT").and_then(|i| i.exec_form()).unwrap_or_default();
-    argv.extend(stage.last("CMD").and_then(|i| i.exec_form()).unwrap_or_default());
+    let mut argv: Vec<String> = stage
+        .last("ENTRYPOINT")
+        .and_then(|i| i.exec_form())
+        .unwrap_or_default();
+    argv.extend(
+        stage
+            .last("CMD")
+            .and_then(|i| i.exec_form())
+            .unwrap_or_default(),
+    );
     let launch = Launch::read(argv);
     let program = launch.app_argv().first()?.clone();
     let dir = Path::new(&f.path).parent().unwrap_or(Path::new("."));
-    for inst in stage.instructions.iter().filter(|i| i.keyword == "COPY" || i.keyword == "ADD") {
-        let words: Vec<&str> = inst.args.split_whitespace().filter(|w| !w.starts_with("--")).collect();
-        let [sources @ .., dest] = words.as_slice() else { continue };
+    for inst in stage
+        .instructions
+        .iter()
+        .filter(|i| i.keyword == "COPY" || i.keyword == "ADD")
+    {
+        let words: Vec<&str> = inst
+            .args
+            .split_whitespace()
+            .filter(|w| !w.starts_with("--"))
+            .collect();
+        let [sources @ .., dest] = words.as_slice() else {
+            continue;
+        };
         for src in sources {
             let Some(base) = Path::new(src).file_name().and_then(|b| b.to_str()) else {
                 continue;
             };
-            let lands = *dest == program || (dest.ends_with('/') && format!("{dest}{base}") == program) || (program.ends_with(base) && program.starts_with(dest.trim_end_matches('/')));
+            let lands = *dest == program
+                || (dest.ends_with('/') && format!("{dest}{base}") == program)
+                || (program.ends_with(base) && program.starts_with(dest.trim_end_matches('/')));
             if lands {
                 let path = dir.join(src);
                 if path.is_file() {

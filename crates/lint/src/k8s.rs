@@ -28,7 +28,10 @@ impl<'a> Object<'a> {
             file,
             node,
             kind,
-            name: node.at(&["metadata", "name"]).and_then(Node::as_str).unwrap_or(""),
+            name: node
+                .at(&["metadata", "name"])
+                .and_then(Node::as_str)
+                .unwrap_or(""),
             namespace: node
                 .at(&["metadata", "namespace"])
                 .and_then(Node::as_str)
@@ -83,7 +86,11 @@ impl<'a> Workload<'a> {
     /// The workload of `obj`, if it has a pod template.
     pub fn of(obj: Object<'a>) -> Option<Workload<'a>> {
         let template = match obj.kind {
-            "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "ReplicationController"
+            "Deployment"
+            | "StatefulSet"
+            | "DaemonSet"
+            | "ReplicaSet"
+            | "ReplicationController"
             | "Job" => obj.node.at(&["spec", "template"])?,
             "CronJob" => obj.node.at(&["spec", "jobTemplate", "spec", "template"])?,
             "Pod" => obj.node,
@@ -121,8 +128,14 @@ impl<'a> Workload<'a> {
     /// The rule IDs or names listed in `lameduck.dev/ignore`.
     pub fn ignored(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for meta in [self.pod_meta, self.obj.node.get("metadata")].into_iter().flatten() {
-            if let Some(v) = meta.at(&["annotations", "lameduck.dev/ignore"]).and_then(Node::as_str) {
+        for meta in [self.pod_meta, self.obj.node.get("metadata")]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(v) = meta
+                .at(&["annotations", "lameduck.dev/ignore"])
+                .and_then(Node::as_str)
+            {
                 out.extend(v.split(',').map(|s| s.trim().to_string()));
             }
         }
@@ -140,7 +153,10 @@ impl<'a> Workload<'a> {
 
     /// The containers (not the init containers).
     pub fn containers(&self) -> &'a [Node] {
-        self.pod.get("containers").map(Node::items).unwrap_or_default()
+        self.pod
+            .get("containers")
+            .map(Node::items)
+            .unwrap_or_default()
     }
 
     /// terminationGracePeriodSeconds: its node if written, and its value
@@ -303,7 +319,10 @@ pub fn env(container: &Node) -> Vec<(&str, &Node)> {
 
 /// The value of env var `name` in the container, if literal.
 pub fn env_value<'a>(container: &'a Node, name: &str) -> Option<&'a Node> {
-    env(container).into_iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    env(container)
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
 }
 
 fn expand(text: &str, env: &[(&str, &Node)]) -> String {

@@ -64,7 +64,9 @@ impl Launch {
                     .map_or(argv.len(), |p| start + p);
                 return Launch {
                     app: (end + 1).min(argv.len()),
-                    pid1: Pid1::LameduckRun { flags: start.min(end)..end },
+                    pid1: Pid1::LameduckRun {
+                        flags: start.min(end)..end,
+                    },
                     argv,
                 };
             }
@@ -127,8 +129,12 @@ impl Launch {
     pub fn signals_group(&self) -> bool {
         match &self.pid1 {
             Pid1::LameduckRun { .. } => self.flag("--signal-group").is_some(),
-            Pid1::Init(name) if name.starts_with("tini") => self.argv[..self.app].iter().any(|a| a == "-g"),
-            Pid1::Init(_) => !self.argv[..self.app].iter().any(|a| a == "--single-child" || a == "-c"),
+            Pid1::Init(name) if name.starts_with("tini") => {
+                self.argv[..self.app].iter().any(|a| a == "-g")
+            }
+            Pid1::Init(_) => !self.argv[..self.app]
+                .iter()
+                .any(|a| a == "--single-child" || a == "-c"),
             _ => false,
         }
     }
@@ -136,7 +142,11 @@ impl Launch {
 
 /// `--name VALUE` or `--name=VALUE` within `range` of `argv`; a flag without
 /// a value (`--signal-group`) is found with an empty value.
-fn flag_in<'a>(argv: &'a [String], range: std::ops::Range<usize>, name: &str) -> Option<(usize, &'a str)> {
+fn flag_in<'a>(
+    argv: &'a [String],
+    range: std::ops::Range<usize>,
+    name: &str,
+) -> Option<(usize, &'a str)> {
     let end = range.end.min(argv.len());
     for i in range.start.min(end)..end {
         let a = &argv[i];
@@ -177,7 +187,17 @@ mod tests {
 
     #[test]
     fn lameduck_run_flags_and_app() {
-        let l = read(&["lameduck", "run", "--grace=40s", "--rewrite", "TERM:QUIT", "--", "nginx", "-g", "daemon off;"]);
+        let l = read(&[
+            "lameduck",
+            "run",
+            "--grace=40s",
+            "--rewrite",
+            "TERM:QUIT",
+            "--",
+            "nginx",
+            "-g",
+            "daemon off;",
+        ]);
         assert!(matches!(l.pid1, Pid1::LameduckRun { .. }));
         assert_eq!(l.flag("--grace").map(|f| f.1), Some("40s"));
         assert_eq!(l.flags("--rewrite"), ["TERM:QUIT"]);

@@ -76,7 +76,10 @@ pub fn lint(files: Vec<SourceFile>, options: &Options) -> Report {
         .iter()
         .map(|f| match f.kind {
             FileKind::Yaml => yaml::load(f).unwrap_or_else(|error| {
-                errors.push(ParseError { path: f.path.clone(), error });
+                errors.push(ParseError {
+                    path: f.path.clone(),
+                    error,
+                });
                 Vec::new()
             }),
             _ => Vec::new(),
@@ -89,7 +92,11 @@ pub fn lint(files: Vec<SourceFile>, options: &Options) -> Report {
     findings.dedup_by(|a, b| a.file == b.file && a.span == b.span && a.rule == b.rule);
     drop(ctx);
     drop(docs);
-    Report { files, findings, errors }
+    Report {
+        files,
+        findings,
+        errors,
+    }
 }
 
 /// `# lameduck:ignore [RULE[,RULE]]` on the finding's line or on the
@@ -106,7 +113,11 @@ fn ignored_by_comment(file: &SourceFile, f: &Finding) -> bool {
                 .filter(|s| !s.is_empty())
                 .collect();
             let named = rules.iter().any(|r| rules::find(r).is_some());
-            if !named || rules.iter().any(|r| r.eq_ignore_ascii_case(f.rule.id) || r.eq_ignore_ascii_case(f.rule.name)) {
+            if !named
+                || rules.iter().any(|r| {
+                    r.eq_ignore_ascii_case(f.rule.id) || r.eq_ignore_ascii_case(f.rule.name)
+                })
+            {
                 return true;
             }
         }
@@ -115,7 +126,7 @@ fn ignored_by_comment(file: &SourceFile, f: &Finding) -> bool {
         }
         line -= 1;
         let above = file.line_text(line).trim_start();
-        if !above.starts_with('#') && !(own_line && above.is_empty()) {
+        if !(above.starts_with('#') || (own_line && above.is_empty())) {
             return false;
         }
         own_line = false;

@@ -17,12 +17,22 @@ pub const DOCS_URL: &str = "https://example.invalid/lameduck/docs/lint.md";
 pub fn human(report: &Report) -> String {
     let mut out = String::new();
     for e in &report.errors {
-        let _ = writeln!(out, "error: {}:{}:{}: not valid YAML: {}\n", e.path, e.error.line, e.error.col, e.error.message);
+        let _ = writeln!(
+            out,
+            "error: {}:{}:{}: not valid YAML: {}\n",
+            e.path, e.error.line, e.error.col, e.error.message
+        );
     }
     for f in &report.findings {
         render(&report.files[f.file], f, &mut out);
     }
-    let count = |s| report.findings.iter().filter(|f| f.rule.severity == s).count();
+    let count = |s| {
+        report
+            .findings
+            .iter()
+            .filter(|f| f.rule.severity == s)
+            .count()
+    };
     let _ = writeln!(
         out,
         "{} errors, {} warnings, {} infos in {} files{}",
@@ -43,16 +53,28 @@ fn render(file: &SourceFile, f: &Finding, out: &mut String) {
     let end = file.line_col(f.span.end.max(f.span.start));
     let line = file.line_text(start.line);
     let gutter = start.line.to_string().len();
-    let width = if end.line == start.line { (end.col - start.col).max(1) } else { line.chars().count().saturating_sub(start.col - 1).max(1) };
+    let width = if end.line == start.line {
+        (end.col - start.col).max(1)
+    } else {
+        line.chars().count().saturating_sub(start.col - 1).max(1)
+    };
     let pad = " ".repeat(gutter);
     let _ = writeln!(out, "{}[{}]: {}", f.rule.severity, f.rule.id, f.message);
     let _ = writeln!(out, "{pad}--> {}:{}:{}", file.path, start.line, start.col);
     let _ = writeln!(out, "{pad} |");
     let _ = writeln!(out, "{} | {}", start.line, line);
-    let caret_pad: String = line.chars().take(start.col - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+    let caret_pad: String = line
+        .chars()
+        .take(start.col - 1)
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
     let _ = writeln!(out, "{pad} | {caret_pad}{}", "^".repeat(width));
     let _ = writeln!(out, "{pad} = fix: {}", f.fix);
-    let _ = writeln!(out, "{pad} = see: docs/lint.md#{}\n", f.rule.id.to_ascii_lowercase());
+    let _ = writeln!(
+        out,
+        "{pad} = see: docs/lint.md#{}\n",
+        f.rule.id.to_ascii_lowercase()
+    );
 }
 
 fn region(file: &SourceFile, f: &Finding) -> Value {
@@ -97,7 +119,13 @@ pub fn json(report: &Report) -> String {
         .iter()
         .map(|e| json!({"file": e.path, "line": e.error.line, "column": e.error.col, "message": e.error.message}))
         .collect();
-    let count = |s| report.findings.iter().filter(|f| f.rule.severity == s).count();
+    let count = |s| {
+        report
+            .findings
+            .iter()
+            .filter(|f| f.rule.severity == s)
+            .count()
+    };
     let doc = json!({
         "findings": findings,
         "errors": errors,

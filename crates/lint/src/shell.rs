@@ -174,9 +174,10 @@ pub enum Tail {
 /// Reads how `script` ends.
 pub fn tail(script: &str) -> Tail {
     let cmds = commands(script);
-    let forwards_itself = cmds.iter().any(|c| {
-        c.program() == "trap" && (c.text.contains("TERM") || c.text.contains("15"))
-    }) && cmds.iter().any(|c| c.program() == "wait");
+    let forwards_itself = cmds
+        .iter()
+        .any(|c| c.program() == "trap" && (c.text.contains("TERM") || c.text.contains("15")))
+        && cmds.iter().any(|c| c.program() == "wait");
     if forwards_itself {
         return Tail::Forwards;
     }
@@ -209,8 +210,9 @@ fn is_app(c: &Command) -> bool {
 }
 
 fn is_assignment(word: &str) -> bool {
-    word.split_once('=')
-        .is_some_and(|(name, _)| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    word.split_once('=').is_some_and(|(name, _)| {
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
 }
 
 /// The sum of every `sleep N` in a script, if there is one.
@@ -233,7 +235,10 @@ pub fn base_name(path: &str) -> &str {
 
 /// Whether `program` is a POSIX-ish shell.
 pub fn is_shell(program: &str) -> bool {
-    matches!(base_name(program), "sh" | "bash" | "ash" | "dash" | "zsh" | "ksh")
+    matches!(
+        base_name(program),
+        "sh" | "bash" | "ash" | "dash" | "zsh" | "ksh"
+    )
 }
 
 /// For `sh -c SCRIPT …` (flags such as `-ec` allowed): the index of SCRIPT.
@@ -279,9 +284,14 @@ mod tests {
     #[test]
     fn tails() {
         assert_eq!(tail("set -e\nexec \"$@\"\n"), Tail::Forwards);
-        assert!(matches!(tail("cd /app\njava -jar app.jar\n"), Tail::NoExec(c) if c.text == "java -jar app.jar"));
+        assert!(
+            matches!(tail("cd /app\njava -jar app.jar\n"), Tail::NoExec(c) if c.text == "java -jar app.jar")
+        );
         assert!(matches!(tail("echo hi; app; echo bye"), Tail::AppNotLast(c) if c.text == "app"));
-        assert_eq!(tail("trap 'kill -TERM $p' TERM\napp & p=$!\nwait $p\n"), Tail::Forwards);
+        assert_eq!(
+            tail("trap 'kill -TERM $p' TERM\napp & p=$!\nwait $p\n"),
+            Tail::Forwards
+        );
         assert_eq!(tail("if x; then\n exec a\nfi\n"), Tail::Unknown);
     }
 

@@ -227,7 +227,9 @@ impl<'a> Loader<'a> {
                     let node = self.node(event, span, 0)?;
                     let (end, _) = self.next()?;
                     if !matches!(end, Event::DocumentEnd) {
-                        return Err(self.error_at(self.offset(span.end), "expected end of document"));
+                        return Err(
+                            self.error_at(self.offset(span.end), "expected end of document")
+                        );
                     }
                     if node.as_str().is_some() || !matches!(node.value, Value::Scalar(..)) {
                         docs.push(node);
@@ -298,7 +300,10 @@ impl<'a> Loader<'a> {
             let (event, span) = self.next()?;
             if matches!(event, Event::SequenceEnd) {
                 let span = self.collection_span(start, span);
-                return Ok(Node { value: Value::Seq(items), span });
+                return Ok(Node {
+                    value: Value::Seq(items),
+                    span,
+                });
             }
             items.push(self.node(event, span, depth + 1)?);
         }
@@ -316,7 +321,10 @@ impl<'a> Loader<'a> {
                     }
                 }
                 let span = self.collection_span(start, span);
-                return Ok(Node { value: Value::Map(entries), span });
+                return Ok(Node {
+                    value: Value::Map(entries),
+                    span,
+                });
             }
             let key = self.node(event, span, depth + 1)?;
             let (event, span) = self.next()?;
@@ -382,7 +390,11 @@ mod tests {
     fn billion_laughs_is_refused_not_expanded() {
         let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 0..12 {
-            let prev = if i == 0 { "a".to_string() } else { format!("l{}", i - 1) };
+            let prev = if i == 0 {
+                "a".to_string()
+            } else {
+                format!("l{}", i - 1)
+            };
             text.push_str(&format!("l{i}: &l{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
         }
         let f = SourceFile::new("t.yaml", FileKind::Yaml, text);

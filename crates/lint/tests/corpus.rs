@@ -64,7 +64,7 @@ fn copy_corpus(name: &str) -> PathBuf {
 #[test]
 fn fixed_corpus_relints_without_the_fixed_findings_and_keeps_comments() {
     let dir = copy_corpus("fix");
-    let before = lint_paths(&[dir.clone()]);
+    let before = lint_paths(std::slice::from_ref(&dir));
     let fixable: Vec<String> = lines(&before, &dir)
         .into_iter()
         .zip(&before.findings)
@@ -75,21 +75,49 @@ fn fixed_corpus_relints_without_the_fixed_findings_and_keeps_comments() {
     for (i, text) in fix::apply(&before.files, &before.findings) {
         std::fs::write(&before.files[i].path, text).expect("write");
     }
-    let after = lint_paths(&[dir.clone()]);
-    assert!(after.errors.is_empty(), "the fixed YAML still parses: {:?}", after.errors);
-    let rules_after: Vec<(&str, &str)> = after.findings.iter().map(|f| (after.files[f.file].path.as_str(), f.rule.id)).collect();
+    let after = lint_paths(std::slice::from_ref(&dir));
+    assert!(
+        after.errors.is_empty(),
+        "the fixed YAML still parses: {:?}",
+        after.errors
+    );
+    let rules_after: Vec<(&str, &str)> = after
+        .findings
+        .iter()
+        .map(|f| (after.files[f.file].path.as_str(), f.rule.id))
+        .collect();
     for f in before.findings.iter().filter(|f| f.edit.is_some()) {
         let path = before.files[f.file].path.as_str();
-        assert!(!rules_after.contains(&(path, f.rule.id)), "{} still in {path} after --fix", f.rule.id);
+        assert!(
+            !rules_after.contains(&(path, f.rule.id)),
+            "{} still in {path} after --fix",
+            f.rule.id
+        );
     }
-    assert_eq!(after.findings.len(), before.findings.len() - fixable.len(), "only the fixed findings are gone");
-    assert!(after.findings.iter().all(|f| f.edit.is_none()), "nothing fixable left");
+    assert_eq!(
+        after.findings.len(),
+        before.findings.len() - fixable.len(),
+        "only the fixed findings are gone"
+    );
+    assert!(
+        after.findings.iter().all(|f| f.edit.is_none()),
+        "nothing fixable left"
+    );
     let web = std::fs::read_to_string(dir.join("helm/web-spring.yaml")).expect("read");
-    assert!(web.contains("terminationGracePeriodSeconds: 55 # the chart's default"), "grace raised in place, comment kept");
+    assert!(
+        web.contains("terminationGracePeriodSeconds: 55 # the chart's default"),
+        "grace raised in place, comment kept"
+    );
     let script = std::fs::read_to_string(dir.join("docker/docker-entrypoint.sh")).expect("read");
-    assert!(script.ends_with("exec /usr/local/bin/app --config /etc/app.yaml \"$@\"\n"), "{script}");
+    assert!(
+        script.ends_with("exec /usr/local/bin/app --config /etc/app.yaml \"$@\"\n"),
+        "{script}"
+    );
     let list = std::fs::read_to_string(dir.join("helm/worker-list.yaml")).expect("read");
-    assert!(list.contains("\"./migrate && exec java -jar /app.jar\""), "exec added in the quoted script");
+    assert!(
+        list.contains("\"./migrate && exec java -jar /app.jar\""),
+        "exec added in the quoted script"
+    );
 }
 
 /// hadolint from $HADOLINT, .ci/setup-lint-tools.sh's venv, or PATH.
@@ -99,10 +127,12 @@ fn hadolint() -> Option<PathBuf> {
         Some(repo().join("target/lint-tools/venv/bin/hadolint")),
         Some(PathBuf::from("hadolint")),
     ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
+    candidates.into_iter().flatten().find(|p| {
+        Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
 }
 
 #[test]
@@ -125,7 +155,11 @@ fn shell_form_detection_agrees_with_hadolint_dl3025() {
         if text.contains("lameduck:ignore") {
             continue;
         }
-        let out = Command::new(&hadolint).args(["--no-fail", "--format", "json"]).arg(&path).output().expect("run hadolint");
+        let out = Command::new(&hadolint)
+            .args(["--no-fail", "--format", "json"])
+            .arg(&path)
+            .output()
+            .expect("run hadolint");
         let found: serde_json::Value = serde_json::from_slice(&out.stdout).expect("hadolint json");
         let mut theirs: Vec<u64> = found
             .as_array()
@@ -143,24 +177,37 @@ fn shell_form_detection_agrees_with_hadolint_dl3025() {
             .collect();
         theirs.sort_unstable();
         ours.sort_unstable();
-        assert_eq!(ours, theirs, "LD005 and DL3025 lines differ in {}", path.display());
+        assert_eq!(
+            ours,
+            theirs,
+            "LD005 and DL3025 lines differ in {}",
+            path.display()
+        );
         compared += theirs.len();
     }
-    assert!(compared >= 3, "the corpus has shell-form instructions to compare ({compared})");
+    assert!(
+        compared >= 3,
+        "the corpus has shell-form instructions to compare ({compared})"
+    );
 }
 
 #[test]
 fn deploy_manifests_have_no_warning_or_error() {
     let r = lint_paths(&[repo().join("deploy")]);
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    let serious: Vec<String> = lines(&r, &repo()).into_iter().zip(&r.findings).filter(|(_, f)| f.rule.severity >= Severity::Warning).map(|(l, _)| l).collect();
+    let serious: Vec<String> = lines(&r, &repo())
+        .into_iter()
+        .zip(&r.findings)
+        .filter(|(_, f)| f.rule.severity >= Severity::Warning)
+        .map(|(l, _)| l)
+        .collect();
     assert_eq!(serious, Vec::<String>::new());
 }
 
 #[test]
 fn demo_manifests_lameduck_ones_clean_naive_ones_caught() {
     let dir = repo().join("crates/demo/manifests");
-    let r = lint_paths(&[dir.clone()]);
+    let r = lint_paths(std::slice::from_ref(&dir));
     let found: Vec<String> = lines(&r, &dir)
         .into_iter()
         .zip(&r.findings)

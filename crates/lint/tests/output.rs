@@ -24,7 +24,11 @@ fn human_output_names_the_place_quotes_the_line_and_gives_the_fix() {
    = fix: raise terminationGracePeriodSeconds to 50, or shorten the preStop wait or the app's shutdown
 ";
     assert!(out.starts_with(expected), "{out}");
-    assert!(out.trim_end().ends_with("1 errors, 0 warnings, 0 infos in 1 files (1 fixable with --fix)"), "{out}");
+    assert!(
+        out.trim_end()
+            .ends_with("1 errors, 0 warnings, 0 infos in 1 files (1 fixable with --fix)"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -33,7 +37,10 @@ fn json_output_has_every_field() {
     let f = &v["findings"][0];
     assert_eq!(f["rule"], "LD001");
     assert_eq!(f["severity"], "error");
-    assert_eq!((f["line"].as_u64(), f["column"].as_u64()), (Some(13), Some(38)));
+    assert_eq!(
+        (f["line"].as_u64(), f["column"].as_u64()),
+        (Some(13), Some(38))
+    );
     assert_eq!(f["snippet"], "45");
     assert_eq!(f["fixable"], true);
     assert_eq!(v["summary"]["error"], 1);
@@ -56,5 +63,8 @@ fn sarif_has_real_regions_snippets_and_rule_metadata() {
     assert_eq!(region["startLine"], 13);
     assert_eq!(region["startColumn"], 38);
     assert_eq!(region["endColumn"], 40);
-    assert_eq!(region["snippet"]["text"], "      terminationGracePeriodSeconds: 45");
+    assert_eq!(
+        region["snippet"]["text"],
+        "      terminationGracePeriodSeconds: 45"
+    );
 }

@@ -5,7 +5,8 @@ use lameduck_lint::FileKind;
 
 use crate::util::{deployment, dockerfile, message, only, report, yaml};
 
-const PORTS: &str = "ports: [{containerPort: 8080}]\nreadinessProbe: {httpGet: {path: /readyz, port: 8080}}";
+const PORTS: &str =
+    "ports: [{containerPort: 8080}]\nreadinessProbe: {httpGet: {path: /readyz, port: 8080}}";
 
 fn with_ports(extra: &str) -> String {
     format!("{PORTS}\n{extra}")
@@ -66,17 +67,28 @@ fn ld002_istio_drain_longer_than_grace_points_inside_the_annotation() {
 
 #[test]
 fn ld003_serving_container_without_readiness() {
-    let text = deployment("", "ports: [{containerPort: 8080}]\ncommand: [lameduck, run, --, /app]");
+    let text = deployment(
+        "",
+        "ports: [{containerPort: 8080}]\ncommand: [lameduck, run, --, /app]",
+    );
     assert_eq!(only(yaml(&text), "LD003"), [(14, 17)]);
     let worker = deployment("", "command: [lameduck, run, --, /worker]");
-    assert_eq!(only(yaml(&worker), "LD003"), [], "no ports and no Service: not serving");
+    assert_eq!(
+        only(yaml(&worker), "LD003"),
+        [],
+        "no ports and no Service: not serving"
+    );
 }
 
 #[test]
 fn ld003_selected_by_a_service_in_another_file_counts_as_serving() {
-    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n";
+    let svc =
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n";
     let dep = deployment("", "command: [lameduck, run, --, /app]");
-    let r = report(&[("svc.yaml", FileKind::Yaml, svc), ("dep.yaml", FileKind::Yaml, &dep)]);
+    let r = report(&[
+        ("svc.yaml", FileKind::Yaml, svc),
+        ("dep.yaml", FileKind::Yaml, &dep),
+    ]);
     let f: Vec<_> = r.findings.iter().filter(|f| f.rule.id == "LD003").collect();
     assert_eq!(f.len(), 1);
     assert_eq!(r.files[f[0].file].path, "dep.yaml");
@@ -85,9 +97,17 @@ fn ld003_selected_by_a_service_in_another_file_counts_as_serving() {
 #[test]
 fn ld004_readiness_identical_to_liveness() {
     let probe = "{httpGet: {path: /health, port: 8080}}";
-    let text = deployment("", &format!("ports: [{{containerPort: 8080}}]\nreadinessProbe: {probe}\nlivenessProbe: {probe}"));
+    let text = deployment(
+        "",
+        &format!(
+            "ports: [{{containerPort: 8080}}]\nreadinessProbe: {probe}\nlivenessProbe: {probe}"
+        ),
+    );
     assert_eq!(only(yaml(&text), "LD004"), [(17, 11)]);
-    let differ = text.replace("livenessProbe: {httpGet: {path: /health", "livenessProbe: {httpGet: {path: /healthz");
+    let differ = text.replace(
+        "livenessProbe: {httpGet: {path: /health",
+        "livenessProbe: {httpGet: {path: /healthz",
+    );
     assert_eq!(only(yaml(&differ), "LD004"), []);
 }
 
@@ -95,38 +115,75 @@ fn ld004_readiness_identical_to_liveness() {
 fn ld005_shell_form_cmd_and_entrypoint_not_exec_form() {
     let found = dockerfile("FROM alpine\nENTRYPOINT /app serve\nCMD [\"--port\", \"80\"]\n");
     assert_eq!(only(found, "LD005"), [(2, 12)]);
-    assert_eq!(only(dockerfile("FROM alpine\nENTRYPOINT [\"/app\", \"serve\"]\n"), "LD005"), []);
+    assert_eq!(
+        only(
+            dockerfile("FROM alpine\nENTRYPOINT [\"/app\", \"serve\"]\n"),
+            "LD005"
+        ),
+        []
+    );
 }
 
 #[test]
 fn ld006_sh_c_without_exec_in_a_manifest_and_a_dockerfile() {
     let text = deployment("", &with_ports("command: [sh, -c, \"./migrate; /app\"]"));
     assert_eq!(only(yaml(&text), "LD006"), [(18, 29)]);
-    let ok = deployment("", &with_ports("command: [sh, -c, \"./migrate; exec /app\"]"));
+    let ok = deployment(
+        "",
+        &with_ports("command: [sh, -c, \"./migrate; exec /app\"]"),
+    );
     assert_eq!(only(yaml(&ok), "LD006"), []);
     let found = dockerfile("FROM alpine\nENTRYPOINT [\"sh\", \"-c\", \"/app\"]\n");
-    assert_eq!(only(found, "LD006"), [(2, 12)], "dash does not exec even a lone command");
-    assert_eq!(only(dockerfile("FROM alpine\nENTRYPOINT [\"bash\", \"-c\", \"/app\"]\n"), "LD006"), [], "bash does");
+    assert_eq!(
+        only(found, "LD006"),
+        [(2, 12)],
+        "dash does not exec even a lone command"
+    );
+    assert_eq!(
+        only(
+            dockerfile("FROM alpine\nENTRYPOINT [\"bash\", \"-c\", \"/app\"]\n"),
+            "LD006"
+        ),
+        [],
+        "bash does"
+    );
 }
 
 #[test]
 fn ld007_entrypoint_script_without_exec() {
-    let bad = report(&[("entrypoint.sh", FileKind::Script, "#!/bin/sh\nset -e\n\njava -jar /app.jar \"$@\"\n")]);
+    let bad = report(&[(
+        "entrypoint.sh",
+        FileKind::Script,
+        "#!/bin/sh\nset -e\n\njava -jar /app.jar \"$@\"\n",
+    )]);
     assert_eq!(crate::util::places(&bad), [("LD007", 4, 1)]);
-    let good = report(&[("entrypoint.sh", FileKind::Script, "#!/bin/sh\nset -e\nexec java -jar /app.jar \"$@\"\n")]);
+    let good = report(&[(
+        "entrypoint.sh",
+        FileKind::Script,
+        "#!/bin/sh\nset -e\nexec java -jar /app.jar \"$@\"\n",
+    )]);
     assert_eq!(crate::util::places(&good), []);
 }
 
 #[test]
 fn ld008_nginx_under_lameduck_run_without_rewrite() {
-    let text = deployment("", &with_ports("command: [lameduck, run, --, nginx, -g, \"daemon off;\"]"));
+    let text = deployment(
+        "",
+        &with_ports("command: [lameduck, run, --, nginx, -g, \"daemon off;\"]"),
+    );
     assert_eq!(only(yaml(&text), "LD008"), [(18, 40)]);
     let rewritten = text.replace("run, --,", "run, --rewrite, \"TERM:QUIT\", --,");
     assert_eq!(only(yaml(&rewritten), "LD008"), []);
-    let found = dockerfile("FROM debian\nRUN apt-get install -y nginx\nCMD [\"nginx\", \"-g\", \"daemon off;\"]\n");
+    let found = dockerfile(
+        "FROM debian\nRUN apt-get install -y nginx\nCMD [\"nginx\", \"-g\", \"daemon off;\"]\n",
+    );
     assert_eq!(only(found, "LD008"), [(3, 5)]);
     let official = dockerfile("FROM nginx:1.27\nCMD [\"nginx\", \"-g\", \"daemon off;\"]\n");
-    assert_eq!(only(official, "LD008"), [], "the official image sets STOPSIGNAL SIGQUIT");
+    assert_eq!(
+        only(official, "LD008"),
+        [],
+        "the official image sets STOPSIGNAL SIGQUIT"
+    );
 }
 
 fn with_service(dep: &str) -> String {
@@ -135,18 +192,41 @@ fn with_service(dep: &str) -> String {
 
 #[test]
 fn ld009_recreate_for_a_service_backed_deployment() {
-    let text = with_service(&deployment("", PORTS).replace("  replicas: 1\n", "  replicas: 1\n  strategy: {type: Recreate}\n"));
+    let text = with_service(&deployment("", PORTS).replace(
+        "  replicas: 1\n",
+        "  replicas: 1\n  strategy: {type: Recreate}\n",
+    ));
     assert_eq!(only(yaml(&text), "LD009"), [(7, 20)]);
-    let no_service = deployment("", "command: [/worker]").replace("  replicas: 1\n", "  replicas: 1\n  strategy: {type: Recreate}\n");
+    let no_service = deployment("", "command: [/worker]").replace(
+        "  replicas: 1\n",
+        "  replicas: 1\n  strategy: {type: Recreate}\n",
+    );
     assert_eq!(only(yaml(&no_service), "LD009"), []);
 }
 
 #[test]
 fn ld010_and_ld011_rollouts_that_drop_every_ready_pod() {
-    let strategy = |s: &str| deployment("", PORTS).replace("  replicas: 1\n", &format!("  replicas: 2\n  strategy:\n    rollingUpdate: {s}\n"));
-    assert_eq!(only(yaml(&strategy("{maxSurge: 1, maxUnavailable: 2}")), "LD010"), [(8, 50)]);
-    assert_eq!(only(yaml(&strategy("{maxSurge: 1, maxUnavailable: 50%}")), "LD010"), []);
-    let single = deployment("", PORTS).replace("  replicas: 1\n", "  replicas: 1\n  strategy:\n    rollingUpdate: {maxSurge: 0}\n");
+    let strategy = |s: &str| {
+        deployment("", PORTS).replace(
+            "  replicas: 1\n",
+            &format!("  replicas: 2\n  strategy:\n    rollingUpdate: {s}\n"),
+        )
+    };
+    assert_eq!(
+        only(yaml(&strategy("{maxSurge: 1, maxUnavailable: 2}")), "LD010"),
+        [(8, 50)]
+    );
+    assert_eq!(
+        only(
+            yaml(&strategy("{maxSurge: 1, maxUnavailable: 50%}")),
+            "LD010"
+        ),
+        []
+    );
+    let single = deployment("", PORTS).replace(
+        "  replicas: 1\n",
+        "  replicas: 1\n  strategy:\n    rollingUpdate: {maxSurge: 0}\n",
+    );
     assert_eq!(only(yaml(&single), "LD011"), [(8, 31)]);
     // The defaults (25 %) surge one pod for a single replica.
     assert_eq!(only(yaml(&deployment("", PORTS)), "LD011"), []);
@@ -172,7 +252,10 @@ fn ld013_eureka_client_not_marked_down() {
 fn ld014_serving_container_with_no_lame_duck_phase() {
     let text = deployment("", &with_ports("command: [/app]"));
     assert_eq!(only(yaml(&text), "LD014"), [(14, 17)]);
-    let run = deployment("", &with_ports("command: [lameduck, run, --until-quiet, 2s, --port, \"8080\", --, /app]"));
+    let run = deployment(
+        "",
+        &with_ports("command: [lameduck, run, --until-quiet, 2s, --port, \"8080\", --, /app]"),
+    );
     assert_eq!(only(yaml(&run), "LD014"), []);
 }
 
@@ -181,10 +264,20 @@ fn ignores_by_annotation_and_by_comment() {
     let text = deployment("", &with_ports("command: [/app]"));
     let annotated = text.replace("      labels: {app: web}\n", "      labels: {app: web}\n      annotations: {lameduck.dev/ignore: \"LD014, no-readiness-probe\"}\n");
     assert_eq!(only(yaml(&annotated), "LD014"), []);
-    let commented = text.replace("        - name: web\n", "        # lameduck:ignore LD014 (drains by itself)\n        - name: web\n");
+    let commented = text.replace(
+        "        - name: web\n",
+        "        # lameduck:ignore LD014 (drains by itself)\n        - name: web\n",
+    );
     assert_eq!(only(yaml(&commented), "LD014"), []);
-    let other_rule = text.replace("        - name: web\n", "        # lameduck:ignore LD003\n        - name: web\n");
-    assert_eq!(only(yaml(&other_rule), "LD014").len(), 1, "an ignore names its rules");
+    let other_rule = text.replace(
+        "        - name: web\n",
+        "        # lameduck:ignore LD003\n        - name: web\n",
+    );
+    assert_eq!(
+        only(yaml(&other_rule), "LD014").len(),
+        1,
+        "an ignore names its rules"
+    );
 }
 
 #[test]

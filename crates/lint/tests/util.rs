@@ -4,23 +4,26 @@
 use lameduck_lint::{lint, FileKind, Options, Report, SourceFile};
 
 /// Lints files given as (name, kind, text) together.
-pub fn report(files: &[(&str, FileKind, &str)]) -> Report {
-    let files = files.iter().map(|(n, k, t)| SourceFile::new(*n, *k, *t)).collect();
+pub(crate) fn report(files: &[(&str, FileKind, &str)]) -> Report {
+    let files = files
+        .iter()
+        .map(|(n, k, t)| SourceFile::new(*n, *k, *t))
+        .collect();
     lint(files, &Options::default())
 }
 
 /// The findings of one YAML text, as (rule, line, column).
-pub fn yaml(text: &str) -> Vec<(&'static str, usize, usize)> {
+pub(crate) fn yaml(text: &str) -> Vec<(&'static str, usize, usize)> {
     places(&report(&[("t.yaml", FileKind::Yaml, text)]))
 }
 
 /// The findings of one Dockerfile.
-pub fn dockerfile(text: &str) -> Vec<(&'static str, usize, usize)> {
+pub(crate) fn dockerfile(text: &str) -> Vec<(&'static str, usize, usize)> {
     places(&report(&[("Dockerfile", FileKind::Dockerfile, text)]))
 }
 
 /// The findings of a report, as (rule, line, column).
-pub fn places(r: &Report) -> Vec<(&'static str, usize, usize)> {
+pub(crate) fn places(r: &Report) -> Vec<(&'static str, usize, usize)> {
     assert!(r.errors.is_empty(), "parse errors: {:?}", r.errors);
     r.findings
         .iter()
@@ -32,19 +35,31 @@ pub fn places(r: &Report) -> Vec<(&'static str, usize, usize)> {
 }
 
 /// Only the findings of `rule`.
-pub fn only(found: Vec<(&'static str, usize, usize)>, rule: &str) -> Vec<(usize, usize)> {
-    found.into_iter().filter(|f| f.0 == rule).map(|f| (f.1, f.2)).collect()
+pub(crate) fn only(found: Vec<(&'static str, usize, usize)>, rule: &str) -> Vec<(usize, usize)> {
+    found
+        .into_iter()
+        .filter(|f| f.0 == rule)
+        .map(|f| (f.1, f.2))
+        .collect()
 }
 
 /// The message of the first finding of `rule`.
-pub fn message(r: &Report, rule: &str) -> String {
-    r.findings.iter().find(|f| f.rule.id == rule).map(|f| f.message.clone()).unwrap_or_default()
+pub(crate) fn message(r: &Report, rule: &str) -> String {
+    r.findings
+        .iter()
+        .find(|f| f.rule.id == rule)
+        .map(|f| f.message.clone())
+        .unwrap_or_default()
 }
 
 /// A Deployment with one container; `pod` and `container` are extra lines
 /// at the pod spec's and the container's indentation.
-pub fn deployment(pod: &str, container: &str) -> String {
-    let indent = |s: &str, n: usize| s.lines().map(|l| format!("{}{l}\n", " ".repeat(n))).collect::<String>();
+pub(crate) fn deployment(pod: &str, container: &str) -> String {
+    let indent = |s: &str, n: usize| {
+        s.lines()
+            .map(|l| format!("{}{l}\n", " ".repeat(n)))
+            .collect::<String>()
+    };
     format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n{}      containers:\n        - name: web\n          image: example/web:1\n{}",
         indent(pod, 6),

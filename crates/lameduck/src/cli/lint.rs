@@ -21,7 +21,9 @@ use lameduck_lint::{fix, inputs, output, Options, Severity};
 /// Exit status: 0 when nothing reaches --fail-on, 1 when a finding does, 2
 /// when an input cannot be read or is not valid YAML.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  lameduck lint deploy/\n  helm template my-release ./chart | lameduck lint -\n  lameduck lint --format sarif k8s/ > lint.sarif")]
+#[command(
+    after_help = "Examples:\n  lameduck lint deploy/\n  helm template my-release ./chart | lameduck lint -\n  lameduck lint --format sarif k8s/ > lint.sarif"
+)]
 pub(crate) struct LintArgs {
     /// Files and directories to lint; `-` reads YAML from stdin. Directories
     /// are walked for *.yaml, *.yml, *.json, Dockerfiles and *entrypoint*.sh.
@@ -123,7 +125,10 @@ pub(crate) fn main(args: LintArgs) -> i32 {
     exit_code(&report, args.fail_on)
 }
 
-fn write_fixes(files: &[lameduck_lint::SourceFile], fixed: &std::collections::BTreeMap<usize, String>) -> Result<(), i32> {
+fn write_fixes(
+    files: &[lameduck_lint::SourceFile],
+    fixed: &std::collections::BTreeMap<usize, String>,
+) -> Result<(), i32> {
     for (i, text) in fixed {
         let f = &files[*i];
         if f.path == "<stdin>" {

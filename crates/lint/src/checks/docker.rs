@@ -36,7 +36,11 @@ fn is_run_instruction(i: &Instruction) -> bool {
 }
 
 fn shell_form(file: usize, inst: &Instruction) -> Finding {
-    let words = shlex::split(&inst.args).filter(|_| !inst.args.contains(['$', '|', '&', ';', '<', '>', '`', '*', '?', '(']));
+    let words = shlex::split(&inst.args).filter(|_| {
+        !inst
+            .args
+            .contains(['$', '|', '&', ';', '<', '>', '`', '*', '?', '('])
+    });
     let json = words.as_ref().and_then(|w| serde_json::to_string(w).ok());
     let fix = match &json {
         Some(j) => format!("write {} {}", inst.keyword, j.replace("\",\"", "\", \"")),
@@ -62,7 +66,10 @@ fn shell_form(file: usize, inst: &Instruction) -> Finding {
 
 /// The command line the final stage runs, and the instruction that holds
 /// the program: exec-form ENTRYPOINT + CMD, or a lone exec-form CMD.
-fn effective_argv<'a>(entrypoint: Option<&'a Instruction>, cmd: Option<&'a Instruction>) -> Option<(&'a Instruction, Vec<String>)> {
+fn effective_argv<'a>(
+    entrypoint: Option<&'a Instruction>,
+    cmd: Option<&'a Instruction>,
+) -> Option<(&'a Instruction, Vec<String>)> {
     match (entrypoint, cmd) {
         (Some(ep), cmd) => {
             let mut argv = ep.exec_form()?;
@@ -76,9 +83,17 @@ fn effective_argv<'a>(entrypoint: Option<&'a Instruction>, cmd: Option<&'a Instr
     }
 }
 
-fn exec_form_shell(file: usize, source: &SourceFile, inst: &Instruction, argv: &[String], out: &mut Vec<Finding>) {
+fn exec_form_shell(
+    file: usize,
+    source: &SourceFile,
+    inst: &Instruction,
+    argv: &[String],
+    out: &mut Vec<Finding>,
+) {
     let launch = Launch::read(argv.to_vec());
-    let Some(at) = launch.shell_script() else { return };
+    let Some(at) = launch.shell_script() else {
+        return;
+    };
     if launch.signals_group() {
         return;
     }
@@ -91,7 +106,9 @@ fn exec_form_shell(file: usize, source: &SourceFile, inst: &Instruction, argv: &
         Tail::AppNotLast(c) => (c, false),
         Tail::Forwards | Tail::Unknown => return,
     };
-    let edit = fixable.then(|| insert_exec(file, source, inst.args_span, &cmd.text)).flatten();
+    let edit = fixable
+        .then(|| insert_exec(file, source, inst.args_span, &cmd.text))
+        .flatten();
     out.push(
         Finding::new(
             rules::SHELL_NO_EXEC,
@@ -117,7 +134,10 @@ fn effective_stop_signal(stages: &[Stage]) -> Option<String> {
             return Some(s.args.trim().to_string());
         }
         let base = stage.base.to_ascii_lowercase();
-        match stages.iter().find(|s| s.name.as_deref() == Some(base.as_str())) {
+        match stages
+            .iter()
+            .find(|s| s.name.as_deref() == Some(base.as_str()))
+        {
             Some(parent) => stage = parent,
             None => return official_quit_image(&stage.base).then(|| "SIGQUIT".to_string()),
         }
@@ -125,20 +145,36 @@ fn effective_stop_signal(stages: &[Stage]) -> Option<String> {
     None
 }
 
-fn stop_signal(file: usize, stages: &[Stage], inst: &Instruction, argv: &[String], out: &mut Vec<Finding>) {
+fn stop_signal(
+    file: usize,
+    stages: &[Stage],
+    inst: &Instruction,
+    argv: &[String],
+    out: &mut Vec<Finding>,
+) {
     let launch = Launch::read(argv.to_vec());
-    let Some(program) = launch.program() else { return };
+    let Some(program) = launch.program() else {
+        return;
+    };
     if !wants_sigquit(program) {
         return;
     }
-    let rewrites = matches!(launch.pid1, Pid1::LameduckRun { .. }) && launch.flags("--rewrite").iter().any(|r| rewrites_term_to_quit(r));
+    let rewrites = matches!(launch.pid1, Pid1::LameduckRun { .. })
+        && launch
+            .flags("--rewrite")
+            .iter()
+            .any(|r| rewrites_term_to_quit(r));
     let signal = effective_stop_signal(stages).unwrap_or_else(|| "SIGTERM".into());
     let quit = matches!(signal.trim_start_matches("SIG"), "QUIT" | "3");
     if rewrites || (quit && !matches!(launch.pid1, Pid1::LameduckRun { .. })) {
         return;
     }
     let (how, fix, edit) = if matches!(launch.pid1, Pid1::LameduckRun { .. }) {
-        ("lameduck run forwards SIGTERM as it is", "add `--rewrite TERM:QUIT` to lameduck run's flags".to_string(), None)
+        (
+            "lameduck run forwards SIGTERM as it is",
+            "add `--rewrite TERM:QUIT` to lameduck run's flags".to_string(),
+            None,
+        )
     } else {
         let line_start = inst.span.start;
         let edit = Edit {
@@ -146,7 +182,11 @@ fn stop_signal(file: usize, stages: &[Stage], inst: &Instruction, argv: &[String
             span: Span::new(line_start, line_start),
             text: "STOPSIGNAL SIGQUIT\n".into(),
         };
-        ("the image's stop signal is SIGTERM", "add `STOPSIGNAL SIGQUIT` to the final stage".to_string(), Some(edit))
+        (
+            "the image's stop signal is SIGTERM",
+            "add `STOPSIGNAL SIGQUIT` to the final stage".to_string(),
+            Some(edit),
+        )
     };
     out.push(
         Finding::new(
@@ -166,13 +206,23 @@ pub(super) fn check_script(file: usize, source: &SourceFile, out: &mut Vec<Findi
         Tail::AppNotLast(c) => (c, false),
         Tail::Forwards | Tail::Unknown => return,
     };
-    let span = Span::new(cmd.start, cmd.start + source.text[cmd.start..].find('\n').unwrap_or(source.text.len() - cmd.start));
+    let span = Span::new(
+        cmd.start,
+        cmd.start
+            + source.text[cmd.start..]
+                .find('\n')
+                .unwrap_or(source.text.len() - cmd.start),
+    );
     let edit = fixable.then(|| Edit {
         file,
         span: Span::new(cmd.start, cmd.start),
         text: "exec ".into(),
     });
-    let how = if fixable { "as its last command" } else { "and then goes on" };
+    let how = if fixable {
+        "as its last command"
+    } else {
+        "and then goes on"
+    };
     out.push(
         Finding::new(
             rules::SCRIPT_NO_EXEC,

@@ -28,7 +28,11 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub(crate) fn new(files: &'a [SourceFile], docs: &'a [Vec<Node>], options: &'a Options) -> Ctx<'a> {
+    pub(crate) fn new(
+        files: &'a [SourceFile],
+        docs: &'a [Vec<Node>],
+        options: &'a Options,
+    ) -> Ctx<'a> {
         let objects: Vec<Object<'a>> = docs
             .iter()
             .enumerate()
@@ -74,7 +78,11 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Finding> {
         pod::check(ctx, &w, &mut found);
         rollout::check(ctx, &w, &mut found);
         let ignored = w.ignored();
-        found.retain(|f| !ignored.iter().any(|i| i.eq_ignore_ascii_case(f.rule.id) || i.eq_ignore_ascii_case(f.rule.name)));
+        found.retain(|f| {
+            !ignored
+                .iter()
+                .any(|i| i.eq_ignore_ascii_case(f.rule.id) || i.eq_ignore_ascii_case(f.rule.name))
+        });
         out.extend(found);
     }
     for (i, file) in ctx.files.iter().enumerate() {
@@ -89,7 +97,12 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Finding> {
 
 /// An edit that puts `exec ` before the last occurrence of `command` in the
 /// text of `node` (a YAML scalar or JSON string holding a shell script).
-pub(crate) fn insert_exec(file: usize, source: &SourceFile, span: Span, command: &str) -> Option<Edit> {
+pub(crate) fn insert_exec(
+    file: usize,
+    source: &SourceFile,
+    span: Span,
+    command: &str,
+) -> Option<Edit> {
     let raw = source.slice(span);
     let at = raw.rfind(command)?;
     Some(Edit {

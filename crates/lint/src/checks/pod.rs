@@ -73,7 +73,13 @@ fn no_lame_duck(w: &Workload<'_>, c: &Node, launch: &Launch, out: &mut Vec<Findi
     ));
 }
 
-fn shell_pid1(ctx: &Ctx<'_>, w: &Workload<'_>, args: &[k8s::Arg<'_>], launch: &Launch, out: &mut Vec<Finding>) {
+fn shell_pid1(
+    ctx: &Ctx<'_>,
+    w: &Workload<'_>,
+    args: &[k8s::Arg<'_>],
+    launch: &Launch,
+    out: &mut Vec<Finding>,
+) {
     let Some(at) = launch.shell_script() else {
         return;
     };
@@ -134,25 +140,45 @@ pub(crate) fn official_quit_image(image: &str) -> bool {
     name == "nginx" || name == "openresty/openresty" || (name == "php" && tag.contains("fpm"))
 }
 
-fn stop_signal(w: &Workload<'_>, c: &Node, args: &[k8s::Arg<'_>], launch: &Launch, out: &mut Vec<Finding>) {
+fn stop_signal(
+    w: &Workload<'_>,
+    c: &Node,
+    args: &[k8s::Arg<'_>],
+    launch: &Launch,
+    out: &mut Vec<Finding>,
+) {
     let image = c.get("image").and_then(Node::as_str).unwrap_or("");
     let program = launch.program().map(str::to_string);
-    let is_server = program.as_deref().map_or_else(|| official_quit_image(image), wants_sigquit);
+    let is_server = program
+        .as_deref()
+        .map_or_else(|| official_quit_image(image), wants_sigquit);
     if !is_server || quits_in_pre_stop(c) {
         return;
     }
     let server = program.unwrap_or_else(|| server_of_image(image));
     let file = w.obj.file;
-    let finding = |span, how: String| Finding::new(rules::STOP_SIGNAL, file, span, format!("{server} gets SIGTERM ({how}), its fast stop: in-flight requests are cut; its graceful stop is SIGQUIT"));
+    let finding = |span, how: String| {
+        Finding::new(rules::STOP_SIGNAL, file, span, format!("{server} gets SIGTERM ({how}), its fast stop: in-flight requests are cut; its graceful stop is SIGQUIT"))
+    };
     if let Some(sig) = c.at(&["lifecycle", "stopSignal"]) {
-        if !sig.as_str().is_some_and(|s| matches!(s.trim_start_matches("SIG"), "QUIT")) {
+        if !sig
+            .as_str()
+            .is_some_and(|s| matches!(s.trim_start_matches("SIG"), "QUIT"))
+        {
             out.push(finding(sig.span, "lifecycle.stopSignal".into()));
         }
         return;
     }
-    let at = args.get(launch.app).map_or_else(|| container_span(c), |a| a.node.span);
+    let at = args
+        .get(launch.app)
+        .map_or_else(|| container_span(c), |a| a.node.span);
     match &launch.pid1 {
-        Pid1::LameduckRun { .. } if !launch.flags("--rewrite").iter().any(|r| rewrites_term_to_quit(r)) => {
+        Pid1::LameduckRun { .. }
+            if !launch
+                .flags("--rewrite")
+                .iter()
+                .any(|r| rewrites_term_to_quit(r)) =>
+        {
             out.push(
                 finding(at, "lameduck run forwards it as it is".into())
                     .with_fix("add `--rewrite TERM:QUIT` to lameduck run's flags"),
@@ -169,7 +195,11 @@ fn stop_signal(w: &Workload<'_>, c: &Node, args: &[k8s::Arg<'_>], launch: &Launc
 fn server_of_image(image: &str) -> String {
     let name = image.split(['@', ':']).next().unwrap_or(image);
     let name = shell::base_name(name);
-    if name == "php" { "php-fpm".into() } else { name.to_string() }
+    if name == "php" {
+        "php-fpm".into()
+    } else {
+        name.to_string()
+    }
 }
 
 fn quits_in_pre_stop(c: &Node) -> bool {
@@ -185,12 +215,18 @@ fn quits_in_pre_stop(c: &Node) -> bool {
 }
 
 fn eureka(w: &Workload<'_>, c: &Node, launch: &Launch, out: &mut Vec<Finding>) {
-    let env_hit = k8s::env(c).into_iter().find(|(name, _)| name.to_ascii_uppercase().contains("EUREKA"));
-    let arg_hit = launch.app_argv().iter().any(|a| a.to_ascii_lowercase().contains("eureka"));
+    let env_hit = k8s::env(c)
+        .into_iter()
+        .find(|(name, _)| name.to_ascii_uppercase().contains("EUREKA"));
+    let arg_hit = launch
+        .app_argv()
+        .iter()
+        .any(|a| a.to_ascii_lowercase().contains("eureka"));
     if env_hit.is_none() && !arg_hit {
         return;
     }
-    let run_marks_down = matches!(launch.pid1, Pid1::LameduckRun { .. }) && launch.flag("--eureka").is_some();
+    let run_marks_down =
+        matches!(launch.pid1, Pid1::LameduckRun { .. }) && launch.flag("--eureka").is_some();
     if run_marks_down || pre_stop_deregisters(c) {
         return;
     }
@@ -213,9 +249,16 @@ fn pre_stop_deregisters(c: &Node) -> bool {
     let mut text = String::new();
     collect_text(hook, &mut text);
     let t = text.to_ascii_lowercase();
-    ["eureka", "out_of_service", "service-registry", "deregister", "status=down", "value=down"]
-        .iter()
-        .any(|k| t.contains(k))
+    [
+        "eureka",
+        "out_of_service",
+        "service-registry",
+        "deregister",
+        "status=down",
+        "value=down",
+    ]
+    .iter()
+    .any(|k| t.contains(k))
 }
 
 fn collect_text(node: &Node, out: &mut String) {

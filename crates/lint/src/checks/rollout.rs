@@ -21,7 +21,10 @@ pub(super) fn check(ctx: &Ctx<'_>, w: &Workload<'_>, out: &mut Vec<Finding>) {
 fn strategy(ctx: &Ctx<'_>, w: &Workload<'_>, out: &mut Vec<Finding>) {
     let spec = w.obj.node.at(&["spec", "strategy"]);
     let file = w.obj.file;
-    if let Some(t) = spec.and_then(|s| s.get("type")).filter(|t| t.as_str() == Some("Recreate")) {
+    if let Some(t) = spec
+        .and_then(|s| s.get("type"))
+        .filter(|t| t.as_str() == Some("Recreate"))
+    {
         if ctx.has_service(w) {
             out.push(Finding::new(
                 rules::RECREATE,
@@ -74,7 +77,11 @@ fn resolve(node: Option<&Node>, replicas: i64, round_up: bool) -> i64 {
     match text.strip_suffix('%').map(|p| p.trim().parse::<f64>()) {
         Some(Ok(pct)) => {
             let exact = pct / 100.0 * replicas as f64;
-            (if round_up { exact.ceil() } else { exact.floor() }) as i64
+            (if round_up {
+                exact.ceil()
+            } else {
+                exact.floor()
+            }) as i64
         }
         Some(Err(_)) => 0,
         None => text.parse().unwrap_or(0),
@@ -86,7 +93,11 @@ fn disruption_budget(ctx: &Ctx<'_>, w: &Workload<'_>, out: &mut Vec<Finding>) {
     if replicas < 2 || ctx.pdbs.any_selects(w) {
         return;
     }
-    let span = w.obj.node.at(&["spec", "replicas"]).map_or(w.obj.node.span, |n| n.span);
+    let span = w
+        .obj
+        .node
+        .at(&["spec", "replicas"])
+        .map_or(w.obj.node.span, |n| n.span);
     out.push(Finding::new(
         rules::NO_PDB,
         w.obj.file,

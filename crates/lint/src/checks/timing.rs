@@ -36,8 +36,16 @@ pub(super) fn check(ctx: &Ctx<'_>, w: &Workload<'_>, out: &mut Vec<Finding>) {
         return;
     };
     let file = w.obj.file;
-    let sum = terms.iter().map(|t| t.what.as_str()).collect::<Vec<_>>().join(" + ");
-    let written = if grace_node.is_some() { "" } else { " (the default)" };
+    let sum = terms
+        .iter()
+        .map(|t| t.what.as_str())
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let written = if grace_node.is_some() {
+        ""
+    } else {
+        " (the default)"
+    };
     let message = format!(
         "{sum} = {} > terminationGracePeriodSeconds {}{written}: the kubelet SIGKILLs container {:?} before its drain ends",
         show(total),
@@ -165,7 +173,9 @@ fn prestop_alone(argv: &[String], launch: &Launch) -> Option<Term> {
             .and_then(|(_, v)| parse_seconds(v))
             .unwrap_or(default)
     };
-    let share = seconds_of("--grace", 30.0) - seconds_of("--margin", 2.0) - seconds_of("--stop-reserve", 5.0);
+    let share = seconds_of("--grace", 30.0)
+        - seconds_of("--margin", 2.0)
+        - seconds_of("--stop-reserve", 5.0);
     let (what, seconds) = match (hook.flag("--drain-delay"), hook.flag("--until-quiet")) {
         (Some((_, d)), _) => ("--drain-delay", parse_seconds(d)?.min(share.max(0.0))),
         (None, Some(_)) => ("--until-quiet at most", share.max(0.0)),
@@ -191,7 +201,10 @@ fn lameduck_budget(c: &Node, launch: &Launch) -> Option<Term> {
             seconds: v,
         });
     }
-    if let Some(v) = k8s::env_value(c, "LAMEDUCK_GRACE_SECONDS").and_then(|n| n.as_str()).and_then(parse_seconds) {
+    if let Some(v) = k8s::env_value(c, "LAMEDUCK_GRACE_SECONDS")
+        .and_then(|n| n.as_str())
+        .and_then(parse_seconds)
+    {
         return Some(Term {
             what: format!("lameduck {name} grace {} (LAMEDUCK_GRACE_SECONDS)", show(v)),
             seconds: v,
@@ -211,7 +224,11 @@ const SPRING_ENV: &str = "SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE";
 /// options, or a ConfigMap the pod uses); Spring's 30 s default when it has
 /// graceful shutdown on but no timeout.
 fn app_timeout(ctx: &Ctx<'_>, w: &Workload<'_>, c: &Node, launch: &Launch) -> Option<Term> {
-    if let Some(v) = w.annotation("lameduck.dev/shutdown-seconds").and_then(Node::as_str).and_then(parse_seconds) {
+    if let Some(v) = w
+        .annotation("lameduck.dev/shutdown-seconds")
+        .and_then(Node::as_str)
+        .and_then(parse_seconds)
+    {
         return Some(Term {
             what: format!("app shutdown {} (lameduck.dev/shutdown-seconds)", show(v)),
             seconds: v,
@@ -230,9 +247,13 @@ fn app_timeout(ctx: &Ctx<'_>, w: &Workload<'_>, c: &Node, launch: &Launch) -> Op
         }
     }
     for name in k8s::config_maps_used(w) {
-        let Some(cm) = ctx.config_map(w, &name) else { continue };
+        let Some(cm) = ctx.config_map(w, &name) else {
+            continue;
+        };
         for (k, v) in cm.node.get("data").map(Node::entries).unwrap_or_default() {
-            let (Some(k), Some(v)) = (k.as_str(), v.as_str()) else { continue };
+            let (Some(k), Some(v)) = (k.as_str(), v.as_str()) else {
+                continue;
+            };
             match k {
                 SPRING_ENV => texts.push(format!("{SPRING_KEY}={v}")),
                 "SERVER_SHUTDOWN" => graceful |= v.eq_ignore_ascii_case("graceful"),
@@ -240,15 +261,22 @@ fn app_timeout(ctx: &Ctx<'_>, w: &Workload<'_>, c: &Node, launch: &Launch) -> Op
             }
         }
     }
-    graceful |= texts.iter().any(|t| spring_value(t, "shutdown").is_some_and(|v| v == "graceful"));
-    let timeout = texts.iter().find_map(|t| spring_value(t, SPRING_KEY)).and_then(|v| parse_seconds(&v));
+    graceful |= texts
+        .iter()
+        .any(|t| spring_value(t, "shutdown").is_some_and(|v| v == "graceful"));
+    let timeout = texts
+        .iter()
+        .find_map(|t| spring_value(t, SPRING_KEY))
+        .and_then(|v| parse_seconds(&v));
     match timeout {
         Some(v) => Some(Term {
             what: format!("spring.lifecycle.{SPRING_KEY} {}", show(v)),
             seconds: v,
         }),
         None if graceful => Some(Term {
-            what: format!("spring.lifecycle.{SPRING_KEY} 30 s (its default with server.shutdown=graceful)"),
+            what: format!(
+                "spring.lifecycle.{SPRING_KEY} 30 s (its default with server.shutdown=graceful)"
+            ),
             seconds: 30.0,
         }),
         None => None,
@@ -263,7 +291,9 @@ fn spring_value(text: &str, key: &str) -> Option<String> {
         let before_ok = at == 0 || rest[..at].ends_with(['.', ' ', '\n', '-', '\t']);
         if let (true, Some(v)) = (before_ok, after.strip_prefix(['=', ':'])) {
             let v = v.trim_start().trim_start_matches(['"', '\'']);
-            let end = v.find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',').unwrap_or(v.len());
+            let end = v
+                .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',')
+                .unwrap_or(v.len());
             return Some(v[..end].to_string());
         }
         rest = &rest[at + key.len()..];
