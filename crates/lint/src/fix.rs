@@ -105,49 +105,52 @@ fn position(ops: &[Op<'_>]) -> (usize, usize) {
     })
 }
 
-/// Line operations by longest common subsequence, after trimming the common
-/// head and tail (fixes change few lines, so the middle stays small).
+/// Line operations: equal lines are walked in step; at a difference, the
+/// nearest point where both texts agree again (for 3 lines, or to their
+/// ends) is searched within a small window. Fixes change a line or insert
+/// one, so this finds the minimal diff without an O(n·m) table, even for a
+/// stream of thousands of objects with an edit in each.
 fn line_ops<'a>(a: &[&'a str], b: &[&'a str]) -> Vec<Op<'a>> {
-    let head = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    let tail = a[head..]
-        .iter()
-        .rev()
-        .zip(b[head..].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    let (ma, mb) = (&a[head..a.len() - tail], &b[head..b.len() - tail]);
-    let mut lcs = vec![vec![0u32; mb.len() + 1]; ma.len() + 1];
-    for i in (0..ma.len()).rev() {
-        for j in (0..mb.len()).rev() {
-            lcs[i][j] = if ma[i] == mb[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let mut ops: Vec<Op<'a>> = a[..head].iter().map(|l| Op::Same(l)).collect();
+    const WINDOW: usize = 40;
+    let agree = |i: usize, j: usize| (0..3).all(|k| a.get(i + k) == b.get(j + k));
+    let mut ops = Vec::new();
     let (mut i, mut j) = (0, 0);
-    while i < ma.len() || j < mb.len() {
-        if i < ma.len() && j < mb.len() && ma[i] == mb[j] {
-            ops.push(Op::Same(ma[i]));
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            ops.push(Op::Same(a[i]));
             i += 1;
             j += 1;
-        } else if i < ma.len() && (j == mb.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
-            ops.push(Op::Del(ma[i]));
-            i += 1;
-        } else {
-            ops.push(Op::Add(mb[j]));
-            j += 1;
+            continue;
         }
+        let resync = (1..=WINDOW)
+            .flat_map(|k| (0..=k).map(move |di| (di, k - di)))
+            .find(|&(di, dj)| i + di <= a.len() && j + dj <= b.len() && agree(i + di, j + dj));
+        let (di, dj) = resync.unwrap_or((a.len() - i, b.len() - j));
+        ops.extend(a[i..i + di].iter().map(|l| Op::Del(l)));
+        ops.extend(b[j..j + dj].iter().map(|l| Op::Add(l)));
+        i += di;
+        j += dj;
     }
-    ops.extend(a[a.len() - tail..].iter().map(|l| Op::Same(l)));
     ops
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn diff_of_an_inserted_line_and_a_big_file_stays_small() {
+        let old: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+        let new = old.replace("line 10000\n", "line 10000\ninserted\n");
+        let d = diff("f", &old, &new);
+        assert_eq!(
+            d.lines()
+                .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+                .count(),
+            1
+        );
+        assert!(d.contains("@@ -9999,6 +9999,7 @@"), "{d}");
+    }
 
     #[test]
     fn diff_shows_the_changed_line_with_context() {

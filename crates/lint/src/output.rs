@@ -191,10 +191,13 @@ pub fn sarif(report: &Report) -> String {
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
-/// A relative URI for a path (`./a b.yaml` → `a%20b.yaml`).
+/// A URI for a path: relative ones stay relative (`./a b.yaml` →
+/// `a%20b.yaml`), absolute ones become `file://` URIs.
 fn uri(path: &str) -> String {
     let path = path.strip_prefix("./").unwrap_or(path);
-    path.chars()
+    let scheme = if path.starts_with('/') { "file://" } else { "" };
+    let encoded: String = path
+        .chars()
         .map(|c| match c {
             ' ' => "%20".to_string(),
             '#' => "%23".to_string(),
@@ -202,5 +205,6 @@ fn uri(path: &str) -> String {
             '\\' => "/".to_string(),
             c => c.to_string(),
         })
-        .collect()
+        .collect();
+    format!("{scheme}{encoded}")
 }
