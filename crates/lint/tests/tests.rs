@@ -4,4 +4,5 @@ mod util;
 
 mod corpus;
 mod output;
+mod robust;
 mod rules;
