@@ -33,7 +33,10 @@ fn every_truncation_of_the_corpus_lints_without_panic() {
     for sub in ["helm", "docker"] {
         for e in std::fs::read_dir(dir.join(sub)).expect("corpus") {
             let text = std::fs::read_to_string(e.expect("entry").path()).expect("read");
-            for cut in (0..text.len()).step_by(7).filter(|&c| text.is_char_boundary(c)) {
+            for cut in (0..text.len())
+                .step_by(7)
+                .filter(|&c| text.is_char_boundary(c))
+            {
                 lint_as_everything(&text[..cut]);
             }
         }

@@ -286,3 +286,13 @@ fn list_kinds_anchors_and_aliases_are_followed() {
     // Both containers lack readiness; the second one is reported at its own name.
     assert_eq!(only(yaml(text), "LD003"), [(10, 17), (14, 17)]);
 }
+
+#[test]
+fn every_rule_has_a_section_in_docs_lint_md() {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/lint.md"))
+        .expect("docs/lint.md");
+    for r in lameduck_lint::rules::ALL {
+        let section = format!("### {}\n\n**{}** ({})", r.id, r.name, r.severity);
+        assert!(docs.contains(&section), "docs/lint.md lacks {section:?}");
+    }
+}

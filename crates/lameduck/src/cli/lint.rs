@@ -13,8 +13,8 @@ use lameduck_lint::{fix, inputs, output, Options, Severity};
 /// as PID 1, nginx stopped with SIGTERM, a proxy drain longer than its pod's
 /// grace, no readinessProbe, rollouts that drop every ready pod.
 ///
-/// Every rule has an ID (LD001…), a severity and a fix; docs/lint.md explains
-/// each. Ignore one with the annotation `lameduck.dev/ignore: LD003,LD012` on
+/// Every rule has an ID (LD001…), a severity and a fix; --list-rules prints
+/// them, docs/lint.md explains each. Ignore one with the annotation `lameduck.dev/ignore: LD003,LD012` on
 /// the object or its pod template, or a `# lameduck:ignore LD005` comment on
 /// or above the line.
 ///
@@ -27,7 +27,7 @@ use lameduck_lint::{fix, inputs, output, Options, Severity};
 pub(crate) struct LintArgs {
     /// Files and directories to lint; `-` reads YAML from stdin. Directories
     /// are walked for *.yaml, *.yml, *.json, Dockerfiles and *entrypoint*.sh.
-    #[arg(value_name = "PATH", required_unless_present = "dockerfile")]
+    #[arg(value_name = "PATH", required_unless_present_any = ["dockerfile", "list_rules"])]
     paths: Vec<PathBuf>,
 
     /// Read this file as a Dockerfile whatever its name (repeatable).
@@ -56,6 +56,10 @@ pub(crate) struct LintArgs {
     /// a timeout it may use up (Spring's timeout-per-shutdown-phase).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     margin: std::time::Duration,
+
+    /// Print every rule (ID, severity, name, what it catches, the fix) and exit.
+    #[arg(long)]
+    list_rules: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,6 +82,19 @@ enum FailOn {
 }
 
 pub(crate) fn main(args: LintArgs) -> i32 {
+    if args.list_rules {
+        for r in lameduck_lint::rules::ALL {
+            println!(
+                "{} {:<7} {}: {}\n        fix: {}",
+                r.id,
+                r.severity.as_str(),
+                r.name,
+                r.summary,
+                r.fix
+            );
+        }
+        return 0;
+    }
     let inputs = inputs::Inputs {
         paths: args.paths.clone(),
         dockerfiles: args.dockerfile.clone(),
