@@ -120,7 +120,12 @@ pub fn instructions(file: &SourceFile) -> Vec<Instruction> {
         }
         let (keyword, rest) = split_keyword(&args);
         let start = file.line_start(first) + (text.len() - trimmed.len());
-        let args_start = start + trimmed.len() - trimmed[keyword.len()..].trim_start().len();
+        // The keyword is on the first line, unless that line is only a `\`.
+        let after_keyword = trimmed
+            .get(keyword.len()..)
+            .filter(|_| trimmed.starts_with(&keyword));
+        let args_start =
+            after_keyword.map_or(start, |a| start + trimmed.len() - a.trim_start().len());
         let end = file.line_start(last) + file.line_text(last).len();
         last = skip_heredocs(file, &rest, last, total);
         out.push(Instruction {

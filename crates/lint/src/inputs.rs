@@ -133,10 +133,16 @@ fn walk(dir: &Path, files: &mut Vec<SourceFile>) -> Result<(), InputError> {
             continue;
         }
         if path.is_dir() {
-            walk(&path, files)?;
+            // A chart's templates are Go templates, not YAML: lint the
+            // output of `helm template` instead.
+            let chart_templates = dir.join("Chart.yaml").is_file() && path.ends_with("templates");
+            if !chart_templates {
+                walk(&path, files)?;
+            }
             continue;
         }
-        let kind = kind_by_name(&path);
+        // JSON is read when named, not when walked (package.json and the like).
+        let kind = kind_by_name(&path).filter(|_| path.extension().is_none_or(|e| e != "json"));
         let entrypoint = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -202,7 +208,7 @@ pub fn entrypoint_source(f: &SourceFile) -> Option<PathBuf> {
     for inst in stage
         .instructions
         .iter()
-        .filter(|i| i.keyword == "COPY" || i.keyword == "ADD")
+        .filter(|i| (i.keyword == "COPY" || i.keyword == "ADD") && !i.args.contains("--from"))
     {
         let words: Vec<&str> = inst
             .args

@@ -26,7 +26,8 @@ use lameduck_lint::{fix, inputs, output, Options, Severity};
 )]
 pub(crate) struct LintArgs {
     /// Files and directories to lint; `-` reads YAML from stdin. Directories
-    /// are walked for *.yaml, *.yml, *.json, Dockerfiles and *entrypoint*.sh.
+    /// are walked for *.yaml, *.yml, Dockerfiles and *entrypoint*.sh
+    /// (a Helm chart's templates/ is skipped: lint `helm template` output).
     #[arg(value_name = "PATH", required_unless_present_any = ["dockerfile", "list_rules"])]
     paths: Vec<PathBuf>,
 
