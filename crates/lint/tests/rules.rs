@@ -246,6 +246,16 @@ fn ld013_eureka_client_not_marked_down() {
     assert_eq!(only(yaml(&text), "LD013"), [(18, 69)]);
     let marked = text.replace("{preStop: {sleep: {seconds: 5}}}", "{preStop: {exec: {command: [sh, -c, \"curl -X PUT $EUREKA/apps/WEB/$HOSTNAME/status?value=OUT_OF_SERVICE; sleep 5\"]}}}");
     assert_eq!(only(yaml(&marked), "LD013"), []);
+    let server = text.replace(
+        "value: \"http://eureka/eureka/\"}]",
+        "value: \"http://eureka/eureka/\"}, {name: EUREKA_CLIENT_REGISTER_WITH_EUREKA, value: \"false\"}]",
+    );
+    assert_ne!(server, text);
+    assert_eq!(
+        only(yaml(&server), "LD013"),
+        [],
+        "a Eureka server that does not register itself"
+    );
 }
 
 #[test]

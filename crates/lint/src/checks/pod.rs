@@ -215,14 +215,22 @@ fn quits_in_pre_stop(c: &Node) -> bool {
 }
 
 fn eureka(w: &Workload<'_>, c: &Node, launch: &Launch, out: &mut Vec<Finding>) {
-    let env_hit = k8s::env(c)
+    let env = k8s::env(c);
+    // A Eureka server, or a client told not to register, has nothing to mark DOWN.
+    let registers = !env.iter().any(|(name, v)| {
+        let name = name.to_ascii_uppercase();
+        name.starts_with("EUREKA_SERVER")
+            || (name.replace('_', "").ends_with("REGISTERWITHEUREKA")
+                && v.as_str() == Some("false"))
+    });
+    let env_hit = env
         .into_iter()
         .find(|(name, _)| name.to_ascii_uppercase().contains("EUREKA"));
     let arg_hit = launch
         .app_argv()
         .iter()
         .any(|a| a.to_ascii_lowercase().contains("eureka"));
-    if env_hit.is_none() && !arg_hit {
+    if !registers || (env_hit.is_none() && !arg_hit) {
         return;
     }
     let run_marks_down =
