@@ -90,8 +90,6 @@ pub fn lint(files: Vec<SourceFile>, options: &Options) -> Report {
     findings.retain(|f| !ignored_by_comment(&files[f.file], f));
     findings.sort_by_key(|f| (f.file, f.span.start, f.rule.id));
     findings.dedup_by(|a, b| a.file == b.file && a.span == b.span && a.rule == b.rule);
-    drop(ctx);
-    drop(docs);
     Report {
         files,
         findings,
