@@ -160,6 +160,7 @@ pub fn load(file: &SourceFile) -> Result<Vec<Node>, YamlError> {
         parser: Parser::new_from_str(&file.text),
         anchors: HashMap::new(),
         budget: 64 * file.text.len() + 100_000,
+        ascii: file.text.is_ascii(),
     };
     loader.stream()
 }
@@ -171,6 +172,7 @@ struct Loader<'a> {
     /// Nodes left to create: an alias expanded many times ("billion laughs")
     /// runs out of it instead of memory.
     budget: usize,
+    ascii: bool,
 }
 
 impl<'a> Loader<'a> {
@@ -211,8 +213,14 @@ impl<'a> Loader<'a> {
         Span::new(self.offset(span.start), self.offset(span.end))
     }
 
+    /// The byte offset of a marker. The parser counts characters; in an
+    /// ASCII text (most manifests) that is the byte offset already.
     fn offset(&self, m: saphyr_parser::Marker) -> usize {
-        self.file.offset_of(m.line(), m.col())
+        if self.ascii {
+            m.index().min(self.file.text.len())
+        } else {
+            self.file.offset_of(m.line(), m.col())
+        }
     }
 
     fn stream(&mut self) -> Result<Vec<Node>, YamlError> {
@@ -376,6 +384,14 @@ mod tests {
         let c = d[0].at(&["a", "c"]).unwrap();
         assert_eq!(c.as_i64(), Some(12));
         assert_eq!(f.line_col(c.span.start).col, 6);
+    }
+
+    #[test]
+    fn spans_are_bytes_in_a_text_that_is_not_ascii() {
+        let (f, d) = docs("# café\nname: \"ünï\"\nport: 8080\n");
+        let name = d[0].get("name").unwrap();
+        assert_eq!(f.slice(name.span), "\"ünï\"");
+        assert_eq!(f.slice(d[0].get("port").unwrap().span), "8080");
     }
 
     #[test]
