@@ -1,0 +1,8 @@
+//! The lint's tests, one module per area, on its library API.
+
+mod util;
+
+mod corpus;
+mod output;
+mod robust;
+mod rules;
