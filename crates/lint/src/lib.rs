@@ -42,7 +42,7 @@ impl Default for Options {
 
 /// A file that could not be read as what it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}:{}", .error)]
+#[error("{path}:{}:{}: not valid YAML: {}", .error.line, .error.col, .error.message)]
 pub struct ParseError {
     /// The file.
     pub path: String,

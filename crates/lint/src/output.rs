@@ -17,11 +17,7 @@ pub const DOCS_URL: &str = "https://example.invalid/lameduck/docs/lint.md";
 pub fn human(report: &Report) -> String {
     let mut out = String::new();
     for e in &report.errors {
-        let _ = writeln!(
-            out,
-            "error: {}:{}:{}: not valid YAML: {}\n",
-            e.path, e.error.line, e.error.col, e.error.message
-        );
+        let _ = writeln!(out, "error: {e}\n");
     }
     for f in &report.findings {
         render(&report.files[f.file], f, &mut out);
@@ -35,11 +31,11 @@ pub fn human(report: &Report) -> String {
     };
     let _ = writeln!(
         out,
-        "{} errors, {} warnings, {} infos in {} files{}",
-        count(crate::Severity::Error),
-        count(crate::Severity::Warning),
-        count(crate::Severity::Info),
-        report.files.len(),
+        "{}, {}, {} in {}{}",
+        counted(count(crate::Severity::Error), "error"),
+        counted(count(crate::Severity::Warning), "warning"),
+        counted(count(crate::Severity::Info), "info"),
+        counted(report.files.len(), "file"),
         match report.findings.iter().filter(|f| f.edit.is_some()).count() {
             0 => String::new(),
             n => format!(" ({n} fixable with --fix)"),
@@ -207,4 +203,12 @@ fn uri(path: &str) -> String {
         })
         .collect();
     format!("{scheme}{encoded}")
+}
+
+/// `1 file`, `2 files`.
+fn counted(n: usize, what: &str) -> String {
+    match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    }
 }

@@ -26,7 +26,7 @@ fn human_output_names_the_place_quotes_the_line_and_gives_the_fix() {
     assert!(out.starts_with(expected), "{out}");
     assert!(
         out.trim_end()
-            .ends_with("1 errors, 0 warnings, 0 infos in 1 files (1 fixable with --fix)"),
+            .ends_with("1 error, 0 warnings, 0 infos in 1 file (1 fixable with --fix)"),
         "{out}"
     );
 }

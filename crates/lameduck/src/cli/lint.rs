@@ -118,7 +118,11 @@ pub(crate) fn main(args: LintArgs) -> i32 {
                 let f = &report.files[*i];
                 print!("{}", fix::diff(&f.path, &f.text, text));
             }
-            return 0;
+            // An input that did not read has no diff, but must not pass.
+            for e in &report.errors {
+                eprintln!("error: {e}");
+            }
+            return if report.errors.is_empty() { 0 } else { 2 };
         }
         if let Err(code) = write_fixes(&report.files, &fixed) {
             return code;
