@@ -1,0 +1,1 @@
+//! `lameduck doctor` (in progress).
