@@ -6,6 +6,7 @@ pub(crate) mod demo;
 pub(crate) mod demo_app;
 pub(crate) mod drain_args;
 pub(crate) mod load;
+pub(crate) mod pcap;
 pub(crate) mod prestop;
 pub(crate) mod proxy;
 pub(crate) mod registry;
@@ -71,4 +72,5 @@ pub(crate) enum Command {
     Rollout(rollout::RolloutArgs),
     Demo(demo::DemoArgs),
     DemoApp(demo_app::DemoAppArgs),
+    Pcap(pcap::PcapArgs),
 }

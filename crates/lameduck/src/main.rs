@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         cli::Command::Rollout(args) => cli::rollout::main(args),
         cli::Command::Demo(args) => cli::demo::main(args),
         cli::Command::DemoApp(args) => cli::demo_app::main(args),
+        cli::Command::Pcap(args) => cli::pcap::main(args),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

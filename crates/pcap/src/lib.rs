@@ -25,7 +25,7 @@ use std::{net::IpAddr, path::PathBuf};
 
 pub use files::order_series;
 pub use report::{
-    CloseKind, ConnReport, FileReport, GoAway, Group, H2Report, Protocol, Report, Side,
+    clock, CloseKind, ConnReport, FileReport, GoAway, Group, H2Report, Protocol, Report, Side,
 };
 
 /// Which connections to keep: a connection matches when either end has the

@@ -178,3 +178,109 @@ impl Report {
         self.files.iter().map(|f| f.bytes).sum()
     }
 }
+
+impl Group {
+    /// The summary line, e.g. "37 connections reset by 10.0.0.5:8080 with a
+    /// request in flight, between 12:00:03.200 and 12:00:03.900".
+    pub fn sentence(&self) -> String {
+        let n = self.connections;
+        let conns = if n == 1 { "connection" } else { "connections" };
+        let server = self.server;
+        let who = match self.by {
+            Some(Side::Server) => "the server".to_string(),
+            _ => "the client".to_string(),
+        };
+        let flight = if self.in_flight {
+            let r = self.requests_in_flight;
+            format!(
+                " with a request in flight ({r} {})",
+                if r == 1 { "request" } else { "requests" }
+            )
+        } else {
+            String::new()
+        };
+        let what = match (self.close, self.by) {
+            (CloseKind::Rst, Some(Side::Server)) => format!("{n} {conns} reset by {server}"),
+            (CloseKind::Rst, _) => format!("{n} {conns} to {server} reset by the client"),
+            (CloseKind::RstAfterFin, _) => {
+                format!("{n} {conns} to {server} closed by {who} (FIN), then reset")
+            }
+            (CloseKind::Refused, _) => {
+                format!("{n} {conns} refused by {server} (nothing listening)")
+            }
+            (CloseKind::Fin, Some(Side::Server)) => format!("{n} {conns} closed by {server} (FIN)"),
+            (CloseKind::Fin, _) => format!("{n} {conns} to {server} closed by the client (FIN)"),
+            (CloseKind::Open, _) => {
+                let s = format!("{n} {conns} to {server} still open at the end");
+                return format!("{s}{flight} (longest {:.1} s)", self.longest_s);
+            }
+        };
+        let idle =
+            if !self.in_flight && matches!(self.close, CloseKind::Rst | CloseKind::RstAfterFin) {
+                " while idle"
+            } else {
+                ""
+            };
+        let when = if self.from_ns / 1_000_000 == self.to_ns / 1_000_000 {
+            format!(", at {}", clock(self.from_ns))
+        } else {
+            format!(
+                ", between {} and {}",
+                clock(self.from_ns),
+                clock(self.to_ns)
+            )
+        };
+        format!("{what}{flight}{idle}{when}")
+    }
+}
+
+/// `12:00:03.200`: the UTC time of day of a stamp, to the millisecond.
+pub fn clock(ns: u64) -> String {
+    let ms = ns / 1_000_000;
+    let day_ms = ms % 86_400_000;
+    let (h, m) = (day_ms / 3_600_000, day_ms / 60_000 % 60);
+    let (s, milli) = (day_ms / 1000 % 60, day_ms % 1000);
+    format!("{h:02}:{m:02}:{s:02}.{milli:03}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(close: CloseKind, by: Option<Side>, in_flight: bool) -> Group {
+        Group {
+            server: "10.0.0.5:8080".parse().unwrap(),
+            close,
+            by,
+            in_flight,
+            connections: 37,
+            requests_in_flight: if in_flight { 37 } else { 0 },
+            from_ns: 1_767_268_803_200_000_000,
+            to_ns: 1_767_268_803_900_000_000,
+            longest_s: 59.25,
+        }
+    }
+
+    #[test]
+    fn resets_by_the_server_with_requests_in_flight_read_as_a_sentence() {
+        assert_eq!(
+            group(CloseKind::Rst, Some(Side::Server), true).sentence(),
+            "37 connections reset by 10.0.0.5:8080 with a request in flight (37 requests), \
+             between 12:00:03.200 and 12:00:03.900"
+        );
+    }
+
+    #[test]
+    fn idle_resets_and_open_connections_say_so() {
+        let idle = group(CloseKind::Rst, Some(Side::Client), false).sentence();
+        assert!(
+            idle.starts_with("37 connections to 10.0.0.5:8080 reset by the client while idle"),
+            "{idle}"
+        );
+        let open = group(CloseKind::Open, None, false).sentence();
+        assert_eq!(
+            open,
+            "37 connections to 10.0.0.5:8080 still open at the end (longest 59.2 s)"
+        );
+    }
+}
