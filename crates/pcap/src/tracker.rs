@@ -102,6 +102,6 @@ fn groups(conns: &[ConnReport]) -> Vec<Group> {
         g.longest_s = g.longest_s.max(c.duration_s());
     }
     let mut groups: Vec<Group> = by_key.into_values().collect();
-    groups.sort_by_key(|g| (!g.is_problem(), g.from_ns, g.server));
+    groups.sort_by_key(|g| (!g.is_problem(), !g.in_flight, g.from_ns, g.server));
     groups
 }
