@@ -101,7 +101,7 @@ pub struct Diagnosis {
 /// Examines the process `options.pid` and its tree.
 pub fn examine(options: &Options) -> Result<Diagnosis, Error> {
     let root = options.proc_root.as_path();
-    let process = proc::read(root, options.pid)?;
+    let process = proc::read_steady(root, options.pid)?;
     let descendants = descendants(root, options.pid);
     let children: Vec<Process> = descendants
         .iter()

@@ -63,7 +63,8 @@ pub enum Disposition {
     Caught,
     /// SIG_IGN.
     Ignored,
-    /// Blocked by the main thread: it waits, pending.
+    /// Blocked by the main thread, no handler: read through signalfd or
+    /// sigwait (as systemd does), or left pending.
     Blocked,
     /// SIG_DFL: for TERM/INT/QUIT, the process dies (PID 1 of a namespace: dropped).
     Default,
@@ -87,13 +88,15 @@ pub struct Process {
 }
 
 impl Process {
+    /// A handler wins over a block (the signal waits, then runs it), and so
+    /// does SIG_IGN (it is dropped once unblocked).
     pub fn disposition(&self, signal: u32) -> Disposition {
-        if self.blocked.has(signal) {
-            Disposition::Blocked
-        } else if self.caught.has(signal) {
+        if self.caught.has(signal) {
             Disposition::Caught
         } else if self.ignored.has(signal) {
             Disposition::Ignored
+        } else if self.blocked.has(signal) {
+            Disposition::Blocked
         } else {
             Disposition::Default
         }
@@ -130,6 +133,22 @@ pub(crate) fn read(proc_root: &Path, pid: i32) -> Result<Process, Error> {
         fs::read_to_string(dir.join("status")).map_err(|source| Error::Proc { pid, source })?;
     let cmdline = fs::read(dir.join("cmdline")).unwrap_or_default();
     Ok(parse(pid, &status, &cmdline))
+}
+
+/// Reads `/proc/PID` a few times, 10 ms apart, while its main thread
+/// blocks signals, and keeps only what stays blocked: a shell blocks every
+/// signal for a moment around each fork, which is not what it does with them.
+pub(crate) fn read_steady(proc_root: &Path, pid: i32) -> Result<Process, Error> {
+    let mut p = read(proc_root, pid)?;
+    for _ in 0..5 {
+        if p.blocked.0 == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        let again = read(proc_root, pid)?;
+        p.blocked.0 &= again.blocked.0;
+    }
+    Ok(p)
 }
 
 /// The process from its status file and NUL-separated command line.

@@ -55,13 +55,13 @@ pub(crate) fn judge(f: Facts) -> Diagnosis {
     let (signal, stop_signal) = f.stop.signal.clone().unwrap_or_else(|| {
         let default = Setting {
             value: "TERM".to_string(),
-            source: "Kubernetes' default (an image's STOPSIGNAL may change it)".to_string(),
+            source: "Kubernetes' default; an image's STOPSIGNAL may change it".to_string(),
         };
         (TERM, default)
     });
     let grace = f.stop.grace.clone().unwrap_or_else(|| Setting {
         value: 30.0,
-        source: "Kubernetes' default (no manifest given)".to_string(),
+        source: "Kubernetes' default, no manifest given".to_string(),
     });
     let base = base_name(p);
     let shell = SHELLS.contains(&base.as_str());
@@ -167,7 +167,13 @@ fn main_verdict(
         ),
         Disposition::Caught => (false, format!("{who} catches {sig}: a graceful stop is possible")),
         Disposition::Ignored => (true, format!("{who} ignores {sig}; {killed}; {fix}")),
-        Disposition::Blocked => (true, format!("{who} blocks {sig} (it stays pending); {killed}; {fix}")),
+        Disposition::Blocked => (
+            false,
+            format!(
+                "{who} blocks {sig} without a handler: fine if it reads signals through signalfd \
+                 or sigwait (as systemd does); if not, the signal stays pending and {killed}"
+            ),
+        ),
         Disposition::Default if p.ns_pid == 1 => (
             true,
             format!("{who} does not catch {sig} (the kernel drops it for a PID 1 without a handler); {killed}; {fix}"),

@@ -4,6 +4,7 @@
 
 pub(crate) mod demo;
 pub(crate) mod demo_app;
+pub(crate) mod doctor;
 pub(crate) mod drain_args;
 pub(crate) mod load;
 pub(crate) mod pcap;
@@ -73,4 +74,5 @@ pub(crate) enum Command {
     Demo(demo::DemoArgs),
     DemoApp(demo_app::DemoAppArgs),
     Pcap(pcap::PcapArgs),
+    Doctor(doctor::DoctorArgs),
 }

@@ -97,7 +97,11 @@ fn print_summary(report: &Report, secs: f64) {
         println!("no TCP connection matched (check --port/--host, or the capture's filter)");
     }
     for g in &report.groups {
-        println!("{}{}", if g.is_problem() { "! " } else { "  " }, g.sentence());
+        println!(
+            "{}{}",
+            if g.is_problem() { "! " } else { "  " },
+            g.sentence()
+        );
     }
     let gaps: u32 = report.connections.iter().map(|c| c.gaps).sum();
     if gaps > 0 {
