@@ -35,7 +35,7 @@ cat $files > /dev/null
 echo "date:     $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine:  $(nproc) CPUs, $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "lameduck: $($lameduck --version)"
-echo "tshark:   $(tshark --version | head -1)"
+echo "tshark:   $(tshark --version 2>/dev/null | head -1)"
 echo "series:   $(echo "$files" | wc -l) files, $((bytes / 1000000)) MB"
 echo
 
