@@ -39,6 +39,8 @@ pub(crate) struct Conn {
     rst: Option<(Side, u64)>,
     in_flight_at_rst: u32,
     app: App,
+    /// The first payload bytes, while too few to tell the protocol.
+    sniff: Vec<u8>,
 }
 
 impl Conn {
@@ -70,6 +72,7 @@ impl Conn {
             rst: None,
             in_flight_at_rst: 0,
             app: App::Unknown,
+            sniff: Vec::new(),
         }
     }
 
@@ -146,10 +149,28 @@ impl Conn {
         }
     }
 
+    /// Feeds the application parser, once the first bytes tell which one.
     fn feed(&mut self, side: Side, data: &[u8], ts: u64) {
-        if let App::Unknown = self.app {
-            self.app = detect(side, data);
+        if !matches!(self.app, App::Unknown) {
+            return self.feed_app(side, data, ts);
         }
+        if side == Side::Server && !self.sniff.is_empty() {
+            // The server spoke while the client's first bytes were undecided.
+            self.app = App::Other;
+            return;
+        }
+        let mut held = std::mem::take(&mut self.sniff);
+        held.extend_from_slice(data);
+        match detect(side, &held) {
+            Some(app) => {
+                self.app = app;
+                self.feed_app(side, &held, ts);
+            }
+            None => self.sniff = held,
+        }
+    }
+
+    fn feed_app(&mut self, side: Side, data: &[u8], ts: u64) {
         match &mut self.app {
             App::Http1(h) => {
                 if let Some(at) = h.feed(side, data) {
@@ -223,14 +244,19 @@ impl Conn {
     }
 }
 
-/// What the first payload bytes say the connection speaks.
-fn detect(side: Side, data: &[u8]) -> App {
+/// What the first payload bytes say the connection speaks; `None` while
+/// the client's bytes are too few to tell (a request line cut after "GE").
+fn detect(side: Side, data: &[u8]) -> Option<App> {
     let n = data.len().min(h2::PREFACE.len());
-    if side == Side::Client && n >= 3 && data[..n] == h2::PREFACE[..n] {
-        App::H2(Box::new(H2::new()))
-    } else if http1::starts_message(side, data) {
-        App::Http1(Http1::new())
+    if side == Side::Client && data[..n] == h2::PREFACE[..n] {
+        // "PRI " is no method; "P" alone could still be POST, PUT or PATCH.
+        return (n >= 4).then(|| App::H2(Box::new(H2::new())));
+    }
+    if http1::starts_message(side, data) {
+        Some(App::Http1(Http1::new()))
+    } else if side == Side::Client && data.len() < 8 && http1::may_start_request(data) {
+        None
     } else {
-        App::Other
+        Some(App::Other)
     }
 }

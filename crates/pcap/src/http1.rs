@@ -347,19 +347,25 @@ fn chunk_size(line: &[u8]) -> Option<u64> {
     u64::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
 }
 
+const METHODS: [&[u8]; 9] = [
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"HEAD ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"TRACE ",
+];
+
+/// Could `data` be the first bytes of a request line, cut short?
+pub(crate) fn may_start_request(data: &[u8]) -> bool {
+    METHODS.iter().any(|m| m.starts_with(data))
+}
+
 /// Does `data` look like the start of a request (client) or response (server)?
 pub(crate) fn starts_message(side: Side, data: &[u8]) -> bool {
-    const METHODS: [&[u8]; 9] = [
-        b"GET ",
-        b"POST ",
-        b"PUT ",
-        b"HEAD ",
-        b"DELETE ",
-        b"OPTIONS ",
-        b"PATCH ",
-        b"CONNECT ",
-        b"TRACE ",
-    ];
     match side {
         Side::Client => METHODS.iter().any(|m| data.starts_with(m)),
         Side::Server => data.starts_with(b"HTTP/1."),

@@ -447,3 +447,23 @@ fn a_file_that_is_not_a_capture_is_a_clear_error() {
         .to_string();
     assert!(err.contains("not a pcap or pcapng capture"), "{err}");
 }
+
+/// Found by the segmentation property test: a first segment of "G" was
+/// taken for a protocol other than HTTP.
+#[test]
+fn a_request_line_cut_after_its_first_bytes_is_still_http() {
+    for cut in [1, 2, 3] {
+        let mut f = flow(Link::Ethernet);
+        let mut frames: Vec<Vec<u8>> = f.handshake().into();
+        frames.push(f.data(Side::Client, &GET[..cut]));
+        frames.push(f.data(Side::Client, &GET[cut..]));
+        frames.push(f.rst(Side::Server));
+        let r = read_back("cut-line", Format::Pcap, Link::Ethernet, &frames);
+        let c = only(&r);
+        assert_eq!(
+            (c.protocol, c.requests, c.in_flight_at_close),
+            (Protocol::Http1, 1, 1),
+            "cut {cut}"
+        );
+    }
+}
