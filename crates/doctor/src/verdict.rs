@@ -59,10 +59,19 @@ pub(crate) fn judge(f: Facts) -> Diagnosis {
         };
         (TERM, default)
     });
-    let grace = f.stop.grace.clone().unwrap_or_else(|| Setting {
-        value: 30.0,
-        source: "Kubernetes' default, no manifest given".to_string(),
+    let from_env = f.budget.map(|b| Setting {
+        value: b,
+        source: "LAMEDUCK_GRACE_SECONDS of the process, meant to match the pod's".to_string(),
     });
+    let grace = f
+        .stop
+        .grace
+        .clone()
+        .or(from_env)
+        .unwrap_or_else(|| Setting {
+            value: 30.0,
+            source: "Kubernetes' default, no manifest given".to_string(),
+        });
     let base = base_name(p);
     let shell = SHELLS.contains(&base.as_str());
     let init = INITS.contains(&base.as_str());
@@ -79,7 +88,9 @@ pub(crate) fn judge(f: Facts) -> Diagnosis {
         &mut findings,
     );
     findings.extend(zombie_finding(p, &f.zombies, init));
-    findings.extend(budget_finding(f.budget, &grace));
+    if f.stop.grace.is_some() {
+        findings.extend(budget_finding(f.budget, &grace));
+    }
     if f.listeners.is_empty() {
         findings.push(note(
             "no listening TCP socket in the process tree (or its sockets are not readable here)",

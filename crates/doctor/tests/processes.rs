@@ -234,3 +234,51 @@ fn a_pid_that_does_not_exist_is_a_clear_error() {
     let err = examine(&options(i32::MAX)).unwrap_err().to_string();
     assert!(err.contains("is PID 2147483647 running"), "{err}");
 }
+
+#[test]
+fn lameducks_budget_is_the_grace_period_when_nothing_else_says() {
+    let g = Group::start(
+        Command::new("sh")
+            .args(["-c", "trap '' TERM; sleep 300; true"])
+            .env("LAMEDUCK_GRACE_SECONDS", "12s"),
+    );
+    let d = examine_when(g.pid(), "sleep under sh", has_child("sleep"));
+    assert_eq!(d.grace_s.value, 12.0);
+    assert!(d.grace_s.source.contains("LAMEDUCK_GRACE_SECONDS"));
+    assert!(d.verdict.contains("SIGKILLed after 12 s"), "{}", d.verdict);
+}
+
+#[test]
+fn a_budget_longer_than_the_pods_grace_period_is_a_problem() {
+    let dir = std::env::temp_dir().join(format!("lameduck-doctor-budget-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = dir.join("pod.yaml");
+    std::fs::write(
+        &manifest,
+        "kind: Pod\nspec:\n  terminationGracePeriodSeconds: 30\n  containers: [{name: app}]\n",
+    )
+    .unwrap();
+    let g = Group::start(
+        Command::new("sh")
+            .args(["-c", "trap 'exit 0' TERM; read line"])
+            .env("LAMEDUCK_GRACE_SECONDS", "60"),
+    );
+    wait_for("the trap in place", Duration::from_secs(10), || {
+        examine(&options(g.pid()))
+            .ok()
+            .filter(|d| d.on_stop_signal == Disposition::Caught)
+    });
+    let d = examine(&Options {
+        manifest: Some(manifest),
+        ..options(g.pid())
+    })
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(d.grace_s.value, 30.0);
+    let f = d
+        .findings
+        .iter()
+        .find(|f| f.text.contains("LAMEDUCK_GRACE_SECONDS is 60 s"))
+        .expect("budget finding");
+    assert!(f.problem && !d.healthy, "{f:?}");
+}

@@ -11,8 +11,10 @@ use lameduck_doctor::{Diagnosis, Disposition, Options, Process};
 /// process tree: does it catch SIGTERM, SIGINT and SIGQUIT; is it a shell
 /// running the app as a child without `exec`; are there zombies; which ports
 /// listen and how many connections each holds. The grace period and stop
-/// signal come from --manifest, a downward API volume (--podinfo), lameduck's
-/// LAMEDUCK_GRACE_SECONDS, else Kubernetes' defaults (30 s, SIGTERM).
+/// signal come from --manifest, else a downward API volume (--podinfo), else
+/// (grace only) the process's LAMEDUCK_GRACE_SECONDS, else Kubernetes'
+/// defaults (30 s, SIGTERM); a LAMEDUCK_GRACE_SECONDS longer than the pod's
+/// grace period is a problem.
 ///
 /// Ends with a verdict. Exit status: 0 when nothing loses requests, 1 when a
 /// problem was found, 2 when the process cannot be inspected. Run it inside
