@@ -4,9 +4,11 @@
 
 pub(crate) mod demo;
 pub(crate) mod demo_app;
+pub(crate) mod doctor;
 pub(crate) mod drain_args;
 pub(crate) mod lint;
 pub(crate) mod load;
+pub(crate) mod pcap;
 pub(crate) mod prestop;
 pub(crate) mod proxy;
 pub(crate) mod registry;
@@ -73,4 +75,6 @@ pub(crate) enum Command {
     Demo(demo::DemoArgs),
     DemoApp(demo_app::DemoAppArgs),
     Lint(lint::LintArgs),
+    Pcap(pcap::PcapArgs),
+    Doctor(doctor::DoctorArgs),
 }

@@ -40,6 +40,8 @@ fn main() -> ExitCode {
         cli::Command::Demo(args) => cli::demo::main(args),
         cli::Command::DemoApp(args) => cli::demo_app::main(args),
         cli::Command::Lint(args) => cli::lint::main(args),
+        cli::Command::Pcap(args) => cli::pcap::main(args),
+        cli::Command::Doctor(args) => cli::doctor::main(args),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -7,6 +7,7 @@
 #![allow(unreachable_pub)] // test helpers are `pub` for readability
 
 mod demo_app;
+mod diagnose;
 mod lint_cli;
 mod load_cli;
 mod nginx_reload;
