@@ -13,7 +13,6 @@ use std::{cell::RefCell, io::Write as _, time::SystemTime};
 use http_body::Body as _;
 
 use http::{
-    
     header::{self, HeaderMap},
     Method, Response, StatusCode, Version,
 };

@@ -34,7 +34,9 @@ pub static HOP_BY_HOP: [HeaderName; 9] = [
 
 /// Whether `name` (any case) is a hop-by-hop field.
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
-    NAMES.iter().any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+    NAMES
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
 }
 
 /// Removes hop-by-hop headers (and those the `Connection` header names). `TE:

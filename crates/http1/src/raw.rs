@@ -138,11 +138,7 @@ impl RawFields {
 /// The raw fields of a response head, for tests: `Connection` and
 /// `Keep-Alive` left out, the rest as given.
 #[cfg(test)]
-pub fn for_test(
-    head: &str,
-    content_length: Option<u64>,
-    has_date: bool,
-) -> Option<RawFields> {
+pub fn for_test(head: &str, content_length: Option<u64>, has_date: bool) -> Option<RawFields> {
     let mut slots = [httparse::EMPTY_HEADER; 16];
     let mut resp = httparse::Response::new(&mut slots);
     resp.parse(head.as_bytes()).unwrap();

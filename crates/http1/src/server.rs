@@ -22,7 +22,7 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::{
-    body::{BoxError, Body},
+    body::{Body, BoxError},
     encode::{self, Out},
     parse::{self, Head, Reject},
     spare,

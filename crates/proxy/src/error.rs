@@ -131,4 +131,3 @@ impl From<Failure> for Cause {
         }
     }
 }
-

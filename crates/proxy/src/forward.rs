@@ -238,7 +238,10 @@ async fn send_h1(
         };
         return match client::send(conn, &mut out, timeout, home()).await {
             Ok((response, raw)) => Ok(delivered(&endpoint, response, raw, retries)),
-            Err(failure) => Err((fault(&endpoint, settings, Cause::from(failure), &watch), retries)),
+            Err(failure) => Err((
+                fault(&endpoint, settings, Cause::from(failure), &watch),
+                retries,
+            )),
         };
     }
     Err((last, retries))

@@ -411,4 +411,3 @@ async fn write_response<W: AsyncWrite + Unpin>(w: &mut W, reply: Reply, ex: Exch
     };
     whole && w.flush().await.is_ok() && !closing
 }
-

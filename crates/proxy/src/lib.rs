@@ -50,10 +50,10 @@ use lameduck_drain::{
 };
 use tokio::{net::TcpListener, sync::mpsc, time::Instant};
 
+use activity::Activity;
 pub use config::{AdminToken, Config, ConfigError, ADMIN_TOKEN_ENV};
 use config_file::ConfigFile;
 pub use error::Cause;
-use activity::Activity;
 use state::State;
 
 /// Where the config comes from.

@@ -314,4 +314,3 @@ async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Result<Response<Body
     }
     Ok(reply.into_response())
 }
-

@@ -14,11 +14,9 @@ use std::{
 };
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
+use http::{header, HeaderMap, Method, Request};
 use http_body::{Body as _, Frame};
-use http::{
-    header, HeaderMap, Method, Request,
-};
+use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::{body::Body, encode};

@@ -20,11 +20,8 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
+use http::{header::HeaderMap, Response, StatusCode, Version};
 use http_body::{Frame, SizeHint};
-use http::{
-    header::HeaderMap,
-    Response, StatusCode, Version,
-};
 use tokio::{io::AsyncReadExt, net::TcpStream};
 
 use super::{Home, BODY_CHUNK};
