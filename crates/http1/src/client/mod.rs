@@ -27,13 +27,14 @@ mod request;
 pub mod response;
 
 use std::{
+    net::SocketAddr,
     sync::Arc,
     task::{Context, Poll, Waker},
     time::Duration,
 };
 
 use bytes::BytesMut;
-use http::Response;
+use http::{Request, Response};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -162,6 +163,42 @@ pub async fn send(
         reusable,
         req.upgrade,
     ))
+}
+
+/// Why a one-off request ([`send_once`]) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OnceError {
+    /// The connection could not be opened.
+    #[error("connecting to {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The exchange failed.
+    #[error(transparent)]
+    Exchange(#[from] Failure),
+}
+
+/// Sends `req` on a new connection to `addr`, which closes after the
+/// response; its response head must come within `timeout`. The response's
+/// fields are all in its map. For callers that send a request now and then
+/// (probes, admin calls), where a pool would only hold sockets.
+pub async fn send_once(
+    addr: SocketAddr,
+    req: Request<Body>,
+    timeout: Duration,
+) -> Result<Response<Body>, OnceError> {
+    let io = TcpStream::connect(addr)
+        .await
+        .map_err(|source| OnceError::Connect { addr, source })?;
+    let _ = io.set_nodelay(true);
+    let mut out = Outgoing::new(req, false);
+    let (mut response, raw) = send(Conn::new(io), &mut out, timeout, None).await?;
+    if let Some(raw) = raw {
+        raw.append_to(response.headers_mut());
+    }
+    Ok(response)
 }
 
 /// Writes the request and reads the response head; also says whether the
