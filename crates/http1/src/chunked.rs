@@ -29,8 +29,9 @@ pub enum Piece {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Invalid(pub &'static str);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum State {
+    #[default]
     Size,
     Data(u64),
     DataEnd,
@@ -39,7 +40,7 @@ enum State {
 }
 
 /// Incremental decoder; see [`Decoder::next`].
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Decoder {
     state: State,
 }
