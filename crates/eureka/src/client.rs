@@ -420,7 +420,7 @@ impl Client {
             .build(method, path, body)
             .map_err(|e| failed(e.to_string()))?;
         let call = async {
-            let resp = self.send(req).await.map_err(&failed)?;
+            let resp = self.send(req, timeout).await.map_err(&failed)?;
             let status = resp.status();
             let bytes = resp
                 .into_body()
@@ -445,8 +445,14 @@ impl Client {
 
     /// Sends `req` on an idle connection, or a new one when there is none or
     /// the idle one was closed before it answered (the keepalive race: nothing
-    /// reached the server, so sending again is safe even for a POST).
-    async fn send(&self, req: Request<Body>) -> Result<hyper::Response<Body>, String> {
+    /// reached the server, so sending again is safe even for a POST). The head
+    /// must come within `timeout` (the call's: a change-feed request waits
+    /// longer than the others).
+    async fn send(
+        &self,
+        req: Request<Body>,
+        timeout: Duration,
+    ) -> Result<hyper::Response<Body>, String> {
         let mut out = Outgoing::new(req, false);
         let home = || {
             Some(http1::Home {
@@ -455,7 +461,7 @@ impl Client {
             })
         };
         while let Some(conn) = self.idle.take() {
-            match http1::send(conn, &mut out, self.timeout, home()).await {
+            match http1::send(conn, &mut out, timeout, home()).await {
                 Ok((response, raw)) => return Ok(with_fields(response, raw)),
                 Err(Failure::NotSent | Failure::NoResponse) if out.replayable() => {}
                 Err(failure) => return Err(failure.to_string()),
@@ -465,7 +471,7 @@ impl Client {
             .await
             .map_err(|e| format!("connecting: {e}"))?;
         let _ = io.set_nodelay(true);
-        match http1::send(http1::Conn::new(io), &mut out, self.timeout, home()).await {
+        match http1::send(http1::Conn::new(io), &mut out, timeout, home()).await {
             Ok((response, raw)) => Ok(with_fields(response, raw)),
             Err(failure) => Err(failure.to_string()),
         }
@@ -730,6 +736,25 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_feed_answer_may_take_longer_than_the_client_timeout() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/eureka/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut io, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = io.read(&mut buf).await;
+            // A long poll: the change (here, "too old") comes after 2 s.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let gone = b"HTTP/1.1 410 Gone\r\ncontent-length: 0\r\n\r\n";
+            io.write_all(gone).await.unwrap();
+        });
+        let client = Client::new(&url, Duration::from_secs(1)).unwrap();
+        let changes = client.changes(7, Duration::from_secs(3)).await;
+        assert_eq!(changes.unwrap(), Changes::Gone);
     }
 
     #[test]

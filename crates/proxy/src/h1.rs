@@ -12,18 +12,18 @@
 //! request on any connection). Each exchange runs in its own boxed future, so
 //! the connection task stays small between requests.
 //!
-//! One exchange: read and check the head ([`parse`]); forward it (the request
-//! body, if any, streamed from the socket through a channel of one frame while
-//! the response streams back); write the response head and body with the
-//! framing the client needs ([`encode`]); then keep the connection for the next
-//! request, or close it: on `Connection: close` from either side, after
-//! `keepalive_requests`, in the drain, or when a body could not be read or
-//! written whole. A `101 Switching Protocols` to a bodyless request that asked
-//! for that upgrade turns the connection into a tunnel ([`crate::websocket`]),
-//! never parsed as HTTP again; an upgrade request with a body is forwarded
-//! without its `Upgrade` and the connection closes after the answer. An
-//! HTTP/2 prior-knowledge preface hands the connection to hyper's HTTP/2
-//! server.
+//! One exchange: read and check the head ([`lameduck_http1::parse`]); forward
+//! it (the request body, if any, streamed from the socket through a channel of
+//! one frame while the response streams back); write the response head and body
+//! with the framing the client needs ([`encode`]); then keep the connection for
+//! the next request, or close it: on `Connection: close` from either side,
+//! after `keepalive_requests`, in the drain, or when a body could not be read
+//! or written whole. A `101 Switching Protocols` to a bodyless request that
+//! asked for that upgrade turns the connection into a tunnel
+//! ([`crate::websocket`]), never parsed as HTTP again; an upgrade request with
+//! a body is forwarded without its `Upgrade` and the connection closes after
+//! the answer. An HTTP/2 prior-knowledge preface hands the connection to
+//! hyper's HTTP/2 server.
 //!
 //! The upstream side of HTTP/1.1 is the same crate's client
 //! ([`client`]), run by the same task; a plain upstream response's fields are
