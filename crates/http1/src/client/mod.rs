@@ -124,7 +124,9 @@ pub trait Pool: Send + Sync + std::fmt::Debug {
 /// Where a connection goes back after its exchange.
 #[derive(Debug)]
 pub struct Home {
+    /// The pool the connection goes back to.
     pub pool: Arc<dyn Pool>,
+    /// Passed on to [`Pool::put_idle`].
     pub max_idle: usize,
 }
 
@@ -171,7 +173,9 @@ pub enum OnceError {
     /// The connection could not be opened.
     #[error("connecting to {addr}: {source}")]
     Connect {
+        /// Where.
         addr: SocketAddr,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
