@@ -3,7 +3,7 @@
 # worker thread) vs nginx (one worker), each holding N idle connections that
 # have had one request answered. Loopback only; stops by itself.
 #
-#   bench/proxy-idle-memory.sh [CONNECTIONS]   (default 10000)
+#   [LAMEDUCK=path/to/lameduck] bench/proxy-idle-memory.sh [CONNECTIONS]   (default 10000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -12,7 +12,10 @@ OUT=bench/out/idle
 mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)"
 apt_need nginx nginx
-cargo build --release -q -p lameduck
+if [ -z "${LAMEDUCK:-}" ]; then
+  cargo build --release -q -p lameduck
+  LAMEDUCK=target/release/lameduck
+fi
 NGINX_BIN=$(command -v nginx)
 PIDS=()
 cleanup() {
@@ -28,7 +31,7 @@ $NGINX_BIN -p "$PWD/$OUT/front" -c nginx.conf
 proxy_toml "$OUT/lameduck.toml" 127.0.0.1:19220 '"127.0.0.1:19201"' '[proxy]
 keepalive_timeout = "300s"
 max_connections = 19000'
-target/release/lameduck proxy --threads 1 -c "$OUT/lameduck.toml" 2> "$OUT/lameduck.log" &
+"$LAMEDUCK" proxy --threads 1 -c "$OUT/lameduck.toml" 2> "$OUT/lameduck.log" &
 LD=$!
 PIDS+=("$LD")
 for p in 19201 19210 19220; do wait_port $p; done

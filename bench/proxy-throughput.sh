@@ -26,7 +26,7 @@
 # others (`taskset`), as a one-worker proxy is often deployed (nginx's
 # worker_cpu_affinity, HAProxy's cpu-map); by default all share all cores.
 #
-#   [PIN=1] [RATE=R] bench/proxy-throughput.sh [SECONDS] [CONNECTIONS] [ROUNDS]   (default 5 50 10)
+#   [PIN=1] [RATE=R] [LAMEDUCK=path/to/lameduck] bench/proxy-throughput.sh [SECONDS] [CONNECTIONS] [ROUNDS]   (default 5 50 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -37,8 +37,10 @@ RATE=${RATE:-0}
 OUT=bench/out/throughput
 mkdir -p "$OUT"
 apt_need wrk wrk; apt_need nginx nginx; apt_need haproxy haproxy
-cargo build --release -q -p lameduck
-LAMEDUCK=target/release/lameduck
+if [ -z "${LAMEDUCK:-}" ]; then
+  cargo build --release -q -p lameduck
+  LAMEDUCK=target/release/lameduck
+fi
 NGINX_BIN=$(command -v nginx)
 # Command prefixes that pin when PIN=1 (taskset execs the command, so `$!`
 # is the proxy's own PID).

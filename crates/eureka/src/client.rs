@@ -4,30 +4,68 @@
 //! lameduck's change feed).
 //!
 //! It speaks JSON to any Eureka server (Netflix, Spring Cloud, `lameduck
-//! registry`) over plain HTTP/1.1 with keepalive. Every call is bounded by the
-//! client's timeout, so a slow registry never holds a drain; retries and
-//! backoff are the caller's choice, because only the caller knows its budget.
+//! registry`) over plain HTTP/1.1 with keepalive, on `lameduck-http1`'s client
+//! connection (the strict parser the proxy uses; the request runs in the
+//! caller's task, and an idle connection is only its socket). Every call is
+//! bounded by the client's timeout, so a slow registry never holds a drain;
+//! retries and backoff are the caller's choice, because only the caller knows
+//! its budget. The one retry made here is the keepalive race: a request whose
+//! pooled connection turns out closed before anything was answered is sent
+//! again on a new connection, within the same timeout.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{header, Method, Request, StatusCode};
-use hyper_util::client::legacy::{connect::HttpConnector, Client as HttpClient};
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
+use hyper::{header, header::HeaderValue, Method, Request, StatusCode};
+use lameduck_http1::{
+    body::{self, Body},
+    client::{self as http1, Failure, Outgoing},
+};
 use serde_json::{json, Value};
+use tokio::net::TcpStream;
 
 use crate::model::{hashcode, Instance, Status};
 use crate::Error;
+
+/// Idle connections kept per client (clones share them).
+const MAX_IDLE: usize = 4;
 
 /// A connection pool to one Eureka server.
 #[derive(Debug, Clone)]
 pub struct Client {
     base: BaseUrl,
-    http: HttpClient<HttpConnector, Full<Bytes>>,
+    idle: Arc<Idle>,
     timeout: Duration,
+}
+
+/// The idle keepalive connections of a [`Client`] and its clones.
+#[derive(Debug, Default)]
+struct Idle(Mutex<Vec<http1::Conn>>);
+
+impl Idle {
+    /// An idle connection that is still open, if any.
+    fn take(&self) -> Option<http1::Conn> {
+        let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(conn) = idle.pop() {
+            if !conn.is_stale() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+}
+
+impl http1::Pool for Idle {
+    fn put_idle(&self, conn: http1::Conn, max_idle: usize) {
+        let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < max_idle {
+            idle.push(conn);
+        }
+    }
 }
 
 /// `http://[user:password@]host:port/path/`, split into its parts.
@@ -71,6 +109,15 @@ impl BaseUrl {
 
     fn url(&self, rest: &str) -> String {
         format!("http://{}{}{rest}", self.authority, self.path)
+    }
+
+    /// The address to connect to: the authority, with port 80 if it has none.
+    fn connect_to(&self) -> String {
+        let after_ip = self.authority.rfind(']').map_or(0, |i| i + 1);
+        match self.authority[after_ip..].contains(':') {
+            true => self.authority.clone(),
+            false => format!("{}:80", self.authority),
+        }
     }
 }
 
@@ -196,7 +243,7 @@ impl Client {
     pub fn new(base_url: &str, timeout: Duration) -> Result<Client, Error> {
         Ok(Client {
             base: BaseUrl::parse(base_url)?,
-            http: HttpClient::builder(TokioExecutor::new()).build_http(),
+            idle: Arc::default(),
             timeout,
         })
     }
@@ -369,14 +416,10 @@ impl Client {
             reason,
         };
         let req = self
-            .build(method, &url, body)
+            .build(method, path, body)
             .map_err(|e| failed(e.to_string()))?;
         let call = async {
-            let resp = self
-                .http
-                .request(req)
-                .await
-                .map_err(|e| failed(e.to_string()))?;
+            let resp = self.send(req, timeout).await.map_err(&failed)?;
             let status = resp.status();
             let bytes = resp
                 .into_body()
@@ -399,15 +442,50 @@ impl Client {
         Ok((status, bytes))
     }
 
+    /// Sends `req` on an idle connection, or a new one when there is none or
+    /// the idle one was closed before it answered (the keepalive race: nothing
+    /// reached the server, so sending again is safe even for a POST). The head
+    /// must come within `timeout` (the call's: a change-feed request waits
+    /// longer than the others).
+    async fn send(
+        &self,
+        req: Request<Body>,
+        timeout: Duration,
+    ) -> Result<hyper::Response<Body>, String> {
+        let mut out = Outgoing::new(req, false);
+        let home = || {
+            Some(http1::Home {
+                pool: Arc::clone(&self.idle) as Arc<dyn http1::Pool>,
+                max_idle: MAX_IDLE,
+            })
+        };
+        while let Some(conn) = self.idle.take() {
+            match http1::send(conn, &mut out, timeout, home()).await {
+                Ok((response, raw)) => return Ok(with_fields(response, raw)),
+                Err(Failure::NotSent | Failure::NoResponse) if out.replayable() => {}
+                Err(failure) => return Err(failure.to_string()),
+            }
+        }
+        let io = TcpStream::connect(self.base.connect_to())
+            .await
+            .map_err(|e| format!("connecting: {e}"))?;
+        let _ = io.set_nodelay(true);
+        match http1::send(http1::Conn::new(io), &mut out, timeout, home()).await {
+            Ok((response, raw)) => Ok(with_fields(response, raw)),
+            Err(failure) => Err(failure.to_string()),
+        }
+    }
+
     fn build(
         &self,
         method: Method,
-        url: &str,
+        path: &str,
         body: Option<Value>,
-    ) -> Result<Request<Full<Bytes>>, hyper::http::Error> {
+    ) -> Result<Request<Body>, hyper::http::Error> {
         let mut req = Request::builder()
             .method(method)
-            .uri(url)
+            .uri(format!("{}{path}", self.base.path))
+            .header(header::HOST, &self.base.authority)
             .header(header::ACCEPT, "application/json");
         if let Some(auth) = &self.base.authorization {
             req = req.header(header::AUTHORIZATION, auth);
@@ -419,8 +497,21 @@ impl Client {
             }
             None => Bytes::new(),
         };
-        req.body(Full::new(body))
+        req = req.header(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        req.body(body::full(body))
     }
+}
+
+/// The response with all its fields in its map (the client reads
+/// `Content-Type` and the like from it, never copies them on).
+fn with_fields(
+    mut response: hyper::Response<Body>,
+    raw: Option<lameduck_http1::raw::RawFields>,
+) -> hyper::Response<Body> {
+    if let Some(raw) = raw {
+        raw.append_to(response.headers_mut());
+    }
+    response
 }
 
 /// Keeps `instance` registered with `client` until `stop` resolves: registers,
@@ -570,6 +661,99 @@ mod tests {
         .await;
         assert!(result.is_err());
         assert_eq!(tries, 1);
+    }
+
+    /// A server on 127.0.0.1 that answers `200` with an empty body to each
+    /// request head, `per_conn` requests per connection at most (then it
+    /// closes without saying so, as a server's idle timeout does), and
+    /// counts the connections it accepted. `per_conn == 0`: never answers.
+    async fn server(per_conn: usize) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/eureka/", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut io, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut answered = 0;
+                    let mut chunk = [0u8; 1024];
+                    while let Ok(n @ 1..) = io.read(&mut chunk).await {
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            if per_conn == 0 {
+                                continue;
+                            }
+                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                            io.write_all(ok).await.unwrap();
+                            answered += 1;
+                            if answered == per_conn {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test]
+    async fn calls_share_one_keepalive_connection() {
+        let (url, accepted) = server(100).await;
+        let client = Client::new(&url, Duration::from_secs(5)).unwrap();
+        for _ in 0..3 {
+            assert!(client.cancel("web", "a").await.unwrap());
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_the_server_closed_is_replaced_not_an_error() {
+        let (url, accepted) = server(1).await;
+        let client = Client::new(&url, Duration::from_secs(5)).unwrap();
+        for _ in 0..3 {
+            assert!(client.cancel("web", "a").await.unwrap());
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_never_answers_fails_the_call_at_the_timeout() {
+        let (url, _) = server(0).await;
+        let client = Client::new(&url, Duration::from_secs(2)).unwrap();
+        let start = tokio::time::Instant::now();
+        let err = client.cancel("web", "a").await.unwrap_err();
+        assert!(matches!(err, Error::Request { .. }), "{err}");
+        assert!(err.is_retryable());
+        assert!(
+            start.elapsed() >= Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_feed_answer_may_take_longer_than_the_client_timeout() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/eureka/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut io, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = io.read(&mut buf).await;
+            // A long poll: the change (here, "too old") comes after 2 s.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let gone = b"HTTP/1.1 410 Gone\r\ncontent-length: 0\r\n\r\n";
+            io.write_all(gone).await.unwrap();
+        });
+        let client = Client::new(&url, Duration::from_secs(1)).unwrap();
+        let changes = client.changes(7, Duration::from_secs(3)).await;
+        assert_eq!(changes.unwrap(), Changes::Gone);
     }
 
     #[test]

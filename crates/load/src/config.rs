@@ -12,7 +12,7 @@ use bytes::Bytes;
 use rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
-use crate::{http2::H2Request, tls, Error, TlsOptions};
+use crate::{tls, Error, TlsOptions};
 
 /// Everything one load run needs.
 #[derive(Debug, Clone)]
@@ -298,7 +298,7 @@ fn h2_request(url: &str, spec: &RequestSpec) -> Result<H2Request, Error> {
 
 /// A `grpc.health.v1.Health/Check` call to the URL's host.
 fn grpc_request(uri: &http::Uri, url: &str, service: &str) -> Result<H2Request, Error> {
-    let path = crate::http2::grpc::PATH;
+    let path = crate::grpc::PATH;
     let scheme = uri.scheme_str().unwrap_or("http");
     let authority = uri.authority().map_or("", |a| a.as_str());
     let head = http::Request::builder()
@@ -313,7 +313,7 @@ fn grpc_request(uri: &http::Uri, url: &str, service: &str) -> Result<H2Request, 
         })?;
     Ok(H2Request {
         head,
-        body: crate::http2::grpc::request_body(service),
+        body: crate::grpc::request_body(service),
         grpc: true,
     })
 }
@@ -330,6 +330,17 @@ pub fn parse_header(input: &str) -> Result<(String, String), Error> {
         return Err(bad());
     }
     Ok((name.to_string(), value.trim().to_string()))
+}
+
+/// What an HTTP/2 target sends: the request head and body, made once (here,
+/// with the target; `http2` sends it).
+#[derive(Debug, Clone)]
+pub(crate) struct H2Request {
+    pub(crate) head: http::Request<()>,
+    pub(crate) body: Bytes,
+    /// A gRPC health check: judge the answer by `grpc-status` and the
+    /// serving status, not only by the HTTP status.
+    pub(crate) grpc: bool,
 }
 
 /// The statuses that count as success: codes, classes (`2xx`) and ranges.

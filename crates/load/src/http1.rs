@@ -7,21 +7,24 @@
 //! retry some of them silently. Here every read and write result is looked at
 //! with one question: had any byte of the response arrived yet? That, plus the
 //! I/O error kind, gives the [`Outcome`]. The client renders each request once
-//! (see [`crate::Target`]), parses only the response head (with `httparse`) and
-//! skips the body without copying it, which keeps it as fast as wrk.
+//! (see [`crate::Target`]), reads the response head and the chunked coding
+//! with `lameduck-http1` (the strict parser the proxy uses: a response two
+//! readers could frame two ways is a protocol error) and skips the body
+//! without copying it, which keeps it as fast as wrk.
 
 use std::{io, time::Duration};
 
 use bytes::{Buf, BytesMut};
+use lameduck_http1::{
+    chunked,
+    client::response::{self, Framing},
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
 
 use crate::{config::ExpectStatus, stream::Stream, Outcome, Target};
-
-/// How many response headers are read; more is a protocol error.
-const MAX_HEADERS: usize = 64;
 
 /// One open connection, with what was read but not used yet.
 #[derive(Debug)]
@@ -49,15 +52,6 @@ struct Head {
     status: u16,
     framing: Framing,
     keepalive: bool,
-}
-
-/// How the end of the body is found.
-#[derive(Debug, Clone, Copy)]
-enum Framing {
-    None,
-    Length(u64),
-    Chunked,
-    UntilClose,
 }
 
 /// Sends one request on `slot`'s connection (opening one if empty) and reads the
@@ -204,7 +198,7 @@ impl Conn {
             Framing::None => {}
             Framing::Length(n) => self.skip(n).await?,
             Framing::Chunked => self.skip_chunked().await?,
-            Framing::UntilClose => self.skip_until_close().await?,
+            Framing::Close => self.skip_until_close().await?,
         }
         Ok(head)
     }
@@ -212,15 +206,15 @@ impl Conn {
     async fn read_head(&mut self, head_request: bool) -> Result<Head, ReadError> {
         loop {
             if !self.buf.is_empty() {
-                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let mut response = httparse::Response::new(&mut headers);
-                match response.parse(&self.buf) {
-                    Ok(httparse::Status::Complete(len)) => {
-                        let head = parse_head(&response, head_request)?;
-                        self.buf.advance(len);
-                        return Ok(head);
+                match response::parse(&mut self.buf, head_request) {
+                    Ok(Some(head)) => {
+                        return Ok(Head {
+                            status: head.status.as_u16(),
+                            framing: head.framing,
+                            keepalive: head.keep_alive && head.framing != Framing::Close,
+                        })
                     }
-                    Ok(httparse::Status::Partial) => {}
+                    Ok(None) => {}
                     Err(_) => return Err(ReadError::Protocol),
                 }
             }
@@ -243,34 +237,13 @@ impl Conn {
 
     /// Skips a chunked body, trailers included.
     async fn skip_chunked(&mut self) -> Result<(), ReadError> {
+        let mut decoder = chunked::Decoder::new();
         loop {
-            let size = loop {
-                match httparse::parse_chunk_size(&self.buf) {
-                    Ok(httparse::Status::Complete((used, size))) => {
-                        self.buf.advance(used);
-                        break size;
-                    }
-                    Ok(httparse::Status::Partial) => self.fill().await?,
-                    Err(_) => return Err(ReadError::Protocol),
-                }
-            };
-            if size == 0 {
-                return self.skip_trailers().await;
-            }
-            self.skip(size + 2).await?; // the data and its CRLF
-        }
-    }
-
-    /// Skips trailer lines up to and including the empty line.
-    async fn skip_trailers(&mut self) -> Result<(), ReadError> {
-        loop {
-            match self.buf.windows(2).position(|w| w == b"\r\n") {
-                Some(0) => {
-                    self.buf.advance(2);
-                    return Ok(());
-                }
-                Some(i) => self.buf.advance(i + 2),
-                None => self.fill().await?,
+            match decoder.next(&mut self.buf) {
+                Ok(Some(chunked::Piece::End)) => return Ok(()),
+                Ok(Some(_)) => {}
+                Ok(None) => self.fill().await?,
+                Err(_) => return Err(ReadError::Protocol),
             }
         }
     }
@@ -286,41 +259,4 @@ impl Conn {
             }
         }
     }
-}
-
-fn parse_head(r: &httparse::Response<'_, '_>, head_request: bool) -> Result<Head, ReadError> {
-    let status = r.code.ok_or(ReadError::Protocol)?;
-    let http10 = r.version == Some(0);
-    let mut length = None;
-    let mut chunked = false;
-    let mut close = http10;
-    for h in r.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let text = std::str::from_utf8(h.value).map_err(|_| ReadError::Protocol)?;
-            length = Some(
-                text.trim()
-                    .parse::<u64>()
-                    .map_err(|_| ReadError::Protocol)?,
-            );
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = h.value.to_ascii_lowercase().ends_with(b"chunked");
-        } else if h.name.eq_ignore_ascii_case("connection") {
-            let value = h.value.to_ascii_lowercase();
-            close = value.windows(5).any(|w| w == b"close")
-                || (http10 && !value.windows(10).any(|w| w == b"keep-alive"));
-        }
-    }
-    let no_body = head_request || (100..200).contains(&status) || status == 204 || status == 304;
-    let framing = match (no_body, chunked, length) {
-        (true, _, _) => Framing::None,
-        (false, true, _) => Framing::Chunked,
-        (false, false, Some(n)) => Framing::Length(n),
-        (false, false, None) => Framing::UntilClose,
-    };
-    let keepalive = !close && !matches!(framing, Framing::UntilClose);
-    Ok(Head {
-        status,
-        framing,
-        keepalive,
-    })
 }

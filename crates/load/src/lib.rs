@@ -54,6 +54,7 @@
 mod config;
 mod during;
 mod error;
+mod grpc;
 mod html;
 mod http1;
 mod http2;

@@ -227,3 +227,26 @@ async fn a_full_accept_queue_is_connect_timeout() {
     assert_eq!(outcomes(&report), [("connect_timeout", 4)]);
     drop((listener, fillers));
 }
+
+/// A server whose every answer could be framed two ways (a length and the
+/// chunked coding): a proxy in front would refuse it, and so does `load`.
+#[tokio::test]
+async fn a_response_framed_two_ways_is_a_protocol_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut io, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                if io.read(&mut buf).await.unwrap_or(0) > 0 {
+                    let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\
+                                  Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+                    let _ = io.write_all(answer.as_bytes()).await;
+                }
+            });
+        }
+    });
+    let report = load(config(&[url], 10, 2)).await;
+    assert_eq!(outcomes(&report), [("protocol_error", 10)]);
+}

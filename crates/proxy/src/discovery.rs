@@ -16,7 +16,19 @@ use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 use lameduck_eureka::client::{Changes, Client, Snapshot};
 use tokio::task::JoinHandle;
 
-use crate::{config::Discovery, state::State};
+use crate::config::Discovery;
+
+/// What discovery needs of the proxy's state: the upstreams to follow and
+/// their endpoints. A trait, so that this module does not use the state
+/// module that owns it (`State` implements it).
+pub(crate) trait Pools: Send + Sync + 'static {
+    /// The discovery settings of every upstream that has them, by name.
+    fn discovered(&self) -> HashMap<String, Discovery>;
+    /// An upstream's endpoints, if it exists.
+    fn endpoints(&self, upstream: &str) -> Option<Vec<SocketAddr>>;
+    /// Replaces an upstream's endpoints (as `PUT /upstreams/NAME` does).
+    fn set_endpoints(&self, upstream: &str, endpoints: Vec<SocketAddr>) -> Result<(), String>;
+}
 
 /// How long one change-feed request may wait for a change.
 const FEED_WAIT: Duration = Duration::from_secs(25);
@@ -30,15 +42,9 @@ pub(crate) struct Discoveries {
 }
 
 impl Discoveries {
-    /// Starts, restarts or stops tasks so that they match `state`'s config.
-    pub(crate) fn sync(&self, state: &Arc<State>) {
-        let wanted: HashMap<String, Discovery> = state
-            .snapshot()
-            .config
-            .upstreams
-            .iter()
-            .filter_map(|(name, u)| Some((name.clone(), u.discovery.clone()?)))
-            .collect();
+    /// Starts, restarts or stops tasks so that they match `pools`' config.
+    pub(crate) fn sync<P: Pools>(&self, pools: &Arc<P>) {
+        let wanted = pools.discovered();
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         tasks.retain(|name, (d, task)| {
             let keep = wanted.get(name) == Some(d);
@@ -55,7 +61,7 @@ impl Discoveries {
             // needs (it reads the app's instances afresh). It returns only
             // when its Eureka address is unusable, which it logs, and
             // which another run would not change.
-            let (n, dd, st) = (name.clone(), d.clone(), Arc::clone(state));
+            let (n, dd, st) = (name.clone(), d.clone(), Arc::clone(pools));
             let task = lameduck_drain::spawn_restarting(
                 format!("discovery of upstream {name}"),
                 lameduck_drain::Ends::WhenDone,
@@ -77,14 +83,14 @@ impl Discoveries {
 }
 
 /// Keeps one upstream's endpoints equal to the UP instances of its app.
-async fn follow(upstream: String, d: Discovery, state: Arc<State>) {
+async fn follow<P: Pools>(upstream: String, d: Discovery, state: Arc<P>) {
     let client = match Client::new(&d.eureka, Duration::from_secs(5)) {
         Ok(c) => c,
         Err(e) => return tracing::error!(%upstream, "discovery disabled: {e}"),
     };
     let mut feed = d.feed;
     loop {
-        let Some(mut snapshot) = full(&client, &upstream, &d, &state).await else {
+        let Some(mut snapshot) = full(&client, &upstream, &d, &*state).await else {
             tokio::time::sleep(RETRY_PAUSE).await;
             continue;
         };
@@ -111,7 +117,7 @@ async fn follow(upstream: String, d: Discovery, state: Arc<State>) {
                         tracing::debug!(%upstream, "hashcode mismatch after a delta; fetching the full registry");
                         break;
                     }
-                    publish(&upstream, &d, &snapshot, &state);
+                    publish(&upstream, &d, &snapshot, &*state);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -124,7 +130,12 @@ async fn follow(upstream: String, d: Discovery, state: Arc<State>) {
     }
 }
 
-async fn full(client: &Client, upstream: &str, d: &Discovery, state: &State) -> Option<Snapshot> {
+async fn full<P: Pools>(
+    client: &Client,
+    upstream: &str,
+    d: &Discovery,
+    state: &P,
+) -> Option<Snapshot> {
     match client.fetch_full().await {
         Ok(apps) => {
             let snapshot = Snapshot::full(apps);
@@ -139,20 +150,14 @@ async fn full(client: &Client, upstream: &str, d: &Discovery, state: &State) -> 
 }
 
 /// Sets the pool to the app's UP instances if they changed.
-fn publish(upstream: &str, d: &Discovery, snapshot: &Snapshot, state: &State) {
+fn publish<P: Pools>(upstream: &str, d: &Discovery, snapshot: &Snapshot, state: &P) {
     let mut endpoints: Vec<SocketAddr> = snapshot
         .up(&d.app)
         .filter(|i| i.port.enabled)
         .filter_map(|i| format!("{}:{}", i.ip_addr, i.port.port).parse().ok())
         .collect();
     endpoints.sort();
-    let current = state.snapshot();
-    let same = current
-        .config
-        .upstreams
-        .get(upstream)
-        .is_some_and(|u| u.endpoints == endpoints);
-    if same {
+    if state.endpoints(upstream).as_ref() == Some(&endpoints) {
         return;
     }
     tracing::info!(%upstream, app = %d.app, endpoints = ?endpoints, "discovery: pool changed");

@@ -5,6 +5,7 @@
 //! upstream refused the connection, reset it, or timed out.
 
 use hyper::StatusCode;
+use lameduck_http1::{client::Failure, parse::Reject};
 
 /// The cause of a failed request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,5 +106,28 @@ impl Cause {
 impl std::fmt::Display for Cause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+/// A request head the HTTP/1 parser refused, by what the client is told.
+impl From<Reject> for Cause {
+    fn from(reject: Reject) -> Cause {
+        match reject {
+            Reject::Malformed(_) => Cause::BadRequest,
+            Reject::TooLarge => Cause::HeadTooLarge,
+            Reject::UnsupportedCoding => Cause::UnsupportedCoding,
+            Reject::MethodNotAllowed => Cause::MethodNotAllowed,
+        }
+    }
+}
+
+/// A failed exchange with an HTTP/1.1 upstream. Whether it may be retried is
+/// decided before this (by `forward`, on the failure itself).
+impl From<Failure> for Cause {
+    fn from(failure: Failure) -> Cause {
+        match failure {
+            Failure::NotSent | Failure::NoResponse | Failure::Reset => Cause::UpstreamReset,
+            Failure::Timeout => Cause::UpstreamTimeout,
+            Failure::Protocol => Cause::UpstreamProtocol,
+        }
     }
 }

@@ -17,7 +17,7 @@
 //!   come within `response_timeout` is never retried.
 //!
 //! HTTP/1.1 upstreams are served by the proxy's own client
-//! ([`crate::h1::client`]), HTTP/2 ones by hyper's (which hands back a request
+//! ([`lameduck_http1::client`]), HTTP/2 ones by hyper's (which hands back a request
 //! it could not send, and is retried under the same rules).
 
 use std::{net::SocketAddr, sync::Arc};
@@ -30,31 +30,17 @@ use hyper::{
     Request, Response, Uri, Version,
 };
 
-use crate::{
+use lameduck_http1::{
     body::{self, Body, BodyWatch},
-    config::{Upstream, UpstreamProtocol},
-    error::Cause,
-    h1::{
-        client::{self, Failure, Outgoing},
-        raw::RawFields,
-    },
-    upstream::{Candidates, Endpoint, Pool},
+    client::{self, Failure, Outgoing},
+    raw::RawFields,
 };
 
-/// Headers that belong to one hop and are never forwarded (the last one,
-/// `Upgrade`, except on upgrades). A `static`: a `const` array of names would
-/// be built and dropped again at every use.
-static HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
+use crate::{
+    config::{Upstream, UpstreamProtocol},
+    error::Cause,
+    upstream::{Candidates, Endpoint, Pool},
+};
 
 // Named once: a `&str` name would be parsed again on every request.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -89,72 +75,6 @@ impl Peer {
             forwarded_for: format!("for={node};proto={proto}"),
         }
     }
-}
-
-/// Removes hop-by-hop headers (and those the `Connection` header names). `TE:
-/// trailers` survives, as gRPC needs it; `Upgrade` survives when `upgrade`.
-///
-/// One pass over the fields finds what must go, without allocating for the
-/// usual `Connection: keep-alive` or `close`; most requests have nothing to
-/// remove, and then nothing else is done.
-pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let kept = if upgrade {
-        HOP_BY_HOP.len() - 1
-    } else {
-        HOP_BY_HOP.len()
-    };
-    let hop_by_hop = &HOP_BY_HOP[..kept];
-    // Bit i: hop_by_hop[i] is present.
-    let mut found: u16 = 0;
-    // Other fields that `Connection` names (rare).
-    let mut named: Vec<HeaderName> = Vec::new();
-    let mut te_trailers = false;
-    for (name, value) in headers.iter() {
-        if let Some(i) = hop_by_hop.iter().position(|h| h == name) {
-            found |= 1 << i;
-        }
-        if name == header::CONNECTION {
-            named.extend(connection_names(value));
-        } else if name == header::TE {
-            te_trailers |= tokens(value).any(|t| t.eq_ignore_ascii_case(b"trailers"));
-        }
-    }
-    if found == 0 && named.is_empty() {
-        return;
-    }
-    for (i, name) in hop_by_hop.iter().enumerate() {
-        if found & (1 << i) != 0 {
-            headers.remove(name);
-        }
-    }
-    for name in &named {
-        headers.remove(name);
-    }
-    if te_trailers {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-    }
-}
-
-/// The comma-separated tokens of a field value, trimmed.
-fn tokens(value: &HeaderValue) -> impl Iterator<Item = &[u8]> {
-    value
-        .as_bytes()
-        .split(|b| *b == b',')
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
-}
-
-/// The fields a `Connection` value names, other than the hop-by-hop ones
-/// (removed anyway, or kept on upgrades) and `close`.
-fn connection_names(value: &HeaderValue) -> impl Iterator<Item = HeaderName> + '_ {
-    tokens(value)
-        .filter(|t| {
-            !t.eq_ignore_ascii_case(b"close")
-                && !HOP_BY_HOP
-                    .iter()
-                    .any(|h| t.eq_ignore_ascii_case(h.as_str().as_bytes()))
-        })
-        .filter_map(|t| HeaderName::from_bytes(t).ok())
 }
 
 /// Adds `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
@@ -289,9 +209,11 @@ async fn send_h1(
     let mut retries = 0;
     let mut last = Cause::NoHealthyEndpoint;
     for endpoint in candidates {
-        let home = || client::Home {
-            endpoint: std::sync::Arc::clone(&endpoint),
-            max_idle,
+        let home = || {
+            Some(client::Home {
+                pool: Arc::clone(&endpoint) as Arc<dyn client::Pool>,
+                max_idle,
+            })
         };
         while let Some(conn) = endpoint.take_idle() {
             match client::send(conn, &mut out, timeout, home()).await {
@@ -302,7 +224,7 @@ async fn send_h1(
                     retries += 1;
                     tracing::debug!(endpoint = %endpoint.addr, "keepalive connection closed under a request; sending it again on another");
                 }
-                Err(failure) => return Err((client_or(failure.cause(), &watch), retries)),
+                Err(failure) => return Err((client_or(Cause::from(failure), &watch), retries)),
             }
         }
         let conn = match endpoint.connect_h1(settings).await {
@@ -316,7 +238,10 @@ async fn send_h1(
         };
         return match client::send(conn, &mut out, timeout, home()).await {
             Ok((response, raw)) => Ok(delivered(&endpoint, response, raw, retries)),
-            Err(failure) => Err((fault(&endpoint, settings, failure.cause(), &watch), retries)),
+            Err(failure) => Err((
+                fault(&endpoint, settings, Cause::from(failure), &watch),
+                retries,
+            )),
         };
     }
     Err((last, retries))
@@ -470,60 +395,5 @@ fn settle(result: SendResult) -> Result<Response<Incoming>, H2Failure> {
             None if e.error().is_parse() => Err(H2Failure::Sent(Cause::UpstreamProtocol)),
             None => Err(H2Failure::Sent(Cause::UpstreamReset)),
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(fields: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (n, v) in fields {
-            map.append(
-                HeaderName::from_bytes(n.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        map
-    }
-
-    fn names(map: &HeaderMap) -> Vec<&str> {
-        let mut names: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
-        names.sort_unstable();
-        names
-    }
-
-    #[test]
-    fn hop_by_hop_fields_and_those_connection_names_are_removed() {
-        let mut map = headers(&[
-            ("host", "a"),
-            ("connection", "keep-alive, x-secret"),
-            ("connection", "upgrade"),
-            ("keep-alive", "timeout=5"),
-            ("x-secret", "1"),
-            ("te", "gzip, trailers"),
-            ("transfer-encoding", "chunked"),
-            ("upgrade", "websocket"),
-            ("proxy-authorization", "basic x"),
-            ("x-kept", "1"),
-        ]);
-        strip_hop_by_hop(&mut map, false);
-        assert_eq!(names(&map), ["host", "te", "x-kept"]);
-        assert_eq!(map["te"], "trailers");
-    }
-
-    #[test]
-    fn an_upgrade_keeps_upgrade() {
-        let mut map = headers(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
-        strip_hop_by_hop(&mut map, true);
-        assert_eq!(names(&map), ["upgrade"]);
-    }
-
-    #[test]
-    fn nothing_to_strip_leaves_the_map_alone() {
-        let mut map = headers(&[("host", "a"), ("accept", "*/*")]);
-        strip_hop_by_hop(&mut map, false);
-        assert_eq!(names(&map), ["accept", "host"]);
     }
 }

@@ -8,8 +8,9 @@
 //! - `forward`: one request to an upstream, with the retries that are safe;
 //! - `server`: listeners and client connections, and how each drain phase
 //!   ends them gracefully;
-//! - `h1`: HTTP/1.x on both sides, the client connection loop and the
-//!   upstream client (HTTP/2 is hyper's);
+//! - `h1`: the HTTP/1.x client connection loop, on the `lameduck-http1`
+//!   crate's parser, encoder and upstream client (HTTP/2 is hyper's);
+//! - `respond`: the per-request handler both loops call;
 //! - `state`: the running config, swapped atomically on reload;
 //! - `admin`: the probe listener (probes, metrics) and the admin API (also
 //!   `PUT /config`, `PUT /upstreams/NAME`, behind a bearer token off loopback).
@@ -19,7 +20,6 @@
 //! [`Control`] messages is over, so tests drive it without signals.
 
 mod admin;
-mod body;
 pub mod config;
 mod config_file;
 mod discovery;
@@ -28,6 +28,7 @@ mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
 mod h1;
+mod respond;
 mod router;
 mod server;
 mod state;
@@ -54,7 +55,7 @@ use tokio::{
 pub use config::{AdminToken, Config, ConfigError, ADMIN_TOKEN_ENV};
 use config_file::ConfigFile;
 pub use error::Cause;
-use server::Activity;
+use lameduck_drain::Activity;
 use state::State;
 
 /// Where the config comes from.

@@ -156,6 +156,34 @@ fn keep_discovered_endpoints(config: &mut Config, old: &Config) {
     }
 }
 
+impl crate::discovery::Pools for State {
+    fn discovered(&self) -> std::collections::HashMap<String, crate::config::Discovery> {
+        self.snapshot()
+            .config
+            .upstreams
+            .iter()
+            .filter_map(|(name, u)| Some((name.clone(), u.discovery.clone()?)))
+            .collect()
+    }
+
+    fn endpoints(&self, upstream: &str) -> Option<Vec<std::net::SocketAddr>> {
+        let snapshot = self.snapshot();
+        snapshot
+            .config
+            .upstreams
+            .get(upstream)
+            .map(|u| u.endpoints.clone())
+    }
+
+    fn set_endpoints(
+        &self,
+        upstream: &str,
+        endpoints: Vec<std::net::SocketAddr>,
+    ) -> Result<(), String> {
+        State::set_endpoints(self, upstream, endpoints)
+    }
+}
+
 /// Starts the discovery tasks the current config asks for.
 pub(crate) fn start_discovery(state: &Arc<State>) {
     state.discoveries.sync(state);

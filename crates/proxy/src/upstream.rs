@@ -7,7 +7,7 @@
 //! failing are skipped for `eject_for`; when every endpoint is ejected they are
 //! all tried anyway, since refusing everything helps nobody.
 //!
-//! HTTP/1.1 connections are the proxy's own ([`crate::h1::client`]): checked
+//! HTTP/1.1 connections are `lameduck-http1`'s ([`lameduck_http1::client`]): checked
 //! out for one request, back in the idle list when the response body has been
 //! read to the end, checked for staleness (closed by the upstream while idle)
 //! when taken again. HTTP/2 connections are hyper's, one task each, and one
@@ -28,7 +28,9 @@ use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
-use crate::{body::Body, config::Upstream, error::Cause, h1::client};
+use lameduck_http1::{body::Body, client};
+
+use crate::{config::Upstream, error::Cause};
 
 /// One upstream address and its connections.
 #[derive(Debug)]
@@ -75,14 +77,6 @@ impl Endpoint {
                 *h2 = None;
                 None
             }
-        }
-    }
-
-    /// Gives an HTTP/1.1 connection back after its response was read whole.
-    pub(crate) fn put_idle(&self, conn: client::Conn, max_idle: usize) {
-        let mut idle = lock(&self.idle);
-        if idle.len() < max_idle {
-            idle.push(conn);
         }
     }
 
@@ -146,6 +140,16 @@ impl Endpoint {
     pub(crate) fn succeeded(&self) {
         if self.failures.swap(0, Ordering::Relaxed) > 0 {
             *lock(&self.ejected_until) = None;
+        }
+    }
+}
+
+impl client::Pool for Endpoint {
+    /// Gives an HTTP/1.1 connection back after its response was read whole.
+    fn put_idle(&self, conn: client::Conn, max_idle: usize) {
+        let mut idle = lock(&self.idle);
+        if idle.len() < max_idle {
+            idle.push(conn);
         }
     }
 }

@@ -20,7 +20,7 @@ use hyper::{
     Request, Response,
 };
 use hyper_util::rt::TokioIo;
-use lameduck_proxy::fuzzing::{h1_verdict, BodyFraming, Verdict};
+use lameduck_http1::fuzzing::{h1_verdict, BodyFraming, Verdict};
 use proptest::{
     prelude::*,
     test_runner::{Config as Cases, TestCaseError, TestRunner},

@@ -5,13 +5,12 @@
 //! `initialDelaySeconds`, `periodSeconds`, `successThreshold` and
 //! `failureThreshold`.
 //!
-//! HTTP goes through hyper's client connection (no parser of our own here).
+//! HTTP goes through `lameduck-http1`'s client connection, one connection
+//! per probe as the kubelet does.
 
 use std::{net::SocketAddr, time::Duration};
 
-use bytes::Bytes;
-use http_body_util::Empty;
-use hyper_util::rt::TokioIo;
+use lameduck_http1::{body, client::send_once};
 use tokio::{net::TcpStream, process::Command, sync::mpsc};
 
 use crate::{
@@ -93,25 +92,23 @@ impl Action {
     }
 }
 
-/// `GET path` on `addr`; the status.
+/// `GET path` on `addr`; the status. No time limit of its own (callers bound
+/// the whole probe).
 pub(crate) async fn http_get(
     addr: SocketAddr,
     path: &str,
     headers: &[(String, String)],
 ) -> Result<u16, String> {
-    let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
-    let mut req = hyper::Request::get(path)
+    let mut req = http::Request::get(path)
         .header("host", addr.to_string())
         .header("user-agent", "kube-probe/lameduck");
     for (k, v) in headers {
         req = req.header(k.as_str(), v.as_str());
     }
-    let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
-    let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+    let req = req.body(body::empty()).map_err(|e| e.to_string())?;
+    let resp = send_once(addr, req, Duration::MAX)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(resp.status().as_u16())
 }
 
@@ -224,5 +221,57 @@ impl Readiness {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers one request head with `response`; returns its
+    /// address and the head it got.
+    async fn answer_once(response: &'static str) -> (SocketAddr, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut io, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !head.ends_with(b"\r\n\r\n") {
+                let n = io.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "closed before the head ended");
+                head.extend_from_slice(&chunk[..n]);
+            }
+            io.write_all(response.as_bytes()).await.unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn http_get_sends_the_probe_headers_and_reads_the_status() {
+        let (addr, server) =
+            answer_once("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n").await;
+        let headers = [("X-Probe".to_string(), "ready".to_string())];
+        assert_eq!(http_get(addr, "/readyz", &headers).await, Ok(503));
+        let head = server.await.unwrap();
+        assert!(head.starts_with("GET /readyz HTTP/1.1\r\n"), "{head}");
+        assert!(
+            head.contains("user-agent: kube-probe/lameduck\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("x-probe: ready\r\n"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn an_http_probe_of_a_closed_port_or_a_broken_answer_fails() {
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        assert!(http_get(addr, "/", &[]).await.is_err());
+        let (addr, _server) =
+            answer_once("HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n").await;
+        assert!(http_get(addr, "/", &[]).await.is_err(), "two lengths");
     }
 }

@@ -19,15 +19,13 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper_util::rt::TokioIo;
 use lameduck_drain::StopKind;
+use lameduck_http1::{body, client::send_once};
 use lameduck_proxy::{
     config::{Discovery, Listener, Route, Upstream, UpstreamProtocol},
     Config, Control, Source,
 };
-use tokio::{net::TcpStream, sync::mpsc, time::Instant};
+use tokio::{sync::mpsc, time::Instant};
 
 use crate::timeline::{Kind, Timeline};
 
@@ -50,6 +48,10 @@ pub enum RouterError {
 
 /// The upstream pools the proxy has: HTTP/1.1 for plain requests and
 /// WebSocket, HTTP/2 for gRPC (trailers).
+/// How long the proxy's admin API may take to answer an update (it is on
+/// loopback and answers at once; a stuck one fails the update).
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 const POOLS: [(&str, UpstreamProtocol); 2] = [
     ("app", UpstreamProtocol::Http1),
     ("app-h2", UpstreamProtocol::Http2),
@@ -246,19 +248,14 @@ impl Router {
     async fn put(&self, endpoints: &[SocketAddr]) -> Result<(), String> {
         let body = serde_json::json!({ "endpoints": endpoints.iter().map(|a| a.to_string()).collect::<Vec<_>>() }).to_string();
         for (name, _) in POOLS {
-            let stream = TcpStream::connect(self.admin)
-                .await
-                .map_err(|e| e.to_string())?;
-            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
-            let req = hyper::Request::put(format!("/upstreams/{name}"))
+            let req = http::Request::put(format!("/upstreams/{name}"))
                 .header("host", self.admin.to_string())
                 .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(body.clone())))
+                .body(body::full(body.clone()))
                 .map_err(|e| e.to_string())?;
-            let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+            let resp = send_once(self.admin, req, ADMIN_TIMEOUT)
+                .await
+                .map_err(|e| e.to_string())?;
             if !resp.status().is_success() {
                 return Err(format!("PUT /upstreams/{name}: {}", resp.status()));
             }

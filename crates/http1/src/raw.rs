@@ -15,31 +15,31 @@
 //! these bytes ([`RawFields::append_to`]).
 
 use bytes::Bytes;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::parse::MAX_HEADERS;
+use crate::parse::MAX_HEADERS;
 
 /// Hop-by-hop lines a raw head may leave out; more, and it gets a map.
 const MAX_SKIP: usize = 4;
 
 /// The field lines of a response head, less its hop-by-hop ones.
 #[derive(Debug, Clone)]
-pub(crate) struct RawFields {
+pub struct RawFields {
     /// The head's field lines and the empty line that ends them.
     block: Bytes,
     /// Lines of `block` left out (start, end), in order.
     skip: [(u32, u32); MAX_SKIP],
     skipped: u8,
     /// The `Content-Length` value, when the upstream sent one.
-    pub(crate) content_length: Option<u64>,
+    pub content_length: Option<u64>,
     /// The upstream sent a `Date`.
-    pub(crate) has_date: bool,
+    pub has_date: bool,
 }
 
 /// Where the field lines lie in a head, and which to leave out; found before
 /// the head is taken out of its buffer ([`Lines::into_fields`] after).
 #[derive(Debug)]
-pub(crate) struct Lines {
+pub struct Lines {
     start: u32,
     skip: [(u32, u32); MAX_SKIP],
     skipped: u8,
@@ -48,7 +48,7 @@ pub(crate) struct Lines {
 impl Lines {
     /// The lines of `fields` (parsed from `head`, the whole head) and those
     /// `forward` refuses; `None` when the head cannot be copied as it is.
-    pub(crate) fn find(
+    pub fn find(
         head: &[u8],
         fields: &[httparse::Header<'_>],
         forward: impl Fn(&[u8]) -> bool,
@@ -80,7 +80,7 @@ impl Lines {
     }
 
     /// The fields, from the head these lines were found in.
-    pub(crate) fn into_fields(
+    pub fn into_fields(
         self,
         head: &Bytes,
         content_length: Option<u64>,
@@ -98,7 +98,7 @@ impl Lines {
 
 impl RawFields {
     /// Appends the forwarded field lines (each ending in CRLF) to `out`.
-    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+    pub fn write(&self, out: &mut Vec<u8>) {
         let lines = &self.block[..self.block.len() - 2];
         let mut from = 0;
         for &(start, end) in &self.skip[..usize::from(self.skipped)] {
@@ -110,7 +110,7 @@ impl RawFields {
 
     /// Appends the forwarded fields to `map` (for an HTTP/2 client), the
     /// values sharing the head's memory.
-    pub(crate) fn append_to(&self, map: &mut HeaderMap) {
+    pub fn append_to(&self, map: &mut HeaderMap) {
         let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
         // The lines were parsed once already: this cannot fail.
         let Ok(httparse::Status::Complete((_, fields))) =
@@ -138,11 +138,7 @@ impl RawFields {
 /// The raw fields of a response head, for tests: `Connection` and
 /// `Keep-Alive` left out, the rest as given.
 #[cfg(test)]
-pub(crate) fn for_test(
-    head: &str,
-    content_length: Option<u64>,
-    has_date: bool,
-) -> Option<RawFields> {
+pub fn for_test(head: &str, content_length: Option<u64>, has_date: bool) -> Option<RawFields> {
     let mut slots = [httparse::EMPTY_HEADER; 16];
     let mut resp = httparse::Response::new(&mut slots);
     resp.parse(head.as_bytes()).unwrap();

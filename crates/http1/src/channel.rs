@@ -9,29 +9,29 @@ use std::{
 };
 
 use bytes::Bytes;
-use hyper::body::{Frame, SizeHint};
+use http_body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 
 use crate::body::BoxError;
 
-pub(crate) type Sender = mpsc::Sender<Result<Frame<Bytes>, BoxError>>;
+pub type Sender = mpsc::Sender<Result<Frame<Bytes>, BoxError>>;
 
 /// The receiving end, given to the upstream as the request's body.
 #[derive(Debug)]
-pub(crate) struct RequestBody {
+pub struct RequestBody {
     rx: mpsc::Receiver<Result<Frame<Bytes>, BoxError>>,
     length: Option<u64>,
 }
 
 impl RequestBody {
     /// A body of `length` bytes (`None`: chunked) and the sender that fills it.
-    pub(crate) fn channel(length: Option<u64>) -> (Sender, RequestBody) {
+    pub fn channel(length: Option<u64>) -> (Sender, RequestBody) {
         let (tx, rx) = mpsc::channel(1);
         (tx, RequestBody { rx, length })
     }
 }
 
-impl hyper::body::Body for RequestBody {
+impl http_body::Body for RequestBody {
     type Data = Bytes;
     type Error = BoxError;
 

@@ -1,5 +1,5 @@
 //! Response heads and body framing toward an HTTP/1.x client, and request
-//! heads toward an HTTP/1.1 upstream ([`request_head`]).
+//! heads toward an HTTP/1.1 server ([`request_head`]).
 //!
 //! The upstream's framing headers were removed as hop-by-hop; this module picks
 //! the framing anew for the client: the upstream's `Content-Length` when there
@@ -10,18 +10,18 @@
 
 use std::{cell::RefCell, io::Write as _, time::SystemTime};
 
-use hyper::{
-    body::Body as _,
+use http_body::Body as _;
+
+use http::{
     header::{self, HeaderMap},
     Method, Response, StatusCode, Version,
 };
 
-use super::raw::RawFields;
-use crate::body::Body;
+use crate::{body::Body, raw::RawFields};
 
 /// How the response body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Out {
+pub enum Out {
     /// No body is written.
     None,
     /// Exactly this many bytes.
@@ -34,15 +34,15 @@ pub(crate) enum Out {
 
 /// The request facts the response head depends on.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Exchange {
-    pub(crate) version: Version,
-    pub(crate) head_request: bool,
+pub struct Exchange {
+    pub version: Version,
+    pub head_request: bool,
     /// The connection ends after this response.
-    pub(crate) closing: bool,
+    pub closing: bool,
 }
 
 impl Exchange {
-    pub(crate) fn new(method: &Method, version: Version, closing: bool) -> Exchange {
+    pub fn new(method: &Method, version: Version, closing: bool) -> Exchange {
         Exchange {
             version,
             head_request: method == Method::HEAD,
@@ -54,7 +54,7 @@ impl Exchange {
 /// Writes the status line and header fields of `resp` into `out` (those in
 /// its map, and `raw` ones copied as they came), and returns the body framing
 /// and whether the connection must close after it.
-pub(crate) fn head(
+pub fn head(
     out: &mut Vec<u8>,
     resp: &Response<Body>,
     raw: Option<&RawFields>,
@@ -111,9 +111,9 @@ pub(crate) fn head(
 /// header fields as they are (hop-by-hop ones were removed), and
 /// `transfer-encoding: chunked` when `chunked`. A `content-length` is added
 /// when the body's exact size is known but the request does not state it.
-pub(crate) fn request_head(
+pub fn request_head(
     out: &mut Vec<u8>,
-    parts: &hyper::http::request::Parts,
+    parts: &http::request::Parts,
     length: Option<u64>,
     chunked: bool,
 ) {
@@ -134,14 +134,14 @@ pub(crate) fn request_head(
 }
 
 /// Appends a trailer section (after the last chunk's size line).
-pub(crate) fn trailers(out: &mut Vec<u8>, trailers: &HeaderMap) {
+pub fn trailers(out: &mut Vec<u8>, trailers: &HeaderMap) {
     fields(out, trailers, |_| true);
     out.extend_from_slice(b"\r\n");
 }
 
 /// The `Content-Length` in `headers`, if there is a valid one.
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    super::parse::content_length(headers).ok().flatten()
+    crate::parse::content_length(headers).ok().flatten()
 }
 
 /// How the body goes to the client; `declared`: the response's
@@ -181,7 +181,7 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 }
 
 /// Appends the chunk-size line for `len` bytes of data.
-pub(crate) fn chunk_prefix(out: &mut Vec<u8>, len: usize) {
+pub fn chunk_prefix(out: &mut Vec<u8>, len: usize) {
     let _ = write!(out, "{len:x}\r\n");
 }
 
@@ -229,7 +229,7 @@ mod tests {
     fn raw_fields_are_copied_with_the_framing_and_connection_the_client_needs() {
         let upstream =
             "HTTP/1.1 200 OK\r\nServer: up\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\n";
-        let raw = crate::h1::raw::for_test(upstream, Some(5), false).unwrap();
+        let raw = crate::raw::for_test(upstream, Some(5), false).unwrap();
         let render_raw = |ex: Exchange| {
             let mut out = Vec::new();
             let resp = Response::new(body::full("hello"));
@@ -251,7 +251,7 @@ mod tests {
         let (text, framing, _) = render_raw(to_head);
         assert_eq!(framing, Out::None);
         assert!(text.contains("Content-Length: 5\r\n"), "{text}");
-        let dated = crate::h1::raw::for_test("HTTP/1.1 200 OK\r\nDate: then\r\n\r\n", None, true);
+        let dated = crate::raw::for_test("HTTP/1.1 200 OK\r\nDate: then\r\n\r\n", None, true);
         let mut out = Vec::new();
         let resp = Response::new(body::full("hey"));
         head(&mut out, &resp, dated.as_ref(), ex(Version::HTTP_11, false));
@@ -292,7 +292,7 @@ mod tests {
     #[test]
     fn unknown_length_is_chunked_for_1_1_and_close_delimited_for_1_0() {
         let stream = || {
-            let (_tx, body) = crate::h1::body::RequestBody::channel(None);
+            let (_tx, body) = crate::channel::RequestBody::channel(None);
             Response::new(body::boxed(body))
         };
         let (text, framing, closing) = render(stream(), ex(Version::HTTP_11, false));
@@ -330,7 +330,7 @@ mod tests {
     #[test]
     fn request_heads_for_an_upstream() {
         let req = |uri: &str| {
-            let (mut parts, ()) = hyper::Request::post(uri).body(()).unwrap().into_parts();
+            let (mut parts, ()) = http::Request::post(uri).body(()).unwrap().into_parts();
             parts.headers.insert("host", "a".parse().unwrap());
             parts
         };

@@ -9,21 +9,19 @@
 //! HTTP/1.1. Header values are not copied: they are slices of the head's buffer.
 
 use bytes::{Bytes, BytesMut};
-use hyper::{
+use http::{
     header::{self, HeaderMap, HeaderName, HeaderValue},
     Method, Request, Uri, Version,
 };
 
-use crate::error::Cause;
-
 /// Header fields accepted in one head (hyper's default too).
-pub(crate) const MAX_HEADERS: usize = 100;
+pub const MAX_HEADERS: usize = 100;
 /// The largest head accepted, request line included.
-pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// How the request body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Framing {
+pub enum Framing {
     /// No body.
     None,
     /// `Content-Length` bytes.
@@ -34,19 +32,19 @@ pub(crate) enum Framing {
 
 /// A parsed head.
 #[derive(Debug)]
-pub(crate) struct Head {
-    pub(crate) request: Request<()>,
-    pub(crate) framing: Framing,
+pub struct Head {
+    pub request: Request<()>,
+    pub framing: Framing,
     /// Whether the client wants the connection kept open after this exchange.
-    pub(crate) keep_alive: bool,
+    pub keep_alive: bool,
     /// `Expect: 100-continue`: the client waits for a `100 Continue` first.
-    pub(crate) expect_continue: bool,
+    pub expect_continue: bool,
 }
 
-/// Why a head was refused; answered with [`Reject::cause`]'s status, and the
-/// connection closed.
+/// Why a head was refused; the server answers with the status each variant
+/// names, and closes the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reject {
+pub enum Reject {
     /// Malformed request line or header field (400).
     Malformed(&'static str),
     /// Head larger than [`MAX_HEAD_BYTES`] or more than [`MAX_HEADERS`] (431).
@@ -58,18 +56,8 @@ pub(crate) enum Reject {
 }
 
 impl Reject {
-    /// The cause the client is told (and the metrics count).
-    pub(crate) fn cause(self) -> Cause {
-        match self {
-            Reject::Malformed(_) => Cause::BadRequest,
-            Reject::TooLarge => Cause::HeadTooLarge,
-            Reject::UnsupportedCoding => Cause::UnsupportedCoding,
-            Reject::MethodNotAllowed => Cause::MethodNotAllowed,
-        }
-    }
-
     /// A short reason for the response body and the log.
-    pub(crate) fn reason(self) -> &'static str {
+    pub fn reason(self) -> &'static str {
         match self {
             Reject::Malformed(why) => why,
             Reject::TooLarge => "request head too large",
@@ -81,14 +69,14 @@ impl Reject {
 
 /// Where a header's name and value lie in the head buffer.
 #[derive(Clone, Copy, Default)]
-pub(super) struct Span {
+pub(crate) struct Span {
     name: (u32, u32),
     value: (u32, u32),
 }
 
 /// The spans of httparse's `headers`, which point into `buf` (at most
 /// [`MAX_HEAD_BYTES`] long, so offsets fit in `u32`), written to `spans`.
-pub(super) fn spans(buf: &[u8], headers: &[httparse::Header<'_>], spans: &mut [Span]) {
+pub(crate) fn spans(buf: &[u8], headers: &[httparse::Header<'_>], spans: &mut [Span]) {
     for (span, h) in spans.iter_mut().zip(headers) {
         *span = Span {
             name: offset(buf, h.name.as_bytes()),
@@ -98,14 +86,14 @@ pub(super) fn spans(buf: &[u8], headers: &[httparse::Header<'_>], spans: &mut [S
 }
 
 /// Where `part`, a slice of `buf`, lies in it.
-pub(super) fn offset(buf: &[u8], part: &[u8]) -> (u32, u32) {
+pub(crate) fn offset(buf: &[u8], part: &[u8]) -> (u32, u32) {
     let start = part.as_ptr() as usize - buf.as_ptr() as usize;
     (start as u32, (start + part.len()) as u32)
 }
 
 /// The header fields at `spans` of `head`, the values sharing its memory;
 /// `room` more fields fit without growing the map.
-pub(super) fn header_map(head: &Bytes, spans: &[Span], room: usize) -> Result<HeaderMap, Reject> {
+pub(crate) fn header_map(head: &Bytes, spans: &[Span], room: usize) -> Result<HeaderMap, Reject> {
     let mut headers = HeaderMap::with_capacity(spans.len() + room);
     for s in spans {
         let name = HeaderName::from_bytes(&head[s.name.0 as usize..s.name.1 as usize])
@@ -121,7 +109,7 @@ pub(super) fn header_map(head: &Bytes, spans: &[Span], room: usize) -> Result<He
 /// Parses the head at the start of `buf`. `Ok(None)`: incomplete, read more.
 /// On success the head's bytes are taken out of `buf`; what follows (a body or
 /// a pipelined request) stays.
-pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Reject> {
+pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Reject> {
     // httparse fills the slots it uses; nothing needs initialising first.
     let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
     let mut span_of = [Span::default(); MAX_HEADERS];
@@ -240,9 +228,9 @@ fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, Reject> {
 }
 
 /// Every `Content-Length` value (several fields, or a list) must be the same
-/// decimal number. The proxy's one reader of `Content-Length`: requests from
-/// HTTP/1 and HTTP/2 clients, and responses from upstreams.
-pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Reject> {
+/// decimal number. The one reader of `Content-Length` in lameduck: requests
+/// from HTTP/1 and HTTP/2 clients, responses from upstreams and servers.
+pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Reject> {
     let mut found = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
         add_content_length(&mut found, value.as_bytes())?;
@@ -252,7 +240,7 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Reject>
 
 /// Adds one `Content-Length` field value (a list, possibly) to what was
 /// `found` in earlier ones.
-pub(super) fn add_content_length(found: &mut Option<u64>, value: &[u8]) -> Result<(), Reject> {
+pub fn add_content_length(found: &mut Option<u64>, value: &[u8]) -> Result<(), Reject> {
     for part in value.split(|b| *b == b',') {
         let part = part.trim_ascii();
         let n = std::str::from_utf8(part)
@@ -304,7 +292,7 @@ fn valid_host(host: &[u8]) -> bool {
     if host.is_empty() {
         return true;
     }
-    if host.contains(&b'@') || hyper::http::uri::Authority::try_from(host).is_err() {
+    if host.contains(&b'@') || http::uri::Authority::try_from(host).is_err() {
         return false;
     }
     // The port, if any, follows the last `:` after an IPv6 literal's `]`.
@@ -318,7 +306,7 @@ fn valid_host(host: &[u8]) -> bool {
 
 /// HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 only
 /// with `Connection: keep-alive`.
-pub(super) fn keep_alive(headers: &HeaderMap, version: Version) -> bool {
+pub(crate) fn keep_alive(headers: &HeaderMap, version: Version) -> bool {
     let has = |token: &[u8]| {
         headers
             .get_all(header::CONNECTION)

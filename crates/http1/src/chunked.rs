@@ -1,5 +1,5 @@
 //! The chunked transfer coding (RFC 9112 §7.1) of request bodies from clients
-//! and response bodies from upstreams, decoded incrementally from the
+//! and response bodies from servers, decoded incrementally from the
 //! connection's read buffer.
 //!
 //! Strict where leniency would let the proxy and the upstream see different
@@ -9,16 +9,16 @@
 //! like header fields and handed on as a trailers frame.
 
 use bytes::{Bytes, BytesMut};
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::parse::{MAX_HEADERS, MAX_HEAD_BYTES};
+use crate::parse::{MAX_HEADERS, MAX_HEAD_BYTES};
 
 /// The longest chunk-size line accepted (size and extensions).
 const MAX_LINE: usize = 4096;
 
 /// What the decoder found.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Piece {
+pub enum Piece {
     Data(Bytes),
     Trailers(HeaderMap),
     /// The last chunk and (empty) trailer section: the body is complete.
@@ -27,10 +27,11 @@ pub(crate) enum Piece {
 
 /// The coding is broken; the connection cannot be trusted any more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Invalid(pub(crate) &'static str);
+pub struct Invalid(pub &'static str);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum State {
+    #[default]
     Size,
     Data(u64),
     DataEnd,
@@ -39,19 +40,19 @@ enum State {
 }
 
 /// Incremental decoder; see [`Decoder::next`].
-#[derive(Debug)]
-pub(crate) struct Decoder {
+#[derive(Debug, Default)]
+pub struct Decoder {
     state: State,
 }
 
 impl Decoder {
-    pub(crate) fn new() -> Decoder {
+    pub fn new() -> Decoder {
         Decoder { state: State::Size }
     }
 
     /// The next piece from the front of `buf`, consuming it; `Ok(None)` when
     /// `buf` does not hold enough yet (read more and call again).
-    pub(crate) fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Piece>, Invalid> {
+    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Piece>, Invalid> {
         loop {
             match self.state {
                 State::Size => {

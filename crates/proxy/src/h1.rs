@@ -1,4 +1,6 @@
-//! Client-side HTTP/1.x: the proxy's own connection loop.
+//! Client-side HTTP/1.x: the proxy's own connection loop, on the
+//! `lameduck-http1` crate (parser, encoder, chunked codec, body writer and
+//! upstream client).
 //!
 //! Why not hyper's server here (hyper still serves HTTP/2, and every upstream
 //! connection): a proxy holds many idle keepalive connections, and hyper keeps
@@ -10,68 +12,46 @@
 //! request on any connection). Each exchange runs in its own boxed future, so
 //! the connection task stays small between requests.
 //!
-//! One exchange: read and check the head ([`parse`]); forward it (the request
-//! body, if any, streamed from the socket through a channel of one frame while
-//! the response streams back); write the response head and body with the
-//! framing the client needs ([`encode`]); then keep the connection for the next
-//! request, or close it: on `Connection: close` from either side, after
-//! `keepalive_requests`, in the drain, or when a body could not be read or
-//! written whole. A `101 Switching Protocols` to a bodyless request that asked
-//! for that upgrade turns the connection into a tunnel ([`crate::websocket`]),
-//! never parsed as HTTP again; an upgrade request with a body is forwarded
-//! without its `Upgrade` and the connection closes after the answer. An
-//! HTTP/2 prior-knowledge preface hands the connection to hyper's HTTP/2
-//! server.
+//! One exchange: read and check the head ([`lameduck_http1::parse`]); forward
+//! it (the request body, if any, streamed from the socket through a channel of
+//! one frame while the response streams back); write the response head and body
+//! with the framing the client needs ([`encode`]); then keep the connection for
+//! the next request, or close it: on `Connection: close` from either side,
+//! after `keepalive_requests`, in the drain, or when a body could not be read
+//! or written whole. A `101 Switching Protocols` to a bodyless request that
+//! asked for that upgrade turns the connection into a tunnel
+//! ([`crate::websocket`]), never parsed as HTTP again; an upgrade request with
+//! a body is forwarded without its `Upgrade` and the connection closes after
+//! the answer. An HTTP/2 prior-knowledge preface hands the connection to
+//! hyper's HTTP/2 server.
 //!
-//! The upstream side of HTTP/1.1 is the proxy's own too ([`client`]), run by
-//! the same task; a plain upstream response's fields are copied to the client
-//! as they came ([`raw`]).
+//! The upstream side of HTTP/1.1 is the same crate's client
+//! ([`client`]), run by the same task; a plain upstream response's fields are
+//! copied to the client as they came ([`lameduck_http1::raw`]).
 
-pub(crate) mod body;
-pub(crate) mod chunked;
-pub(crate) mod client;
-mod encode;
-pub(crate) mod parse;
-pub(crate) mod raw;
-mod spare;
-
-pub(crate) use parse::content_length;
-
-use std::{
-    io::IoSlice,
-    mem::MaybeUninit,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{pin::Pin, sync::Arc, time::Duration};
 
 use bytes::{Bytes, BytesMut};
-use http_body_util::BodyExt;
 use hyper::{body::Frame, header, HeaderMap, StatusCode};
 use lameduck_drain::Phase;
+use lameduck_http1::{
+    body::{self as bodies, BoxError},
+    channel, chunked, client,
+    encode::{self, Exchange, Out},
+    parse::{Framing, Head},
+    server::{linger, poll_first_read, read_head, write_body, LINGER, READ_CHUNK},
+    spare, Prefixed,
+};
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     time::Instant,
 };
 
 use crate::{
-    body::{self as bodies, Body},
     error::Cause,
-    server::{self, Conn, Reply},
+    respond::{self, Conn, Reply},
 };
-use encode::{Exchange, Out};
-use parse::{Framing, Head, Reject};
 
-/// What a read asks for when more of a head or body is needed.
-const READ_CHUNK: usize = 16 * 1024;
-/// The stack buffer the first read of each request goes to.
-const FIRST_READ: usize = 4096;
-/// Response bytes gathered before a write; larger data frames go out directly.
-const GATHER: usize = 16 * 1024;
-/// After the response, how long the rest of an unread request body is read
-/// (and dropped) so that the connection can be kept.
-const LINGER: Duration = Duration::from_secs(2);
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -121,7 +101,7 @@ where
             Ok(Ok(head)) => head,
             Ok(Err(None)) => return Ended::Closed,
             Ok(Err(Some(reject))) => {
-                Box::pin(refuse(io, conn, reject.cause(), reject.reason())).await;
+                Box::pin(refuse(io, conn, Cause::from(reject), reject.reason())).await;
                 return Ended::Closed;
             }
             Err(_) => {
@@ -185,31 +165,6 @@ where
     }
 }
 
-/// Reads into a buffer on the stack and copies what came to `buf`, so that a
-/// pending read costs no heap memory.
-fn poll_first_read<I: AsyncRead>(
-    io: Pin<&mut I>,
-    cx: &mut Context<'_>,
-    buf: &mut BytesMut,
-) -> Poll<std::io::Result<usize>> {
-    let mut stack = [MaybeUninit::<u8>::uninit(); FIRST_READ];
-    let mut read = ReadBuf::uninit(&mut stack);
-    match io.poll_read(cx, &mut read) {
-        Poll::Ready(Ok(())) => {
-            let filled = read.filled();
-            if !filled.is_empty() {
-                if buf.capacity() == 0 {
-                    *buf = spare::take(FIRST_READ.max(filled.len()));
-                }
-                buf.extend_from_slice(filled);
-            }
-            Poll::Ready(Ok(filled.len()))
-        }
-        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-        Poll::Pending => Poll::Pending,
-    }
-}
-
 /// Reads until the buffer holds the whole HTTP/2 preface, or shows it is not one.
 async fn read_preface<I: AsyncRead + Unpin>(io: &mut I, buf: &mut BytesMut) -> bool {
     while buf.len() < H2_PREFACE.len() {
@@ -220,23 +175,6 @@ async fn read_preface<I: AsyncRead + Unpin>(io: &mut I, buf: &mut BytesMut) -> b
         }
     }
     buf.starts_with(H2_PREFACE)
-}
-
-/// Reads until a whole head is buffered. `Err(None)`: the client went away.
-async fn read_head<I: AsyncRead + Unpin>(
-    io: &mut I,
-    buf: &mut BytesMut,
-) -> Result<Head, Option<Reject>> {
-    loop {
-        if let Some(head) = parse::parse(buf).map_err(Some)? {
-            return Ok(head);
-        }
-        buf.reserve(READ_CHUNK);
-        match io.read_buf(buf).await {
-            Ok(n) if n > 0 => {}
-            _ => return Err(None),
-        }
-    }
 }
 
 /// Answers a request the proxy refuses before forwarding it; the connection
@@ -263,22 +201,6 @@ where
     linger(io).await;
 }
 
-/// After answering and shutting down the write side, reads and drops what the
-/// client still sends, for a moment, so that closing with unread bytes (which
-/// makes the kernel send a reset) does not destroy the answer before the
-/// client has read it (nginx's `lingering_close`).
-async fn linger<I: AsyncRead + Unpin>(io: &mut I) {
-    let until = tokio::time::Instant::now() + LINGER;
-    let mut left = 1 << 20;
-    let mut sink = [0u8; 4096];
-    while left > 0 {
-        match tokio::time::timeout_at(until, io.read(&mut sink)).await {
-            Ok(Ok(n)) if n > 0 => left -= n.min(left),
-            _ => return,
-        }
-    }
-}
-
 /// One request and its response; true when the connection can be kept.
 async fn exchange<I>(io: &mut I, buf: &mut BytesMut, head: Head, conn: &Arc<Conn>) -> bool
 where
@@ -294,9 +216,9 @@ where
     let (method, version) = (request.method().clone(), request.version());
     let ex = |closing: bool| Exchange::new(&method, version, closing || !keep_alive || unhonoured);
     if framing == Framing::None {
-        let upgrade = server::is_upgrade(&request);
+        let upgrade = respond::is_upgrade(&request);
         let websocket = upgrade && is_websocket(request.headers());
-        let reply = server::respond(request.map(|()| bodies::empty()), conn).await;
+        let reply = respond::respond(request.map(|()| bodies::empty()), conn).await;
         if upgrade && reply.response.status() == StatusCode::SWITCHING_PROTOCOLS {
             let mut response = reply.into_response();
             let upstream = response.extensions_mut().remove::<client::Upgraded>();
@@ -332,7 +254,7 @@ where
     if let Some(body) = length.and_then(|n| buffered_body(buf, n)) {
         // The whole body came with the head (a small one usually does): no
         // channel, and the upstream client can send it with the head.
-        let reply = server::respond(request.map(|()| bodies::full(body)), conn).await;
+        let reply = respond::respond(request.map(|()| bodies::full(body)), conn).await;
         let closing = reply.closing;
         return write_response(io, reply, ex(closing)).await;
     }
@@ -348,7 +270,7 @@ where
 /// client sent after the body (tunnel bytes, or a request hidden as such) is
 /// ever parsed as HTTP. True when the upgrade was removed.
 fn refuse_upgrade_with_body(request: &mut hyper::Request<()>, framing: Framing) -> bool {
-    if framing == Framing::None || !server::is_upgrade(request) {
+    if framing == Framing::None || !respond::is_upgrade(request) {
         return false;
     }
     request.headers_mut().remove(header::UPGRADE);
@@ -372,13 +294,13 @@ where
         Framing::Length(n) => Some(n),
         _ => None,
     };
-    let (tx, body) = body::RequestBody::channel(length);
+    let (tx, body) = channel::RequestBody::channel(length);
     let request = request.map(|()| bodies::boxed(body));
     let idle = conn.state.snapshot().config.proxy.body_idle_timeout;
     let (mut rd, mut wr) = tokio::io::split(&mut *io);
     let pump = pump_body(&mut rd, buf, framing, tx, idle);
     let respond = async {
-        let reply = server::respond(request, conn).await;
+        let reply = respond::respond(request, conn).await;
         let ex = Exchange {
             closing: ex.closing || reply.closing,
             ..ex
@@ -413,7 +335,7 @@ async fn pump_body<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
     framing: Framing,
-    tx: body::Sender,
+    tx: channel::Sender,
     idle: Duration,
 ) -> bool {
     let mut tx = Some(tx);
@@ -471,7 +393,7 @@ async fn pump_body<R: AsyncRead + Unpin>(
     }
 }
 
-async fn fail(tx: Option<body::Sender>, why: bodies::BoxError) {
+async fn fail(tx: Option<channel::Sender>, why: BoxError) {
     if let Some(tx) = tx {
         let _ = tx.send(Err(why)).await;
     }
@@ -488,201 +410,4 @@ async fn write_response<W: AsyncWrite + Unpin>(w: &mut W, reply: Reply, ex: Exch
         _ => write_body(w, out, body, framing).await.is_ok(),
     };
     whole && w.flush().await.is_ok() && !closing
-}
-
-/// Why a response body could not be written whole.
-#[derive(Debug)]
-struct Broken;
-
-impl From<std::io::Error> for Broken {
-    fn from(_: std::io::Error) -> Broken {
-        Broken
-    }
-}
-
-/// Streams the body after the head already in `out`. Frames that are ready go
-/// out together with the head in one write.
-async fn write_body<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    mut out: Vec<u8>,
-    mut body: Body,
-    framing: Out,
-) -> Result<(), Broken> {
-    let mut left = match framing {
-        Out::Length(n) => n,
-        _ => 0,
-    };
-    loop {
-        let frame = match now_or_later(&mut body) {
-            Poll::Ready(frame) => frame,
-            Poll::Pending => {
-                w.write_all(&out).await?;
-                out.clear();
-                w.flush().await?;
-                body.frame().await
-            }
-        };
-        let frame = match frame {
-            None => break,
-            Some(Ok(frame)) => frame,
-            Some(Err(e)) => {
-                tracing::debug!("response body failed: {e}");
-                w.write_all(&out).await?;
-                return Err(Broken);
-            }
-        };
-        let data = match frame.into_data() {
-            Ok(data) => data,
-            Err(frame) => {
-                if let (Out::Chunked, Ok(trailers)) = (framing, frame.into_trailers()) {
-                    out.extend_from_slice(b"0\r\n");
-                    for (name, value) in &trailers {
-                        out.extend_from_slice(name.as_str().as_bytes());
-                        out.extend_from_slice(b": ");
-                        out.extend_from_slice(value.as_bytes());
-                        out.extend_from_slice(b"\r\n");
-                    }
-                    out.extend_from_slice(b"\r\n");
-                    w.write_all(&out).await?;
-                    return Ok(());
-                }
-                continue;
-            }
-        };
-        if data.is_empty() {
-            continue;
-        }
-        if matches!(framing, Out::Length(_)) && data.len() as u64 > left {
-            w.write_all(&out).await?;
-            return Err(Broken); // more than the declared length
-        }
-        left = left.saturating_sub(data.len() as u64);
-        put_data(w, &mut out, data, framing).await?;
-    }
-    match framing {
-        Out::Chunked => out.extend_from_slice(b"0\r\n\r\n"),
-        Out::Length(_) if left > 0 => {
-            w.write_all(&out).await?;
-            return Err(Broken); // the body ended short
-        }
-        _ => {}
-    }
-    w.write_all(&out).await?;
-    Ok(())
-}
-
-/// Adds one data frame: copied after what is gathered when small, written
-/// straight from the frame when large.
-async fn put_data<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    out: &mut Vec<u8>,
-    data: Bytes,
-    framing: Out,
-) -> Result<(), Broken> {
-    let chunked = framing == Out::Chunked;
-    if chunked {
-        encode::chunk_prefix(out, data.len());
-    }
-    if out.len() + data.len() <= GATHER {
-        out.extend_from_slice(&data);
-        if chunked {
-            out.extend_from_slice(b"\r\n");
-        }
-        return Ok(());
-    }
-    let tail: &[u8] = if chunked { b"\r\n" } else { b"" };
-    write_all_vectored(
-        w,
-        &mut [IoSlice::new(out), IoSlice::new(&data), IoSlice::new(tail)],
-    )
-    .await?;
-    out.clear();
-    Ok(())
-}
-
-/// The next frame if it is already there, without waiting.
-fn now_or_later(body: &mut Body) -> Poll<Option<Result<Frame<Bytes>, bodies::BoxError>>> {
-    let waker = std::task::Waker::noop();
-    let mut cx = Context::from_waker(waker);
-    hyper::body::Body::poll_frame(Pin::new(body), &mut cx)
-}
-
-async fn write_all_vectored<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    mut slices: &mut [IoSlice<'_>],
-) -> std::io::Result<()> {
-    IoSlice::advance_slices(&mut slices, 0);
-    while !slices.is_empty() {
-        let n = w.write_vectored(slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut slices, n);
-    }
-    Ok(())
-}
-
-/// An IO whose first reads return bytes that were read ahead.
-pub(crate) struct Prefixed<I> {
-    prefix: Bytes,
-    io: I,
-}
-
-impl<I> Prefixed<I> {
-    pub(crate) fn new(prefix: Bytes, io: I) -> Prefixed<I> {
-        Prefixed { prefix, io }
-    }
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix.split_to(n));
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
-impl<I> std::fmt::Debug for Prefixed<I> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Prefixed")
-            .field("prefix", &self.prefix.len())
-            .finish()
-    }
 }

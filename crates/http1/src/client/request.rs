@@ -14,21 +14,19 @@ use std::{
 };
 
 use bytes::Bytes;
+use http::{header, HeaderMap, Method, Request};
+use http_body::{Body as _, Frame};
 use http_body_util::BodyExt;
-use hyper::{
-    body::{Body as _, Frame},
-    header, HeaderMap, Method, Request,
-};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::{body::Body, h1::encode};
+use crate::{body::Body, encode};
 
 /// Body bytes gathered into the first write at most.
 const GATHER: usize = 16 * 1024;
 
 /// The request, encoded as far as it could be.
 #[derive(Debug)]
-pub(crate) struct Outgoing {
+pub struct Outgoing {
     /// The head and the body bytes gathered behind it.
     first: Vec<u8>,
     /// The body not gathered yet; `None` once it ended.
@@ -38,13 +36,13 @@ pub(crate) struct Outgoing {
     streamed: bool,
     /// The client's body failed: the request cannot be sent whole.
     failed: bool,
-    pub(super) head_request: bool,
-    pub(super) upgrade: bool,
+    pub(crate) head_request: bool,
+    pub(crate) upgrade: bool,
 }
 
 /// Why the rest of a body could not be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum UploadError {
+pub(crate) enum UploadError {
     /// The client's body failed.
     Body,
     /// Writing to the upstream failed.
@@ -53,7 +51,7 @@ pub(super) enum UploadError {
 
 impl Outgoing {
     /// Encodes `req` (already in origin-form, hop-by-hop headers removed).
-    pub(crate) fn new(req: Request<Body>, upgrade: bool) -> Outgoing {
+    pub fn new(req: Request<Body>, upgrade: bool) -> Outgoing {
         let (parts, body) = req.into_parts();
         let ends = body.is_end_stream();
         let length = body.size_hint().exact().filter(|_| !ends);
@@ -100,27 +98,27 @@ impl Outgoing {
     }
 
     /// The head and the body bytes gathered with it.
-    pub(super) fn first(&self) -> &[u8] {
+    pub(crate) fn first(&self) -> &[u8] {
         &self.first
     }
 
     /// True while body frames are left to send after [`Outgoing::first`].
-    pub(super) fn has_more(&self) -> bool {
+    pub(crate) fn has_more(&self) -> bool {
         self.rest.is_some()
     }
 
-    pub(super) fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.failed
     }
 
     /// True when the request can be sent again from the start: no body byte
     /// beyond the first write has been sent.
-    pub(crate) fn replayable(&self) -> bool {
+    pub fn replayable(&self) -> bool {
         !self.streamed && !self.failed
     }
 
     /// Sends the rest of the body.
-    pub(super) async fn upload<W: AsyncWrite + Unpin>(
+    pub(crate) async fn upload<W: AsyncWrite + Unpin>(
         &mut self,
         wr: &mut W,
     ) -> Result<(), UploadError> {
@@ -217,7 +215,7 @@ mod tests {
 
     #[test]
     fn a_body_of_unknown_length_is_chunked_with_its_trailers() {
-        let (tx, rx) = crate::h1::body::RequestBody::channel(None);
+        let (tx, rx) = crate::channel::RequestBody::channel(None);
         tx.try_send(Ok(Frame::data(Bytes::from("hello")))).unwrap();
         let mut out = Outgoing::new(request(body::boxed(rx)), false);
         assert!(out.has_more(), "the body has not ended yet");

@@ -1,7 +1,7 @@
 //! Read buffers between requests: a few kept per worker thread for the next
 //! request on any connection.
 //!
-//! Why: an idle connection holds no buffer (see the module above), so every
+//! Why: an idle connection holds no buffer (see [`crate::server`]), so every
 //! request needs one. Allocating it anew each time cost a trip through the
 //! allocator's slow path (a 4 KiB block is too large for its per-thread cache)
 //! and, once the head was split off, a second allocation for the shared
@@ -27,7 +27,7 @@ thread_local! {
 }
 
 /// An empty buffer with room for `room` bytes.
-pub(super) fn take(room: usize) -> BytesMut {
+pub fn take(room: usize) -> BytesMut {
     let mut buf = SPARE
         .with(|spare| spare.borrow_mut().pop())
         .unwrap_or_default();
@@ -36,7 +36,7 @@ pub(super) fn take(room: usize) -> BytesMut {
 }
 
 /// Keeps `buf` (emptied) for a later [`take`], if there is room.
-pub(super) fn give(mut buf: BytesMut) {
+pub fn give(mut buf: BytesMut) {
     if buf.capacity() == 0 || buf.capacity() > LARGEST {
         return;
     }

@@ -1,8 +1,9 @@
 //! Body types: request and response bodies are streamed through, never
 //! buffered whole, behind one boxed type so that bodies from clients, from
-//! upstreams and from the proxy's own error pages mix freely. A client's
-//! request body goes upstream through [`watch`], which holds it to
-//! `max_body_bytes` and tells a client's failure from an upstream's.
+//! servers and from a proxy's own error pages mix freely. A client's request
+//! body goes on through [`watch`], which holds it to a size limit (the proxy's
+//! `max_body_bytes`) and an idle timeout, and tells a client's failure from a
+//! server's.
 
 use std::{
     future::Future,
@@ -16,33 +17,33 @@ use std::{
 };
 
 use bytes::Bytes;
+use http_body::{Frame, SizeHint};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
-use hyper::body::{Frame, SizeHint};
 
 /// Any error a body may carry.
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body type on both sides of the proxy.
-pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// A body that is all here already.
-pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
+pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})
         .boxed_unsync()
 }
 
 /// A body with nothing in it.
-pub(crate) fn empty() -> Body {
+pub fn empty() -> Body {
     http_body_util::Empty::new()
         .map_err(|never| match never {})
         .boxed_unsync()
 }
 
 /// Boxes any body whose error converts into [`BoxError`].
-pub(crate) fn boxed<B>(body: B) -> Body
+pub fn boxed<B>(body: B) -> Body
 where
-    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
     body.map_err(Into::into).boxed_unsync()
@@ -53,7 +54,7 @@ where
 /// chunked coding). The proxy answers 413 for the first, and never counts
 /// either against the upstream endpoint.
 #[derive(Debug, Default)]
-pub(crate) struct BodyWatch {
+pub struct BodyWatch {
     over_limit: AtomicBool,
     idle: AtomicBool,
     failed: AtomicBool,
@@ -64,22 +65,22 @@ pub(crate) struct BodyWatch {
 
 impl BodyWatch {
     /// The body went over the limit (and was cut there).
-    pub(crate) fn over_limit(&self) -> bool {
+    pub fn over_limit(&self) -> bool {
         self.over_limit.load(Ordering::Relaxed)
     }
 
     /// The upstream answered: the body's idle timer stops.
-    pub(crate) fn mark_answered(&self) {
+    pub fn mark_answered(&self) {
         self.answered.store(true, Ordering::Relaxed);
     }
 
     /// The client stopped sending the body for longer than `body_idle_timeout`.
-    pub(crate) fn idle(&self) -> bool {
+    pub fn idle(&self) -> bool {
         self.idle.load(Ordering::Relaxed)
     }
 
     /// The body could not be read whole from the client, over the limit included.
-    pub(crate) fn failed(&self) -> bool {
+    pub fn failed(&self) -> bool {
         self.failed.load(Ordering::Relaxed)
     }
 }
@@ -87,12 +88,12 @@ impl BodyWatch {
 /// The error a body over the limit ends with.
 #[derive(Debug, thiserror::Error)]
 #[error("request body larger than max_body_bytes ({0} bytes)")]
-pub(crate) struct TooLarge(pub(crate) u64);
+pub struct TooLarge(pub u64);
 
 /// The error a body ends with when the client stops sending it.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body stalled for longer than body_idle_timeout")]
-pub(crate) struct Idle;
+pub struct Idle;
 
 /// Wraps a client's request body: counts its data against `max`, ends it
 /// with [`Idle`] when the client sends nothing for `idle`, and records in the
@@ -100,7 +101,7 @@ pub(crate) struct Idle;
 /// timer runs only until the upstream answers ([`BodyWatch::mark_answered`]). One check
 /// for every path: HTTP/1 with a length or chunked, HTTP/2 with or without
 /// `content-length`.
-pub(crate) fn watch(body: Body, max: Option<u64>, idle: Duration) -> (Body, Arc<BodyWatch>) {
+pub fn watch(body: Body, max: Option<u64>, idle: Duration) -> (Body, Arc<BodyWatch>) {
     let watch = Arc::new(BodyWatch::default());
     let watched = Watched {
         inner: body,
@@ -137,7 +138,7 @@ impl Watched {
     }
 }
 
-impl hyper::body::Body for Watched {
+impl http_body::Body for Watched {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -199,7 +200,7 @@ mod tests {
     /// A body whose next frame never comes.
     struct Never;
 
-    impl hyper::body::Body for Never {
+    impl http_body::Body for Never {
         type Data = Bytes;
         type Error = BoxError;
 

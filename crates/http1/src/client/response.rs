@@ -20,52 +20,48 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use hyper::{
-    body::{Frame, SizeHint},
-    header::HeaderMap,
-    Response, StatusCode, Version,
-};
+use http::{header::HeaderMap, Response, StatusCode, Version};
+use http_body::{Frame, SizeHint};
 use tokio::{io::AsyncReadExt, net::TcpStream};
 
 use super::{Home, BODY_CHUNK};
 use crate::{
     body::{self, Body},
-    h1::{
-        chunked,
-        parse::{self, Span, MAX_HEADERS, MAX_HEAD_BYTES},
-        raw::{Lines, RawFields},
-        Prefixed,
-    },
+    chunked,
+    hop::{is_hop_by_hop, tokens},
+    parse::{self, Span, MAX_HEADERS, MAX_HEAD_BYTES},
+    raw::{Lines, RawFields},
+    Prefixed,
 };
 
 /// A response head, and how its body is delimited.
 #[derive(Debug)]
-pub(crate) struct Head {
-    pub(crate) status: StatusCode,
-    pub(crate) version: Version,
-    pub(crate) fields: Fields,
-    pub(crate) framing: Framing,
+pub struct Head {
+    pub status: StatusCode,
+    pub version: Version,
+    pub fields: Fields,
+    pub framing: Framing,
     /// The upstream keeps the connection: HTTP/1.1 without `Connection: close`.
-    pub(crate) keep_alive: bool,
+    pub keep_alive: bool,
 }
 
 impl Head {
     /// A `1xx` other than `101`, which a final response follows.
-    pub(super) fn is_interim(&self) -> bool {
+    pub(crate) fn is_interim(&self) -> bool {
         self.status.is_informational() && self.status != StatusCode::SWITCHING_PROTOCOLS
     }
 }
 
 /// The head's fields: as they came, or (where they cannot be copied as they
-/// are, see [`crate::h1::raw`]) in a map.
+/// are, see [`crate::raw`]) in a map.
 #[derive(Debug)]
-pub(crate) enum Fields {
+pub enum Fields {
     Raw(RawFields),
     Map(HeaderMap),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Framing {
+pub enum Framing {
     None,
     Length(u64),
     Chunked,
@@ -75,26 +71,11 @@ pub(crate) enum Framing {
 /// A response head the proxy does not accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub(crate) struct Malformed(&'static str);
+pub struct Malformed(&'static str);
 
-/// Hop-by-hop field names: the response's map does without them (they
-/// would be removed before the response goes on), unless `Connection` names
-/// other fields or the response is a `101`.
-const HOP_BY_HOP: [&[u8]; 9] = [
-    b"connection",
-    b"keep-alive",
-    b"proxy-connection",
-    b"proxy-authenticate",
-    b"proxy-authorization",
-    b"te",
-    b"trailer",
-    b"transfer-encoding",
-    b"upgrade",
-];
-
-pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
-    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
-}
+// Hop-by-hop fields ([`crate::hop`]): the response's map does without them
+// (they would be removed before the response goes on), unless `Connection`
+// names other fields or the response is a `101`.
 
 /// What the framing and keep-alive decisions need, read from the raw fields
 /// before any map is built.
@@ -142,15 +123,8 @@ impl Raw {
     }
 }
 
-fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|b| *b == b',')
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
-}
-
 /// Parses the head at the start of `buf` (taking it out); `Ok(None)`: read more.
-pub(crate) fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Malformed> {
+pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Malformed> {
     let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut span_of = [Span::default(); MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
@@ -225,11 +199,11 @@ fn framing(status: StatusCode, raw: &Raw, head_request: bool) -> Result<Framing,
 /// fields as they came when they were kept so (the response's map is then
 /// empty). `reusable`: the request went out whole, so the connection may be
 /// kept.
-pub(super) fn respond(
+pub(crate) fn respond(
     head: Head,
     io: TcpStream,
     mut buf: BytesMut,
-    home: Home,
+    home: Option<Home>,
     reusable: bool,
     upgrade: bool,
 ) -> (Response<Body>, Option<RawFields>) {
@@ -263,14 +237,14 @@ pub(super) fn respond(
     let keep = reusable && keep_alive;
     let body = match framing {
         Framing::None | Framing::Length(0) => {
-            if keep && buf.is_empty() {
+            if let Some(home) = home.filter(|_| keep && buf.is_empty()) {
                 home.take_back(io, buf);
             }
             body::empty()
         }
         Framing::Length(n) if buf.len() as u64 >= n => {
             let data = buf.split_to(n as usize).freeze();
-            if keep && buf.is_empty() {
+            if let Some(home) = home.filter(|_| keep && buf.is_empty()) {
                 home.take_back(io, buf);
             }
             body::full(data)
@@ -279,11 +253,11 @@ pub(super) fn respond(
             io,
             buf,
             State::Length(n),
-            keep.then_some(home),
+            home.filter(|_| keep),
         )),
         Framing::Chunked => {
             let state = State::Chunked(chunked::Decoder::new());
-            body::boxed(Streamed::new(io, buf, state, keep.then_some(home)))
+            body::boxed(Streamed::new(io, buf, state, home.filter(|_| keep)))
         }
         Framing::Close => body::boxed(Streamed::new(io, buf, State::Close, None)),
     };
@@ -294,7 +268,7 @@ pub(super) fn respond(
 /// read after the response head, in the response's extensions for the tunnel
 /// to take (extensions must be `Clone`, hence the shared slot).
 #[derive(Debug, Clone)]
-pub(crate) struct Upgraded(Arc<Mutex<Option<Prefixed<TcpStream>>>>);
+pub struct Upgraded(Arc<Mutex<Option<Prefixed<TcpStream>>>>);
 
 impl Upgraded {
     fn new(stream: Prefixed<TcpStream>) -> Upgraded {
@@ -302,14 +276,14 @@ impl Upgraded {
     }
 
     /// The stream; `None` if it was taken already.
-    pub(crate) fn take(&self) -> Option<Prefixed<TcpStream>> {
+    pub fn take(&self) -> Option<Prefixed<TcpStream>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
 /// Why a response body could not be read whole.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum BodyError {
+pub enum BodyError {
     #[error("the upstream closed the connection in the response body")]
     Truncated,
     #[error("invalid chunked coding from the upstream: {0}")]
@@ -407,7 +381,7 @@ impl Streamed {
     }
 }
 
-impl hyper::body::Body for Streamed {
+impl http_body::Body for Streamed {
     type Data = Bytes;
     type Error = BodyError;
 
