@@ -2,21 +2,19 @@
 //! own network namespace (`/proc/PID/net/tcp` and `tcp6`), matched to the
 //! process tree by socket inode.
 //!
-//! The table format is the one `lameduck-supervisor` reads too (its
-//! `quiet/proc_net.rs`); the two readers want different columns and live
-//! apart until a shared `/proc` crate is worth having.
+//! The table is read by `lameduck-procfs`, as `lameduck run`'s until-quiet
+//! fallback reads it.
 
 use std::{
     collections::HashSet,
     fs,
-    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    net::{IpAddr, SocketAddr},
     path::Path,
 };
 
-use serde::Serialize;
+use lameduck_procfs::tcp::{self, Row};
 
-const ESTABLISHED: &str = "01";
-const LISTEN: &str = "0A";
+use serde::Serialize;
 
 /// A listening socket of the process tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,30 +24,23 @@ pub struct Listener {
     pub established: u32,
 }
 
-/// One row of a TCP table.
-struct Row {
-    local: SocketAddr,
-    state: String,
-    inode: u64,
-}
-
 /// The listeners among `inodes`, with their connection counts.
 pub(crate) fn listeners(proc_root: &Path, pid: i32, inodes: &HashSet<u64>) -> Vec<Listener> {
     let mut rows = Vec::new();
     for table in ["tcp", "tcp6"] {
         let path = proc_root.join(pid.to_string()).join("net").join(table);
         if let Ok(text) = fs::read_to_string(path) {
-            rows.extend(parse_table(&text));
+            rows.extend(tcp::parse_table(&text).map(unmapped));
         }
     }
     let mut out: Vec<Listener> = rows
         .iter()
-        .filter(|r| r.state == LISTEN && inodes.contains(&r.inode))
+        .filter(|r| r.state == tcp::LISTEN && inodes.contains(&r.inode))
         .map(|l| Listener {
             addr: l.local,
             established: rows
                 .iter()
-                .filter(|r| r.state == ESTABLISHED && serves(l.local, r.local))
+                .filter(|r| r.state == tcp::ESTABLISHED && serves(l.local, r.local))
                 .count() as u32,
         })
         .collect();
@@ -57,44 +48,22 @@ pub(crate) fn listeners(proc_root: &Path, pid: i32, inodes: &HashSet<u64>) -> Ve
     out
 }
 
+/// A row with IPv4-mapped addresses shown as IPv4, as a user writes them.
+fn unmapped(mut row: Row) -> Row {
+    let plain = |a: SocketAddr| match a.ip() {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(a, |v4| SocketAddr::new(v4.into(), a.port())),
+        IpAddr::V4(_) => a,
+    };
+    row.local = plain(row.local);
+    row.remote = plain(row.remote);
+    row
+}
+
 /// Does a connection with local end `local` belong to the listener at `listen`?
 fn serves(listen: SocketAddr, local: SocketAddr) -> bool {
     listen.port() == local.port() && (listen.ip().is_unspecified() || listen.ip() == local.ip())
-}
-
-fn parse_table(text: &str) -> impl Iterator<Item = Row> + '_ {
-    text.lines().skip(1).filter_map(|line| {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        Some(Row {
-            local: parse_addr(cols.get(1)?)?,
-            state: (*cols.get(3)?).to_string(),
-            inode: cols.get(9)?.parse().ok()?,
-        })
-    })
-}
-
-/// `0100007F:1F90` (IPv4) or 32 hex digits and a port (IPv6), in the
-/// kernel's 32-bit words in host byte order.
-fn parse_addr(text: &str) -> Option<SocketAddr> {
-    let (addr, port) = text.split_once(':')?;
-    let port = u16::from_str_radix(port, 16).ok()?;
-    let word = |i: usize| -> Option<[u8; 4]> {
-        let hex = addr.get(i * 8..i * 8 + 8)?;
-        Some(u32::from_str_radix(hex, 16).ok()?.to_ne_bytes())
-    };
-    let ip = match addr.len() {
-        8 => Ipv4Addr::from(word(0)?).into(),
-        32 => {
-            let mut octets = [0u8; 16];
-            for i in 0..4 {
-                octets[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
-            }
-            let v6 = Ipv6Addr::from(octets);
-            v6.to_ipv4_mapped().map_or(v6.into(), Into::into)
-        }
-        _ => return None,
-    };
-    Some(SocketAddr::new(ip, port))
 }
 
 #[cfg(test)]
@@ -110,7 +79,7 @@ mod tests {
 
     #[test]
     fn counts_established_connections_per_owned_listener() {
-        let rows: Vec<Row> = parse_table(TABLE).collect();
+        let rows: Vec<Row> = tcp::parse_table(TABLE).map(unmapped).collect();
         assert_eq!(rows.len(), 4);
         assert_eq!(rows[0].local, "0.0.0.0:8080".parse().unwrap());
         assert!(serves(rows[0].local, rows[1].local));

@@ -10,10 +10,9 @@
 //! Also here: the namespace's `PassiveOpens` counter, which the sock_diag
 //! method reads to know when a TIME_WAIT check is worth its cost.
 
-use std::{
-    fs,
-    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
-};
+use std::fs;
+
+use lameduck_procfs::tcp;
 
 use super::{Conn, ConnKey};
 
@@ -42,49 +41,22 @@ fn parse_passive_opens(snmp: &str) -> Option<u64> {
     values.split_whitespace().nth(at)?.parse().ok()
 }
 
-/// Parses one `/proc/net/tcp*` table.
+/// The connections of one `/proc/net/tcp*` table whose local port is one of
+/// `ports`.
 fn parse_table<'a>(text: &'a str, ports: &'a [u16]) -> impl Iterator<Item = Conn> + 'a {
-    const LISTEN: &str = "0A";
-    text.lines().skip(1).filter_map(move |line| {
-        let mut cols = line.split_whitespace();
-        let local = parse_addr(cols.nth(1)?)?;
-        let remote = parse_addr(cols.next()?)?;
-        let state = cols.next()?;
-        (state != LISTEN && ports.contains(&local.port())).then_some(Conn {
+    tcp::parse_table(text)
+        .filter(move |r| r.state != tcp::LISTEN && ports.contains(&r.local.port()))
+        .map(|r| Conn {
             // Keyed by the address pair alone: the inode column turns to 0
             // when a connection enters TIME_WAIT, which is not a new one.
             key: ConnKey {
                 id: 0,
-                local,
-                remote,
+                local: r.local,
+                remote: r.remote,
             },
             received: None,
             idle: None,
         })
-    })
-}
-
-/// `0100007F:1F90` (IPv4) or 32 hex digits and a port (IPv6): the address as
-/// the kernel's 32-bit words in host byte order, the port in hex.
-fn parse_addr(text: &str) -> Option<SocketAddr> {
-    let (addr, port) = text.split_once(':')?;
-    let port = u16::from_str_radix(port, 16).ok()?;
-    let word = |i: usize| -> Option<[u8; 4]> {
-        let hex = addr.get(i * 8..i * 8 + 8)?;
-        Some(u32::from_str_radix(hex, 16).ok()?.to_ne_bytes())
-    };
-    let ip = match addr.len() {
-        8 => Ipv4Addr::from(word(0)?).into(),
-        32 => {
-            let mut octets = [0u8; 16];
-            for i in 0..4 {
-                octets[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
-            }
-            Ipv6Addr::from(octets).into()
-        }
-        _ => return None,
-    };
-    Some(SocketAddr::new(ip, port))
 }
 
 #[cfg(test)]
@@ -124,16 +96,6 @@ Udp: 5
         let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let _server = listener.accept().unwrap();
         assert!(passive_opens().unwrap() > before);
-    }
-
-    #[test]
-    fn reads_ipv6_addresses() {
-        let v6 = parse_addr("00000000000000000000000001000000:1F90");
-        assert_eq!(v6, Some("[::1]:8080".parse().unwrap()));
-        let mapped = parse_addr("0000000000000000FFFF00000100007F:0050");
-        assert_eq!(mapped, Some("[::ffff:127.0.0.1]:80".parse().unwrap()));
-        assert_eq!(parse_addr("0100007F"), None);
-        assert_eq!(parse_addr("0100007:1F90"), None);
     }
 
     #[test]
