@@ -6,6 +6,7 @@
 
 #![allow(unreachable_pub)] // test helpers are `pub` for readability
 
+mod architecture;
 mod demo_app;
 mod diagnose;
 mod lint_cli;
