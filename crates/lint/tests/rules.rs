@@ -306,3 +306,68 @@ fn every_rule_has_a_section_in_docs_lint_md() {
         assert!(docs.contains(&section), "docs/lint.md lacks {section:?}");
     }
 }
+
+/// An Envoy Gateway EnvoyProxy; `spec` is its spec's lines.
+fn envoy_proxy(spec: &str) -> String {
+    format!("apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: EnvoyProxy\nmetadata:\n  name: eg\nspec:\n{spec}")
+}
+
+const GRACE_PATCH: &str = "  provider:\n    type: Kubernetes\n    kubernetes:\n      envoyDeployment:\n        patch:\n          type: StrategicMerge\n          value:\n            spec:\n              template:\n                spec:\n                  terminationGracePeriodSeconds: 60\n";
+
+#[test]
+fn ld002_envoy_proxy_drain_timeout_longer_than_the_patched_grace() {
+    let text = envoy_proxy(&format!(
+        "  shutdown:\n    drainTimeout: 90s\n    minDrainDuration: 15s\n{GRACE_PATCH}"
+    ));
+    // drainTimeout's value: line 7, column 19.
+    assert_eq!(only(yaml(&text), "LD002"), [(7, 19)]);
+    let r = report(&[("t.yaml", FileKind::Yaml, &text)]);
+    assert_eq!(
+        message(&r, "LD002").split(':').next().unwrap(),
+        "Envoy Gateway EnvoyProxy shutdown.drainTimeout 90 s > terminationGracePeriodSeconds 60 s (set by spec.provider.kubernetes.envoyDeployment.patch) of EnvoyProxy/eg"
+    );
+}
+
+#[test]
+fn ld002_envoy_proxy_default_drain_points_at_the_patched_grace() {
+    // No drainTimeout: Envoy Gateway drains up to 60 s; a 30 s grace is short.
+    let text = envoy_proxy(&GRACE_PATCH.replace(": 60", ": 30"));
+    assert_eq!(only(yaml(&text), "LD002"), [(16, 50)]);
+    let r = report(&[("t.yaml", FileKind::Yaml, &text)]);
+    assert!(
+        message(&r, "LD002").starts_with("Envoy Gateway EnvoyProxy shutdown.drainTimeout (its default) 60 s > terminationGracePeriodSeconds 30 s"),
+        "{}",
+        message(&r, "LD002")
+    );
+}
+
+#[test]
+fn ld002_envoy_proxy_not_with_envoy_gateways_own_grace_or_a_longer_patch() {
+    // Envoy Gateway gives the pods drainTimeout + 300 s: 600 s here.
+    let own = envoy_proxy("  shutdown:\n    drainTimeout: 300s\n    minDrainDuration: 15s\n");
+    assert_eq!(only(yaml(&own), "LD002"), []);
+    let longer = envoy_proxy(&format!(
+        "  shutdown:\n    drainTimeout: 45s\n{GRACE_PATCH}"
+    ));
+    assert_eq!(only(yaml(&longer), "LD002"), []);
+    // minDrainDuration never extends the drain past drainTimeout.
+    let min_only = envoy_proxy(&format!(
+        "  shutdown:\n    drainTimeout: 50s\n    minDrainDuration: 90s\n{GRACE_PATCH}"
+    ));
+    assert_eq!(only(yaml(&min_only), "LD002"), []);
+    // The ignore annotation on the EnvoyProxy silences it.
+    let long = envoy_proxy(&format!(
+        "  shutdown:\n    drainTimeout: 90s\n{GRACE_PATCH}"
+    ));
+    let ignored = long.replace(
+        "  name: eg\n",
+        "  name: eg\n  annotations: {lameduck.dev/ignore: proxy-drain-exceeds-grace}\n",
+    );
+    assert_eq!(only(yaml(&ignored), "LD002"), []);
+    // Another API group's EnvoyProxy is not Envoy Gateway's.
+    let other = envoy_proxy(&format!(
+        "  shutdown:\n    drainTimeout: 90s\n{GRACE_PATCH}"
+    ))
+    .replace("gateway.envoyproxy.io/v1alpha1", "example.com/v1");
+    assert_eq!(only(yaml(&other), "LD002"), []);
+}

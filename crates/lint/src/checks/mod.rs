@@ -1,9 +1,12 @@
 //! The checks, by what they read: a pod's containers, its timing, its
-//! rollout settings, the proxies in it, and Dockerfiles with their scripts.
+//! rollout settings, the proxies in it (and Envoy Gateway's EnvoyProxy
+//! resource, which stands for pods Envoy Gateway renders), and Dockerfiles
+//! with their scripts.
 //! Each check gets the whole input (`Ctx`), so that a Service, a ConfigMap or
 //! a PodDisruptionBudget in another file still counts.
 
 mod docker;
+mod envoy_proxy;
 mod pod;
 mod proxy;
 mod rollout;
@@ -69,6 +72,9 @@ impl<'a> Ctx<'a> {
 pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     for obj in &ctx.objects {
+        if envoy_proxy::is_envoy_proxy(obj) && !envoy_proxy::ignored(obj) {
+            envoy_proxy::check(ctx, obj, &mut out);
+        }
         let Some(w) = Workload::of(*obj) else {
             continue;
         };
