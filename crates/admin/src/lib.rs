@@ -27,7 +27,7 @@ mod listener;
 mod metrics;
 mod token;
 
-pub use listener::{serve, text, Options, Reply, Role, Routes};
+pub use listener::{serve, text, NotReady, Options, Reply, Role, Routes};
 pub use metrics::{collect, Metrics, CONTENT_TYPE};
 pub use token::{NeedsToken, Token};
 
@@ -36,9 +36,9 @@ pub use prometheus_client;
 
 /// The readiness of a part that follows only its drain phase: ready while
 /// serving, `draining (PHASE)` from the lame-duck phase on.
-pub fn ready_unless_draining(phase: lameduck_drain::Phase) -> Result<(), String> {
+pub fn ready_unless_draining(phase: lameduck_drain::Phase) -> Result<(), NotReady> {
     if phase.is_draining() {
-        Err(format!("draining ({phase})"))
+        Err(NotReady(format!("draining ({phase})")))
     } else {
         Ok(())
     }

@@ -59,16 +59,33 @@ pub struct Options {
     pub token_from: &'static str,
 }
 
+/// Why `/readyz` (or `/healthz`) answers 503: the reason, sent as the body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotReady(pub String);
+
+impl From<String> for NotReady {
+    fn from(reason: String) -> NotReady {
+        NotReady(reason)
+    }
+}
+
+impl From<&str> for NotReady {
+    fn from(reason: &str) -> NotReady {
+        NotReady(reason.to_string())
+    }
+}
+
 /// What a part serves on its listeners.
 pub trait Routes: Send + Sync + 'static {
     /// `/healthz`: `Ok` for 200, `Err(reason)` for 503. Healthy by default
     /// (a draining part is still alive: liveness must not restart it).
-    fn health(&self) -> Result<(), String> {
+    fn health(&self) -> Result<(), NotReady> {
         Ok(())
     }
 
     /// `/readyz`: `Ok` for 200, `Err(reason)` for 503.
-    fn ready(&self) -> BoxFuture<'_, Result<(), String>>;
+    fn ready(&self) -> BoxFuture<'_, Result<(), NotReady>>;
 
     /// `/metrics`: the Prometheus text ([`crate::Metrics::render`]).
     fn metrics(&self) -> String;

@@ -27,7 +27,7 @@ struct Part {
 }
 
 impl Routes for Part {
-    fn ready(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn ready(&self) -> BoxFuture<'_, Result<(), lameduck_admin::NotReady>> {
         let ready = self.ready.load(Ordering::SeqCst);
         Box::pin(async move { ready.then_some(()).ok_or_else(|| "draining (drain)".into()) })
     }

@@ -28,7 +28,7 @@ use lameduck_http1::{
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
-use crate::model::{hashcode, Instance, Status};
+use crate::model::{hashcode, BadInput, Instance, Status};
 use crate::Error;
 
 /// Idle connections kept per client (clones share them).
@@ -153,15 +153,15 @@ pub struct Applications {
 impl Applications {
     /// Reads `{"applications": {...}}`; an application or instance list may be
     /// a single object, as some servers write it.
-    pub fn from_value(doc: &Value) -> Result<Applications, String> {
+    pub fn from_value(doc: &Value) -> Result<Applications, BadInput> {
         let apps = doc
             .get("applications")
-            .ok_or("no \"applications\" object")?;
+            .ok_or_else(|| BadInput("no \"applications\" object".into()))?;
         let text = |k: &str| apps.get(k).and_then(Value::as_str).unwrap_or("");
         let mut instances = Vec::new();
         for app in one_or_many(apps.get("application")) {
             for i in one_or_many(app.get("instance")) {
-                instances.push(Instance::from_value(i).map_err(|e| e.0)?);
+                instances.push(Instance::from_value(i)?);
             }
         }
         Ok(Applications {
@@ -388,7 +388,7 @@ impl Client {
     fn applications_from(&self, path: &str, doc: &Value) -> Result<Applications, Error> {
         Applications::from_value(doc).map_err(|reason| Error::Body {
             url: self.base.url(path),
-            reason,
+            reason: reason.0,
         })
     }
 

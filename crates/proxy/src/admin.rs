@@ -51,7 +51,7 @@ impl ProxyRoutes {
 }
 
 impl Routes for ProxyRoutes {
-    fn ready(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn ready(&self) -> BoxFuture<'_, Result<(), lameduck_admin::NotReady>> {
         let phase = self.state.phase();
         Box::pin(async move { lameduck_admin::ready_unless_draining(phase) })
     }

@@ -24,7 +24,7 @@ struct Probes {
 }
 
 impl Routes for Probes {
-    fn ready(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn ready(&self) -> BoxFuture<'_, Result<(), lameduck_admin::NotReady>> {
         let phase = *self.state.phase.borrow();
         Box::pin(async move { lameduck_admin::ready_unless_draining(phase) })
     }

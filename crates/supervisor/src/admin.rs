@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::{header, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use lameduck_admin::{collect, Metrics, Options, Role, Routes};
+use lameduck_admin::{collect, Metrics, NotReady, Options, Role, Routes};
 use lameduck_drain::BoxFuture;
 use prometheus_client::{collector::Collector, encoding::DescriptorEncoder};
 use tokio::net::{TcpListener, TcpStream};
@@ -79,7 +79,7 @@ struct Probes {
 impl Routes for Probes {
     /// Alive while the app runs, also while draining, so a liveness probe
     /// never restarts a draining pod.
-    fn health(&self) -> Result<(), String> {
+    fn health(&self) -> Result<(), NotReady> {
         if self.shared.child_running.load(Ordering::Relaxed) {
             Ok(())
         } else {
@@ -87,7 +87,7 @@ impl Routes for Probes {
         }
     }
 
-    fn ready(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn ready(&self) -> BoxFuture<'_, Result<(), NotReady>> {
         Box::pin(readyz(&self.shared, self.check.as_ref()))
     }
 
@@ -96,7 +96,7 @@ impl Routes for Probes {
     }
 }
 
-async fn readyz(shared: &Shared, check: Option<&ReadyCheck>) -> Result<(), String> {
+async fn readyz(shared: &Shared, check: Option<&ReadyCheck>) -> Result<(), NotReady> {
     lameduck_admin::ready_unless_draining(shared.status().phase)?;
     if !shared.child_running.load(Ordering::Relaxed) {
         return Err("app not running".into());
@@ -106,8 +106,8 @@ async fn readyz(shared: &Shared, check: Option<&ReadyCheck>) -> Result<(), Strin
     };
     let verdict = match probe(check).await {
         Ok(code) if code.is_success() => Ok(()),
-        Ok(code) => Err(format!("app not ready: {} answered {code}", check.url)),
-        Err(reason) => Err(format!("app not ready: {}: {reason}", check.url)),
+        Ok(code) => Err(format!("app not ready: {} answered {code}", check.url).into()),
+        Err(reason) => Err(format!("app not ready: {}: {reason}", check.url).into()),
     };
     shared.count_ready_check(verdict.is_ok());
     verdict
