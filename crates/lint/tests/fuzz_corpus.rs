@@ -29,3 +29,26 @@ fn a_finding_outside_the_text_fails_the_check() {
     };
     fuzzing::check_report(&report);
 }
+
+/// The `--fix` half of the YAML check has work to do: a seed has findings
+/// with edits, and the edits change its text.
+#[test]
+fn a_yaml_seed_exercises_fix() {
+    use lameduck_lint::{fix, lint, FileKind, Options, SourceFile};
+    let path = lameduck_testkit::corpus::dir("lint_yaml").join("web-spring.yaml");
+    let text = std::fs::read_to_string(&path).expect("seed web-spring.yaml");
+    let report = lint(
+        vec![SourceFile::new(
+            "web-spring.yaml",
+            FileKind::Yaml,
+            text.clone(),
+        )],
+        &Options::default(),
+    );
+    let fixed = fix::apply(&report.files, &report.findings);
+    assert!(
+        fixed.get(&0).is_some_and(|t| *t != text),
+        "no edit: {:?}",
+        report.findings
+    );
+}

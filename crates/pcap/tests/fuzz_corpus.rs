@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 use lameduck_pcap::{
-    analyze_bytes, fuzzing,
+    analyze, analyze_bytes, fuzzing,
     synth::{Flow, Format, Link, Writer},
     CloseKind, Filter, Protocol, Side,
 };
@@ -62,6 +62,21 @@ fn the_seeds_read_as_what_they_show() {
 
     let cut = read("cut-short.pcap");
     assert!(cut.files[0].truncated, "{:?}", cut.files);
+}
+
+#[test]
+fn a_capture_in_memory_reads_as_the_same_file_does() {
+    let scratch = std::env::temp_dir().join(format!("lameduck-pcap-mem-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    for (name, bytes) in seeds() {
+        let path = scratch.join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let file = analyze(&[path.clone()], &Filter::default()).unwrap();
+        let memory = analyze_bytes(&path.to_string_lossy(), &bytes, &Filter::default()).unwrap();
+        assert_eq!(memory, file, "{name}");
+        assert!(!memory.connections.is_empty(), "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
 }
 
 fn addr(s: &str) -> SocketAddr {
