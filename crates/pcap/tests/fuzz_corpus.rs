@@ -71,7 +71,7 @@ fn a_capture_in_memory_reads_as_the_same_file_does() {
     for (name, bytes) in seeds() {
         let path = scratch.join(name);
         std::fs::write(&path, &bytes).unwrap();
-        let file = analyze(&[path.clone()], &Filter::default()).unwrap();
+        let file = analyze(std::slice::from_ref(&path), &Filter::default()).unwrap();
         let memory = analyze_bytes(&path.to_string_lossy(), &bytes, &Filter::default()).unwrap();
         assert_eq!(memory, file, "{name}");
         assert!(!memory.connections.is_empty(), "{name}");
