@@ -12,6 +12,8 @@
 
 pub mod dockerfile;
 pub mod fix;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inputs;
 pub mod k8s;
 pub mod launch;

@@ -3,6 +3,7 @@
 mod util;
 
 mod corpus;
+mod fuzz_corpus;
 mod output;
 mod robust;
 mod rules;

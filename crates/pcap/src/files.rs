@@ -3,6 +3,7 @@
 
 use std::{
     fs::File,
+    io::Read,
     path::{Path, PathBuf},
 };
 
@@ -56,7 +57,7 @@ struct Iface {
 /// writing) ends at its last whole packet and is marked truncated.
 pub(crate) fn read(
     path: &Path,
-    mut packet: impl FnMut(u64, Linktype, &[u8]),
+    packet: impl FnMut(u64, Linktype, &[u8]),
 ) -> Result<FileReport, Error> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
@@ -64,10 +65,22 @@ pub(crate) fn read(
     };
     let file = File::open(path).map_err(io)?;
     let bytes = file.metadata().map_err(io)?.len();
-    let mut reader = pcap_parser::create_reader(BUFFER, file).map_err(|e| Error::Format {
-        path: path.to_path_buf(),
-        detail: describe(&e),
-    })?;
+    read_from(path, bytes, file, packet)
+}
+
+/// The packet loop of [`read`] over any source of `bytes` bytes, named `path`
+/// in the report and in errors (an in-memory capture reads the same way).
+pub(crate) fn read_from(
+    path: &Path,
+    bytes: u64,
+    source: impl Read + Send,
+    mut packet: impl FnMut(u64, Linktype, &[u8]),
+) -> Result<FileReport, Error> {
+    let mut reader =
+        pcap_parser::create_reader(buffer_for(bytes), source).map_err(|e| Error::Format {
+            path: path.to_path_buf(),
+            detail: describe(&e),
+        })?;
     let mut report = FileReport {
         path: path.to_path_buf(),
         bytes,
@@ -145,6 +158,12 @@ pub(crate) fn read(
         }
     }
     Ok(report)
+}
+
+/// The reader's first buffer: [`BUFFER`], or less for a smaller capture
+/// (an in-memory one is read many times a second by the fuzz target).
+fn buffer_for(bytes: u64) -> usize {
+    usize::try_from(bytes).map_or(BUFFER, |b| b.clamp(1 << 16, BUFFER))
 }
 
 /// Nanoseconds since the epoch of a pcapng timestamp.

@@ -14,6 +14,8 @@
 
 mod conn;
 mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 mod h2;
 mod http1;
 mod link;
@@ -77,4 +79,17 @@ pub fn analyze(paths: &[PathBuf], filter: &Filter) -> Result<Report, Error> {
         files.push(file);
     }
     Ok(tracker.finish(files))
+}
+
+/// Reads one capture held in memory (pcap or pcapng), named `name` in the
+/// report and in errors, and returns the report of every matching TCP
+/// connection, as [`analyze`] does for a file.
+pub fn analyze_bytes(name: &str, capture: &[u8], filter: &Filter) -> Result<Report, Error> {
+    let mut tracker = tracker::Tracker::new(filter.clone());
+    let path = PathBuf::from(name);
+    let bytes = capture.len() as u64;
+    let file = files::read_from(&path, bytes, capture, |ts, link, data| {
+        tracker.packet(ts, link, data)
+    })?;
+    Ok(tracker.finish(vec![file]))
 }
