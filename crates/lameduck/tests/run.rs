@@ -629,10 +629,14 @@ fn leftover_processes_get_sigterm_then_sigkill() {
     let dir = Scratch::new("leftover");
     let bg = dir.path("bg");
     let ctl = dir.path("ctl.sock");
+    // The shell exits once the fixture is ready (bounded at 10 s), so that
+    // the leftover is a process that ignores TERM, not one still starting.
     let script = format!(
-        "{} signals {} --ignore TERM & exit 0",
-        path_str(&fixture()),
-        path_str(&bg)
+        "{fx} signals {bg} --ignore TERM & i=0; \
+         until grep -q READY {bg} 2>/dev/null || [ $i -ge 1000 ]; do sleep 0.01; i=$((i+1)); done; \
+         exit 0",
+        fx = path_str(&fixture()),
+        bg = path_str(&bg)
     );
     let args = [
         "run",
