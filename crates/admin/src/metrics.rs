@@ -13,7 +13,7 @@ use std::fmt::{self, Write as _};
 use lameduck_drain::{Phase, Status};
 use prometheus_client::{
     collector::Collector,
-    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
+    encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric},
     metrics::{counter::ConstCounter, gauge::ConstGauge, MetricType},
     registry::Registry,
 };
@@ -79,28 +79,12 @@ pub mod collect {
         counter.encode(enc.encode_descriptor(name, &help, None, MetricType::Counter)?)
     }
 
-    /// One gauge.
-    pub fn gauge(
+    /// One gauge, whole (`i64`) or fractional (`f64`).
+    pub fn gauge<N: EncodeGaugeValue>(
         enc: &mut DescriptorEncoder<'_>,
         name: &str,
         help: &str,
-        value: i64,
-    ) -> fmt::Result {
-        let help = format!("{help}.");
-        ConstGauge::new(value).encode(enc.encode_descriptor(
-            name,
-            &help,
-            None,
-            MetricType::Gauge,
-        )?)
-    }
-
-    /// One gauge with a fractional value.
-    pub fn gauge_f64(
-        enc: &mut DescriptorEncoder<'_>,
-        name: &str,
-        help: &str,
-        value: f64,
+        value: N,
     ) -> fmt::Result {
         let help = format!("{help}.");
         ConstGauge::new(value).encode(enc.encode_descriptor(
@@ -164,7 +148,7 @@ impl Collector for DrainCollector {
         )?;
         let now = tokio::time::Instant::now().into_std();
         let left = status.budget.map_or(-1.0, |b| b.left(now).as_secs_f64());
-        collect::gauge_f64(
+        collect::gauge(
             &mut enc,
             "drain_budget_left_seconds",
             "Seconds until the terminate phase; -1 before the drain starts",
